@@ -1,0 +1,211 @@
+"""`fleetdist` command line: parse flags, call `fleetdist.api`, turn results into exit codes.
+
+Exit codes: 0 all hosts on the target; 1 some hosts failed within the
+budget; 2 usage or configuration error; 3 aborted (budget exceeded or canary
+failed); 4 lock held elsewhere; 5 hosts unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fleetdist import api
+from fleetdist.config.project import Project
+from fleetdist.errors import FleetdistError
+from fleetdist.orchestrate.outcome import ExitCode, FleetOutcome
+from fleetdist.report.console import print_recap, print_table, reporter_for
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-r", "--recipe", help="recipe name or path (default: the only one in recipes/)")
+    p.add_argument("-i", "--inventory", help="inventory name or path (default: local)")
+    p.add_argument("--env", default="prod", help="envstack environment (default: prod)")
+    p.add_argument(
+        "-H",
+        "--hosts",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="host patterns or group names, e.g. web[01-99] (repeatable)",
+    )
+    p.add_argument("-x", "--exclude", action="append", default=[], metavar="PATTERN")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.add_argument("--project", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
+    p.add_argument("--parallel", type=int, default=10, help="concurrent host workers")
+    p.add_argument("--max-connect", type=int, default=10, help="concurrent SSH handshakes")
+    p.add_argument(
+        "--accept-new-host-keys",
+        action="store_true",
+        help="trust and record unknown host keys (changed keys are still refused)",
+    )
+    p.add_argument("--lock-wait", type=float, default=0.0, metavar="SECONDS")
+
+
+def _rollout_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--canary", type=int, default=0, metavar="N")
+    p.add_argument("--batch", help="batch sizes: N, P%% or a list like 1,10%%,100%%")
+    p.add_argument("--max-fail", help="failure budget for the whole rollout: N or P%%")
+    p.add_argument("--on-failure", choices=("halt", "rollback"), default="halt")
+    p.add_argument("--artifact", type=Path, help="deploy this built artifact instead of building")
+    p.add_argument("--dry-run", action="store_true", help="print the scripts, run nothing")
+    p.add_argument("--resume", metavar="RUN", help="finish an interrupted rollout")
+    p.add_argument("--force-unlock", action="store_true", help="break held locks first (recorded)")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="fleetdist", description="Build, deploy and roll back apps.")
+    sub = top.add_subparsers(dest="verb", required=True)
+    b = sub.add_parser("build", help="build the recipe's artifacts into dist/")
+    _common(b)
+    b.add_argument("--formats", help="comma list, e.g. tar.gz,zip")
+    for name, helptext in (("deploy", "roll out a release"), ("plan", "deploy --dry-run")):
+        d = sub.add_parser(name, help=helptext)
+        _common(d)
+        _rollout_flags(d)
+    r = sub.add_parser("rollback", help="re-activate the previous release")
+    _common(r)
+    r.add_argument("--to", metavar="RELEASE", help="a release id to activate instead")
+    r.add_argument("--run", metavar="RUN", help="undo exactly the hosts that run cut over")
+    for name, helptext in (
+        ("status", "current/previous per host"),
+        ("history", "merged ledgers"),
+        ("unlock", "break the lock on hosts (recorded)"),
+    ):
+        _common(sub.add_parser(name, help=helptext))
+    h = sub.add_parser("hosts", help="expand host patterns")
+    h.add_argument("-i", "--inventory")
+    h.add_argument("--env", default="prod")
+    h.add_argument("--project", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
+    h.add_argument("patterns", nargs="*")
+    return top
+
+
+def _selection(args: argparse.Namespace) -> api.Selection:
+    return api.Selection(
+        Project(args.project),
+        getattr(args, "recipe", None),
+        args.inventory,
+        args.env,
+        tuple(getattr(args, "hosts", ())),
+        tuple(getattr(args, "exclude", ())),
+    )
+
+
+def _options(args: argparse.Namespace) -> api.DeployOptions:
+    for flag in ("parallel", "max_connect"):
+        if getattr(args, flag) < 1:
+            raise FleetdistError(f"--{flag.replace('_', '-')}: must be at least 1")
+    return api.DeployOptions(
+        canary=getattr(args, "canary", 0),
+        batch=getattr(args, "batch", None),
+        parallel=args.parallel,
+        max_connect=args.max_connect,
+        max_fail=getattr(args, "max_fail", None),
+        on_failure=getattr(args, "on_failure", "halt"),
+        lock_wait=args.lock_wait,
+        accept_new_host_keys=args.accept_new_host_keys,
+        artifact=getattr(args, "artifact", None),
+    )
+
+
+def _emit_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def _fleet(args: argparse.Namespace, fleet: FleetOutcome) -> int:
+    if args.json:
+        _emit_json(fleet.to_json())
+    else:
+        print_recap(fleet)
+    return fleet.exit_code()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.verb == "hosts":
+        for name in api.expand_host_patterns(_selection(args), args.patterns):
+            print(name)
+        return ExitCode.OK
+    sel, opts = _selection(args), _options(args)
+    reporter = (lambda event: None) if args.json and not sys.stderr.isatty() else reporter_for()
+    if args.verb == "build":
+        formats = [f.strip() for f in (args.formats or "").split(",") if f.strip()]
+        artifacts = api.build(sel, formats)
+        if args.json:
+            _emit_json([a.to_json() for a in artifacts])
+        else:
+            for a in artifacts:
+                print(f"{a.path}  {a.release_id}  {a.sha256}")
+        return ExitCode.OK
+    if args.verb in ("deploy", "plan"):
+        if args.verb == "plan" or args.dry_run:
+            planned = api.plan(sel, opts)
+            if args.json:
+                _emit_json(planned)
+            else:
+                for host in planned:
+                    for step in host["steps"]:
+                        print(f"# {host['host']}: {step['name']}\n{step['script']}\n")
+            return ExitCode.OK
+        if args.force_unlock:
+            api.unlock(sel, opts)
+        if args.resume:
+            return _fleet(args, api.resume(sel, args.resume, opts, reporter))
+        return _fleet(args, api.deploy(sel, opts, reporter))
+    if args.verb == "rollback":
+        return _fleet(args, api.rollback(sel, opts, to=args.to, run=args.run, reporter=reporter))
+    if args.verb == "unlock":
+        return _fleet(args, api.unlock(sel, opts))
+    if args.verb == "status":
+        rows = api.status(sel, opts)
+        if args.json:
+            _emit_json([dataclasses.asdict(r) for r in rows])
+        else:
+            print_table(
+                ("host", "app", "current", "previous", "lock", "drift", "error"),
+                [
+                    (
+                        r.host,
+                        r.app,
+                        r.current,
+                        r.previous,
+                        r.lock,
+                        "DRIFT" if r.drift else "",
+                        r.error,
+                    )
+                    for r in rows
+                ],
+            )
+        return ExitCode.OK if all(r.reachable for r in rows) else ExitCode.UNREACHABLE
+    entries = api.history(sel, opts)
+    if args.json:
+        _emit_json(entries)
+    else:
+        keys = ("time", "host", "action", "from", "to", "result", "operator", "run")
+        print_table(keys, [tuple(e.get(k) for k in keys) for e in entries])
+    return ExitCode.OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; never raises for expected failures, returns the exit code."""
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    try:
+        return run(args)
+    except FleetdistError as exc:
+        print(f"fleetdist: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("fleetdist: interrupted; hosts keep their current release", file=sys.stderr)
+        return 130
+
+
+def entrypoint() -> None:
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The only module that talks to envstack: `--env NAME` and `{VAR}` expansion.
+
+An environment is a real envstack stack (`env/<name>.env`, found through
+`ENVPATH`, default `<project>/env`).  `{VAR}` placeholders in recipes and
+inventories resolve, first match wins, from: host vars, group vars, inventory
+default vars, the process environment, then the envstack environment.  So an
+operator can override an env file value from the shell, and a host can
+override anything for itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from fleetdist.errors import ConfigError
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def load_env(name: str, project: Path) -> dict[str, str]:
+    """Load and resolve the envstack stack `name`; values come back as strings.
+
+    Raises ConfigError naming the stack and the directories searched when no
+    `<name>.env` exists there, because a typo in `--env` must never fall back
+    to an empty environment and deploy to the wrong place.
+    """
+    from envstack.env import load_environ, resolve_environ  # imported lazily: slow import
+
+    if not _ENV_NAME.match(name):
+        raise ConfigError(f"--env: {name!r} is not a valid environment name")
+    envpath = os.environ.get("ENVPATH") or str(project / "env")
+    dirs = [d for d in envpath.split(os.pathsep) if d]
+    if not any((Path(d) / f"{name}.env").is_file() for d in dirs):
+        raise ConfigError(f"--env: no {name}.env in ENVPATH ({os.pathsep.join(dirs)})")
+    saved = os.environ.get("ENVPATH")
+    os.environ["ENVPATH"] = envpath
+    try:
+        raw = load_environ(name, ignore_missing=False)
+        resolved = resolve_environ(raw)
+    except Exception as exc:  # envstack raises many types; all mean a broken env file
+        raise ConfigError(f"{name}.env: {exc}") from exc
+    finally:
+        if saved is None:
+            os.environ.pop("ENVPATH", None)
+        else:
+            os.environ["ENVPATH"] = saved
+    return {str(k): "" if v is None else str(v) for k, v in resolved.items()}
+
+
+def expand(text: str, lookup: Mapping[str, str], *, where: str) -> str:
+    """Replace every `{VAR}` in `text`; a missing VAR is an error naming it and `where`."""
+
+    def sub(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in lookup:
+            raise ConfigError(
+                f"{where}: variable {{{key}}} is not set (env file, inventory vars or environment)"
+            )
+        return lookup[key]
+
+    return _PLACEHOLDER.sub(sub, text)

@@ -1,0 +1,192 @@
+"""Load recipes and inventories from YAML into the frozen models of `schema.py`.
+
+Inventory layers merge in one documented order, later wins:
+    defaults  <  groups (in file order)  <  the host's own entry
+for connection settings and for `vars` alike.  `{VAR}` in connection
+settings is expanded per host (see `env.py` for the lookup order) and the
+name `{host}` is always the inventory name of the host being resolved.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import ChainMap
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fleetdist.config.env import expand
+from fleetdist.config.fields import Fields, read_yaml
+from fleetdist.config.hosts import expand_pattern
+from fleetdist.config.schema import Hooks, Host, Inventory, Recipe, Source
+from fleetdist.errors import ConfigError, HostPatternError
+
+APP_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+PATH_KEYS = ("identity_file", "known_hosts", "local_root")
+
+
+def check_release_id(value: str, where: str) -> str:
+    """Release ids become directory names: no `/`, no control characters, not `.`/`..`."""
+    if not value or value in (".", "..") or "/" in value or any(ord(c) < 32 for c in value):
+        raise ConfigError(
+            f"{where}: {value!r} cannot be a release id (no '/', newlines or dots only)"
+        )
+    return value
+
+
+def load_recipe(path: Path) -> Recipe:
+    """Read and validate a recipe; `source.path` is resolved against the recipe's folder."""
+    source = str(path)
+    f = Fields(read_yaml(path), source)
+    app = f.text("app", required=True) or ""
+    if not APP_NAME.match(app):
+        raise f.error("app", "use lowercase letters, digits, '.', '_' or '-' (max 64)")
+    version = check_release_id(f.text("version", required=True) or "", f"{source}: version")
+    src = f.raw("source")
+    if isinstance(src, str):
+        src = {"path": src}
+    s = Fields(src, source, "source")
+    if src is None:
+        raise f.error("source", "missing required field")
+    source_dir = (path.parent / (s.text("path", required=True) or "")).resolve()
+    sources = Source(source_dir, s.strings("include") or ("**",), s.strings("exclude"))
+    s.done()
+    hooks_f = f.sub("hooks")
+    hooks = Hooks(hooks_f.strings("before_activate"), hooks_f.strings("after_activate"))
+    hooks_f.done()
+    env = f.scalars("env")
+    secret_env = f.strings("secret_env")
+    for i, name in enumerate(secret_env):
+        if name not in env:
+            raise f.error(f"secret_env[{i}]", f"{name!r} is not a key of env")
+    build = f.raw("build")
+    if build is not None and not isinstance(build, dict):
+        raise f.error("build", "expected a mapping")
+    recipe = Recipe(
+        source_file=source,
+        app=app,
+        version=version,
+        source=sources,
+        deploy_root=f.text("deploy_root", required=True) or "",
+        keep=f.integer("keep", 5, low=2, high=1000) or 5,
+        test=f.strings("test"),
+        hooks=hooks,
+        healthcheck=f.text("healthcheck"),
+        env=env,
+        secret_env=secret_env,
+        formats=f.strings("formats") or ("tar.gz",),
+        build=build or {},
+    )
+    f.done()
+    return recipe
+
+
+def _connection(f: Fields) -> dict[str, Any]:
+    """Read the connection settings present in one layer (absent keys are omitted)."""
+    out: dict[str, Any] = {}
+    if f.has("transport"):
+        transport = f.text("transport")
+        if transport not in ("local", "ssh"):
+            raise f.error("transport", f"must be 'local' or 'ssh', got {transport!r}")
+        out["transport"] = transport
+    for key in ("hostname", "user", "identity_file", "known_hosts", "jump_host", "local_root"):
+        if f.has(key):
+            out[key] = f.text(key)
+    if f.has("port"):
+        out["port"] = f.integer("port", None, low=1, high=65535)
+    for key in ("connect_timeout", "command_timeout"):
+        if f.has(key):
+            out[key] = f.number(key, 0.0)
+    return out
+
+
+class _Layer:
+    """One layer of settings: connection keys, vars, and where it was read."""
+
+    def __init__(self, f: Fields) -> None:
+        self.field = f.path
+        self.connection = _connection(f)
+        self.vars = f.scalars("vars")
+
+
+def load_inventory(path: Path, env: Mapping[str, str], process_env: Mapping[str, str]) -> Inventory:
+    """Read, merge and validate an inventory; every host comes out fully resolved."""
+    source = str(path)
+    f = Fields(read_yaml(path), source)
+    defaults_f = f.sub("defaults")
+    defaults = _Layer(defaults_f)
+    defaults_f.done()
+
+    groups: dict[str, tuple[str, ...]] = {}
+    group_layers: dict[str, _Layer] = {}
+    groups_f = f.sub("groups")
+    for name in list(groups_f.data):
+        g = groups_f.sub(str(name))
+        try:
+            members = [h for p in g.strings("hosts") for h in expand_pattern(p)]
+        except HostPatternError as exc:
+            raise g.error("hosts", str(exc)) from None
+        groups[str(name)] = tuple(dict.fromkeys(members))
+        group_layers[str(name)] = _Layer(g)
+        g.done()
+    groups_f.done()
+
+    host_layers: dict[str, _Layer] = {}
+    hosts_f = f.sub("hosts")
+    for pattern in list(hosts_f.data):
+        h = hosts_f.sub(str(pattern))
+        layer = _Layer(h)
+        h.done()
+        try:
+            names = expand_pattern(str(pattern))
+        except HostPatternError as exc:
+            raise hosts_f.error(str(pattern), str(exc)) from None
+        for name in names:
+            host_layers[name] = layer
+    hosts_f.done()
+    f.done()
+
+    ordered = list(dict.fromkeys([*host_layers, *(n for m in groups.values() for n in m)]))
+    if not ordered:
+        raise ConfigError.at(source, "hosts", "the inventory defines no hosts")
+    hosts = {
+        name: _resolve_host(
+            name, source, defaults, groups, group_layers, host_layers.get(name), env, process_env
+        )
+        for name in ordered
+    }
+    return Inventory(source=source, hosts=hosts, groups=groups)
+
+
+def _resolve_host(
+    name: str,
+    source: str,
+    defaults: _Layer,
+    groups: dict[str, tuple[str, ...]],
+    group_layers: dict[str, _Layer],
+    own: _Layer | None,
+    env: Mapping[str, str],
+    process_env: Mapping[str, str],
+) -> Host:
+    member_of = tuple(g for g, members in groups.items() if name in members)
+    layers = [defaults, *(group_layers[g] for g in member_of), *([own] if own else [])]
+    settings: dict[str, Any] = {}
+    host_vars: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    for layer in layers:
+        settings.update(layer.connection)
+        host_vars.update(layer.vars)
+        origin.update({k: layer.field for k in layer.connection})
+    lookup = ChainMap({"host": name}, host_vars, dict(process_env), dict(env))
+    for key in (*PATH_KEYS, "hostname", "user", "jump_host"):
+        if isinstance(settings.get(key), str):
+            settings[key] = expand(settings[key], lookup, where=f"{source}: {origin[key]}.{key}")
+    resolved_vars = {
+        k: expand(v, lookup, where=f"{source}: host {name}: vars.{k}") for k, v in host_vars.items()
+    }
+    if settings.get("transport", "ssh") == "local":
+        if not settings.get("local_root"):
+            raise ConfigError.at(source, f"host {name}", "transport 'local' needs local_root")
+        settings["local_root"] = os.path.abspath(settings["local_root"])
+    return Host(name=name, groups=member_of, vars=resolved_vars, **settings)

@@ -1,0 +1,65 @@
+"""Where a project keeps its recipes, inventories, env files and local state.
+
+Everything is relative to one project directory (the current directory by
+default), so a runbook that `cd`s into a checkout gets the same result on
+any machine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleetdist.errors import ConfigError
+
+DEFAULT_INVENTORY = "local"
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+
+    @property
+    def recipes(self) -> Path:
+        return self.root / "recipes"
+
+    @property
+    def inventories(self) -> Path:
+        return self.root / "inventories"
+
+    @property
+    def dist(self) -> Path:
+        return self.root / "dist"
+
+    @property
+    def state(self) -> Path:
+        """Controller-side state: the run journal lives here."""
+        return Path(os.environ.get("FLEETDIST_STATE") or self.root / ".fleetdist")
+
+    @property
+    def runs(self) -> Path:
+        return self.state / "runs"
+
+    def recipe_path(self, name: str | None) -> Path:
+        """`-r NAME|PATH`, or the only recipe in recipes/."""
+        if name:
+            return _named(self.recipes, name, "recipe", "-r/--recipe")
+        found = sorted(self.recipes.glob("*.yaml")) + sorted(self.recipes.glob("*.yml"))
+        if len(found) != 1:
+            listed = ", ".join(p.stem for p in found) or "none"
+            raise ConfigError(f"-r/--recipe: choose a recipe ({listed} in {self.recipes})")
+        return found[0]
+
+    def inventory_path(self, name: str | None) -> Path:
+        """`-i NAME|PATH`, else $FLEETDIST_INVENTORY, else inventories/local.yaml."""
+        chosen = name or os.environ.get("FLEETDIST_INVENTORY") or DEFAULT_INVENTORY
+        return _named(self.inventories, chosen, "inventory", "-i/--inventory")
+
+
+def _named(folder: Path, name: str, kind: str, flag: str) -> Path:
+    candidates = [Path(name), folder / name, folder / f"{name}.yaml", folder / f"{name}.yml"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ConfigError(f"{flag}: no {kind} {name!r} (looked in {folder})")

@@ -1,0 +1,91 @@
+"""Frozen, validated models of recipes and inventories.
+
+`loader.py` turns YAML into these once; every later module trusts them and
+never re-checks a field.  Paths here are already `{VAR}`-expanded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+TransportName = Literal["local", "ssh"]
+
+
+@dataclass(frozen=True)
+class Host:
+    """One target host with its merged connection settings and variables.
+
+    `name` is the inventory name (what patterns match and reports show);
+    `hostname` is what SSH connects to (defaults to `name`, and may be an
+    ssh_config alias).  `local_root` is only set for the local transport: the
+    directory that stands in for `/` on that host.
+    """
+
+    name: str
+    transport: TransportName = "ssh"
+    hostname: str | None = None
+    port: int | None = None
+    user: str | None = None
+    identity_file: str | None = None
+    known_hosts: str | None = None
+    jump_host: str | None = None
+    connect_timeout: float = 10.0
+    command_timeout: float = 900.0
+    local_root: str | None = None
+    groups: tuple[str, ...] = ()
+    vars: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def address(self) -> str:
+        return self.hostname or self.name
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Hosts by name (in file order) and the host names of each group."""
+
+    source: str
+    hosts: dict[str, Host]
+    groups: dict[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Source:
+    """What goes into the app's archive: a directory filtered by globs."""
+
+    path: Path
+    include: tuple[str, ...] = ("**",)
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Shell commands run in the new release around activation."""
+
+    before_activate: tuple[str, ...] = ()
+    after_activate: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One app: what to package, where it lives on a host, how it is checked.
+
+    `deploy_root` may still hold `{VAR}` placeholders: it is resolved per host,
+    because host variables can take part in it.
+    """
+
+    source_file: str
+    app: str
+    version: str
+    source: Source
+    deploy_root: str
+    keep: int = 5
+    test: tuple[str, ...] = ()
+    hooks: Hooks = Hooks()
+    healthcheck: str | None = None
+    env: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    secret_env: tuple[str, ...] = ()
+    formats: tuple[str, ...] = ("tar.gz",)
+    build: dict[str, object] = field(default_factory=dict, hash=False, compare=False)

@@ -1,0 +1,62 @@
+"""The FleetdistError tree.
+
+Every message is one line that names the file, host or field at fault, because
+runbooks grep logs and operators read them at 3am.  Each class carries the exit
+code the CLI turns it into, so no caller has to map exceptions by hand.
+"""
+
+from __future__ import annotations
+
+
+class FleetdistError(Exception):
+    """Base of every error fleetdist raises on purpose."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split("\n")))
+
+
+class ConfigError(FleetdistError):
+    """A recipe, inventory, env file or flag is wrong: `file: path.to.field: reason`."""
+
+    @classmethod
+    def at(cls, source: str, field: str, reason: str) -> ConfigError:
+        where = f"{source}: {field}" if field else source
+        return cls(f"{where}: {reason}")
+
+
+class HostPatternError(ConfigError):
+    """A host pattern such as `web[3-1]` cannot be expanded."""
+
+
+class ArtifactError(FleetdistError):
+    """An artifact is missing, corrupt, or would unpack outside its release."""
+
+
+class BuildError(FleetdistError):
+    """A build step failed; the message ends with the tail of its log."""
+
+    exit_code = 1
+
+
+class TransportError(FleetdistError):
+    """A host cannot be reached or dropped the connection."""
+
+    exit_code = 5
+
+
+class HostKeyError(TransportError):
+    """A host presented an unknown or changed key under strict checking."""
+
+
+class LockHeldError(FleetdistError):
+    """Another operator's rollout holds the per-app lock on a host."""
+
+    exit_code = 4
+
+
+class UploadError(FleetdistError):
+    """The host took the connection but refused the artifact (e.g. its disk is full)."""
+
+    exit_code = 1

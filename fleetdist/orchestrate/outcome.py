@@ -1,0 +1,81 @@
+"""What happened on each host, and what the fleet's result means as an exit code."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    OK = "ok"  # on the target release now
+    UNCHANGED = "unchanged"  # was already on the target release
+    FAILED = "failed"  # a step failed; `current` untouched (or reverted)
+    REVERTED = "reverted"  # activated, failed its healthcheck, flipped back
+    ROLLED_BACK = "rolled-back"  # cut over, then undone by --on-failure rollback
+    LOCKED = "locked"  # another rollout holds the lease
+    UNREACHABLE = "unreachable"
+    SKIPPED = "skipped"  # never cut over: the rollout stopped first
+
+
+FAILURES = {Status.FAILED, Status.REVERTED, Status.ROLLED_BACK, Status.LOCKED, Status.UNREACHABLE}
+
+
+class ExitCode:
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    ABORTED = 3
+    LOCKED = 4
+    UNREACHABLE = 5
+
+
+@dataclass
+class HostOutcome:
+    host: str
+    status: Status = Status.SKIPPED
+    from_release: str | None = None
+    to_release: str | None = None
+    stage: str = "pending"  # the last stage reached: probed, uploaded, staged, tested, activated
+    failed_step: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILURES
+
+
+@dataclass
+class FleetOutcome:
+    run_id: str
+    action: str
+    app: str
+    env: str
+    release_id: str | None
+    hosts: dict[str, HostOutcome] = field(default_factory=dict)
+    aborted: str | None = None  # why the rollout stopped early, if it did
+
+    def exit_code(self) -> int:
+        """3 aborted, else 1 if any step failed, else 4 locked, else 5 unreachable, else 0."""
+        statuses = {o.status for o in self.hosts.values()}
+        if self.aborted:
+            return ExitCode.ABORTED
+        if statuses & {Status.FAILED, Status.REVERTED, Status.ROLLED_BACK}:
+            return ExitCode.FAILED
+        if Status.LOCKED in statuses:
+            return ExitCode.LOCKED
+        if Status.UNREACHABLE in statuses:
+            return ExitCode.UNREACHABLE
+        return ExitCode.OK
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "run_id": self.run_id,
+            "action": self.action,
+            "app": self.app,
+            "env": self.env,
+            "release_id": self.release_id,
+            "aborted": self.aborted,
+            "exit_code": self.exit_code(),
+            "hosts": [asdict(o) for o in self.hosts.values()],
+        }

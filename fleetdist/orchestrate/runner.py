@@ -1,0 +1,353 @@
+"""Run release steps on many hosts: prepare everywhere, then cut over in gated batches.
+
+Phase 1 (prepare) takes each host's lease, stages and tests the release in
+place, in parallel; nothing users see changes.  Phase 2 (cut over) flips
+`current` canary first, then batch by batch, only on hosts that passed, and
+stops starting batches once the failure budget is spent.  A worker never
+lets an exception escape: everything ends up in the host's HostOutcome.
+Leases are held until the whole rollout is over, so `--on-failure rollback`
+can still undo a host that was cut over early.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from fleetdist.build.artifact import Artifact
+from fleetdist.config.schema import Host
+from fleetdist.errors import FleetdistError, TransportError
+from fleetdist.orchestrate.batches import failure_budget, plan_batches
+from fleetdist.orchestrate.outcome import FleetOutcome, HostOutcome, Status
+from fleetdist.release import steps
+from fleetdist.release.command import Sh
+from fleetdist.release.steps import Context, Facts, LockSpec
+from fleetdist.report import ledger
+from fleetdist.report.events import Event, Reporter
+from fleetdist.transport.base import Result, Transport, TransportFactory
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class HostJob:
+    """One host and the pure context its scripts are rendered from."""
+
+    host: Host
+    ctx: Context
+
+
+@dataclass(frozen=True)
+class RolloutOptions:
+    lock: LockSpec
+    canary: int = 0
+    batch: str | None = None
+    parallel: int = 10
+    max_fail: str | None = None
+    on_failure: str = "halt"
+    operator: str = "unknown"
+
+
+class StepFailed(Exception):
+    """Internal: a step exited non-zero; the message is the host's own last words."""
+
+
+def parallel(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
+    """Map `fn` over `items` on at most `workers` threads, results in input order."""
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items)))) as pool:
+        return list(pool.map(fn, items))
+
+
+@dataclass
+class _Live:
+    """A host during a rollout: its open transport and what the probe found."""
+
+    job: HostJob
+    outcome: HostOutcome
+    transport: Transport | None = None
+    facts: Facts = field(default_factory=Facts)
+    locked: bool = False
+    step: str = "connect"  # the step under way, named in the outcome if it fails
+    started: float = field(default_factory=time.monotonic)
+
+
+class Rollout:
+    """One deploy or rollback across many hosts.  Create one per run."""
+
+    def __init__(
+        self,
+        *,
+        fleet: FleetOutcome,
+        factory: TransportFactory,
+        reporter: Reporter,
+        options: RolloutOptions,
+    ) -> None:
+        self.fleet, self.factory, self.emit, self.options = fleet, factory, reporter, options
+
+    # -- helpers -------------------------------------------------------------
+
+    def _stage(self, live: _Live, stage: str, **data: object) -> None:
+        live.outcome.stage = stage
+        self.emit(Event("stage", live.job.host.name, stage, data=dict(data)))
+
+    def _run(self, live: _Live, step: str, script: Sh) -> Result:
+        assert live.transport is not None
+        live.step = step
+        result = live.transport.run(script.text)
+        if result.exit_code == steps.LOCK_HELD:
+            live.step = "lock"
+        if not result.ok:
+            raise StepFailed(result.tail() or f"exit code {result.exit_code}")
+        return result
+
+    def _fail(self, live: _Live, step: str, error: str, status: Status = Status.FAILED) -> None:
+        o = live.outcome
+        o.status, o.failed_step, o.error = status, step, error
+        self.emit(Event("stage", live.job.host.name, "failed", error, {"step": step}))
+
+    def _ledger_line(
+        self, live: _Live, action: str, result: str, to: str | None, **extra: str
+    ) -> str:
+        ctx = live.job.ctx
+        return ledger.record(
+            action,
+            app=ctx.app,
+            env=ctx.env_name,
+            run=self.fleet.run_id,
+            from_release=live.facts.current,
+            to_release=to,
+            result=result,
+            who=self.options.operator,
+            **extra,
+        )
+
+    def _guard(self, live: _Live, work: Callable[[], None]) -> bool:
+        """Run `work`; turn every failure into the host's outcome.  True if it succeeded."""
+        name = live.job.host.name
+        try:
+            work()
+            return True
+        except StepFailed as exc:
+            if live.step == "lock":
+                self._fail(live, "lock", f"host {name}: {exc}", Status.LOCKED)
+            else:
+                self._fail(live, live.step, f"host {name}: {live.step}: {exc}")
+        except TransportError as exc:
+            self._fail(live, live.step, str(exc), Status.UNREACHABLE)
+        except FleetdistError as exc:
+            self._fail(live, live.step, str(exc))
+        except Exception as exc:  # a worker must never take the rollout down
+            self._fail(live, live.step, f"host {name}: internal error: {type(exc).__name__}: {exc}")
+        return False
+
+    def _connect_and_probe(self, live: _Live) -> None:
+        live.step = "connect"
+        live.transport = self.factory(live.job.host)
+        self._stage(live, "connected")
+        result = self._run(live, "probe", steps.probe(live.job.ctx.layout, self.options.lock))
+        live.locked = True
+        live.facts = steps.parse_facts(result.stdout)
+        live.outcome.from_release = live.facts.current
+        self._stage(live, "probed", current=live.facts.current)
+
+    def _release(self, live: _Live, lines: Iterable[str] = ()) -> None:
+        """Append failure lines and give the lease back; best effort, then close."""
+        if live.transport is None:
+            return
+        try:
+            if live.locked or list(lines):
+                lock = self.options.lock if live.locked else None
+                live.transport.run(steps.finish(live.job.ctx.layout, lock, lines).text)
+        except Exception:
+            pass
+        finally:
+            live.transport.close()
+            live.outcome.seconds = round(time.monotonic() - live.started, 3)
+            self.emit(Event("host_done", live.job.host.name, data={"status": live.outcome.status}))
+
+    # -- deploy --------------------------------------------------------------
+
+    def _prepare(self, live: _Live, artifact: Artifact) -> bool:
+        ctx = live.job.ctx
+
+        def work() -> None:
+            self._connect_and_probe(live)
+            if live.facts.current == ctx.release_id:
+                live.outcome.status = Status.UNCHANGED
+                return
+            if not live.facts.staged(ctx.release_id):
+                incoming = ctx.layout.incoming(f"{ctx.release_id}.{artifact.format}")
+                assert live.transport is not None
+                live.step = "upload"
+                live.transport.put(artifact.path, incoming)
+                self._stage(live, "uploaded")
+                self._run(
+                    live, "unpack", steps.unpack(ctx, self.options.lock, incoming, artifact.sha256)
+                )
+            self._stage(live, "staged")
+            if ctx.test:
+                self._run(live, "test", steps.run_tests(ctx))
+            self._stage(live, "tested")
+
+        return self._guard(live, work) and live.outcome.status != Status.UNCHANGED
+
+    def _activate(self, live: _Live, target: str, *, action: str, prune: bool) -> None:
+        ctx = live.job.ctx
+        script = steps.activate(
+            ctx,
+            self.options.lock,
+            target,
+            prune=steps.prune_candidates(live.facts, target, ctx.keep) if prune else (),
+            ledger_ok=self._ledger_line(live, action, "ok", target),
+            ledger_reverted=self._ledger_line(live, action, "reverted", target),
+        )
+        assert live.transport is not None
+        live.step = "activate"
+        result = live.transport.run(script.text)
+        if result.exit_code == steps.REVERTED:
+            live.outcome.status, live.outcome.failed_step = Status.REVERTED, "healthcheck"
+            live.outcome.error = result.tail()
+            self.emit(
+                Event("stage", live.job.host.name, "failed", result.tail(), {"step": "healthcheck"})
+            )
+            return
+        if not result.ok:
+            raise StepFailed(result.tail() or f"exit code {result.exit_code}")
+        live.outcome.status, live.outcome.to_release = Status.OK, target
+        self._stage(live, "activated", release=target)
+
+    def _cut_over(self, live: _Live) -> None:
+        self._guard(
+            live, lambda: self._activate(live, live.job.ctx.release_id, action="deploy", prune=True)
+        )
+
+    def deploy(self, jobs: Sequence[HostJob], artifact: Artifact) -> FleetOutcome:
+        lives = [self._live(job, artifact.release_id) for job in jobs]
+        budget = failure_budget(self.options.max_fail, len(lives))
+        self.emit(
+            Event("run_started", data={"hosts": [j.host.name for j in jobs], "phase": "prepare"})
+        )
+        try:
+            ready = parallel(lambda lv: self._prepare(lv, artifact), lives, self.options.parallel)
+            candidates = [lv for lv, ok in zip(lives, ready, strict=True) if ok]
+            if not self._within(budget):
+                self.fleet.aborted = "failure budget exceeded while preparing"
+            else:
+                self._cut_over_batches(candidates, budget, len(lives))
+            if self.fleet.aborted:
+                self.emit(Event("aborted", message=self.fleet.aborted))
+                if self.options.on_failure == "rollback":
+                    self._undo([lv for lv in lives if lv.outcome.status == Status.OK])
+        finally:
+            parallel(
+                lambda lv: self._release(lv, self._failure_lines(lv, "deploy")),
+                lives,
+                self.options.parallel,
+            )
+        self.emit(Event("run_finished", data=self.fleet.to_json()))
+        return self.fleet
+
+    def _cut_over_batches(self, candidates: list[_Live], budget: int | None, total: int) -> None:
+        by_name = {lv.job.host.name: lv for lv in candidates}
+        batches = plan_batches(
+            list(by_name), canary=self.options.canary, batch=self.options.batch, total=total
+        )
+        for index, names in enumerate(batches):
+            batch = [by_name[n] for n in names]
+            self.emit(Event("batch_started", data={"index": index, "hosts": names}))
+            parallel(self._cut_over, batch, self.options.parallel)
+            self.emit(Event("batch_finished", data={"index": index}))
+            if index == 0 and self.options.canary and any(lv.outcome.failed for lv in batch):
+                self.fleet.aborted = "canary failed"
+                return
+            if not self._within(budget):
+                self.fleet.aborted = "failure budget exceeded (--max-fail)"
+                return
+
+    def _within(self, budget: int | None) -> bool:
+        failed = sum(1 for o in self.fleet.hosts.values() if o.failed)
+        return budget is None or failed <= budget
+
+    def _undo(self, lives: list[_Live]) -> None:
+        """--on-failure rollback: put hosts cut over by this rollout back where they were."""
+
+        def undo(live: _Live) -> None:
+            previous = live.facts.current
+            if previous is None:
+                return  # first deploy on this host: there is nothing older to go back to
+
+            def work() -> None:
+                self._activate(live, previous, action="rollback", prune=False)
+                live.outcome.status, live.outcome.to_release = Status.ROLLED_BACK, previous
+
+            self._guard(live, work)
+
+        parallel(undo, lives, self.options.parallel)
+
+    def _failure_lines(self, live: _Live, action: str) -> list[str]:
+        """A ledger line for failures the host's own scripts did not record."""
+        o = live.outcome
+        if not live.locked or o.status != Status.FAILED:
+            return []
+        return [
+            self._ledger_line(
+                live, action, "failed", o.to_release, step=o.failed_step or "", error=o.error or ""
+            )
+        ]
+
+    def _live(self, job: HostJob, target: str | None) -> _Live:
+        outcome = HostOutcome(job.host.name, to_release=target)
+        self.fleet.hosts[job.host.name] = outcome
+        return _Live(job, outcome)
+
+    # -- rollback ------------------------------------------------------------
+
+    def rollback(
+        self, jobs: Sequence[HostJob], to: str | None, per_host: Mapping[str, str] | None = None
+    ) -> FleetOutcome:
+        """Re-activate `to`, a release per host, or each host's previous release.
+
+        Symmetric by construction: activation records the release it replaced
+        as `previous`, so a second rollback returns to where the first began.
+        """
+        lives = [self._live(job, to) for job in jobs]
+        self.emit(
+            Event("run_started", data={"hosts": [j.host.name for j in jobs], "phase": "rollback"})
+        )
+
+        def one(live: _Live) -> None:
+            def work() -> None:
+                self._connect_and_probe(live)
+                target = to or (per_host or {}).get(live.job.host.name) or live.facts.previous
+                if not target:
+                    raise FleetdistError(
+                        f"host {live.job.host.name}: no previous release to roll back to"
+                    )
+                live.outcome.to_release = target
+                if target == live.facts.current:
+                    live.outcome.status = Status.UNCHANGED
+                    return
+                if not live.facts.staged(target):
+                    raise FleetdistError(
+                        f"host {live.job.host.name}: release {target!r} is not on this host"
+                    )
+                self._activate(live, target, action="rollback", prune=False)
+
+            self._guard(live, work)
+
+        try:
+            parallel(one, lives, self.options.parallel)
+        finally:
+            parallel(
+                lambda lv: self._release(lv, self._failure_lines(lv, "rollback")),
+                lives,
+                self.options.parallel,
+            )
+        self.emit(Event("run_finished", data=self.fleet.to_json()))
+        return self.fleet

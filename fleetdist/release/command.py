@@ -1,0 +1,81 @@
+"""Host commands as data: the one place that quotes.
+
+A `Sh` fragment carries two texts built side by side: `text`, what the host
+runs, and `shown`, what logs and `--dry-run` print, with secret values masked
+as `***`.  Fragments are built from argv lists (`cmd`), variable assignments
+(`assign`) or the user's own shell snippets (`user_shell`, which run under
+`sh -c` so their quoting is theirs, and ours stays intact), and combined with
+`and_then`, `or_else` and `script`.  No caller ever formats a path into a
+shell string by hand.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+MASK = "***"
+
+
+@dataclass(frozen=True)
+class Sh:
+    """One piece of POSIX sh, with its display twin."""
+
+    text: str
+    shown: str
+
+    def and_then(self, other: Sh) -> Sh:
+        return Sh(f"{self.text} && {other.text}", f"{self.shown} && {other.shown}")
+
+    def or_else(self, other: Sh) -> Sh:
+        return Sh(f"{self.text} || {other.text}", f"{self.shown} || {other.shown}")
+
+    def append_to(self, target: str) -> Sh:
+        """Append stdout to `target`, a shell expression over assigned variables ("$R/x")."""
+        return Sh(f"{self.text} >> {target}", f"{self.shown} >> {target}")
+
+
+def cmd(*argv: str, secret: Iterable[str] = ()) -> Sh:
+    """An argv list, each word quoted; words listed in `secret` are masked in `shown`."""
+    hidden = set(secret)
+    return Sh(shlex.join(argv), " ".join(MASK if a in hidden else shlex.quote(a) for a in argv))
+
+
+def assign(name: str, value: str, *, secret: bool = False) -> Sh:
+    """`NAME=value` with the value quoted; `name` must be a shell identifier."""
+    if not name.isidentifier():
+        raise ValueError(f"not a shell variable name: {name!r}")
+    return Sh(f"{name}={shlex.quote(value)}", f"{name}={MASK if secret else shlex.quote(value)}")
+
+
+def export(name: str, value: str, *, secret: bool = False) -> Sh:
+    a = assign(name, value, secret=secret)
+    return Sh(f"export {a.text}", f"export {a.shown}")
+
+
+def raw(text: str) -> Sh:
+    """Shell written by fleetdist itself that uses only `$VARIABLES` set by `assign`.
+
+    Use it for control flow (`if`, `for`, `"$R/current"`); every value it
+    touches must come from a variable assigned with `assign`, never from an
+    f-string.
+    """
+    return Sh(text, text)
+
+
+def user_shell(snippet: str) -> Sh:
+    """A recipe's own command (test, hook, healthcheck), run as `sh -c SNIPPET`."""
+    return cmd("sh", "-c", snippet)
+
+
+def fail(fmt: str, *args: str, code: int = 1) -> Sh:
+    """`{ printf FMT ARGS >&2; exit CODE; }`: report on stderr and stop the script."""
+    message = cmd("printf", fmt + "\\n", *args)
+    return Sh(f"{{ {message.text} >&2; exit {code}; }}", f"{{ {message.shown} >&2; exit {code}; }}")
+
+
+def script(parts: Iterable[Sh]) -> Sh:
+    """Join fragments into one script that stops at the first failing line."""
+    items = [raw("set -eu"), *parts]
+    return Sh("\n".join(p.text for p in items), "\n".join(p.shown for p in items))

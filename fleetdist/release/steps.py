@@ -1,0 +1,357 @@
+"""Pure: a host's facts plus a release -> the scripts that move it, step by step.
+
+Every step is one POSIX sh script (one round trip).  Scripts begin by
+assigning each value to a shell variable with `assign` (the only quoting), and
+refer to them as "$VAR" afterwards, so hostile paths and ids are inert.
+`--dry-run` prints these very objects; a real run sends them.  Beside 0 and
+1, the scripts exit LOCK_HELD, REVERTED or NOT_STAGED on purpose, and the
+runner maps those to outcomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from fleetdist.release.command import Sh, assign, cmd, export, fail, raw, script, user_shell
+from fleetdist.release.layout import MARKER, ReleaseLayout
+
+LOCK_HELD = 75
+REVERTED = 76
+NOT_STAGED = 77
+# A lease longer than any single step; each step renews it, and a crashed
+# controller's lease simply runs out.
+LEASE_SECONDS = 1800
+
+
+@dataclass(frozen=True)
+class LockSpec:
+    """Who asks for the per-app lease on a host, and for which rollout."""
+
+    run_id: str
+    holder: str
+    lease: int = LEASE_SECONDS
+    wait: float = 0.0
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a probe found on a host: the link, the previous id, staged releases.
+
+    `releases` is newest first, as (release id, staged-at epoch seconds).
+    """
+
+    current: str | None = None
+    previous: str | None = None
+    releases: tuple[tuple[str, int], ...] = ()
+    lock: str | None = None
+
+    def staged(self, release_id: str) -> bool:
+        return any(rid == release_id for rid, _ in self.releases)
+
+    @property
+    def release_ids(self) -> list[str]:
+        return [rid for rid, _ in self.releases]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything the scripts of one host need, already resolved for that host."""
+
+    layout: ReleaseLayout
+    app: str
+    release_id: str
+    env_name: str = "prod"
+    host: str = ""
+    env: tuple[tuple[str, str], ...] = ()
+    secret_env: frozenset[str] = field(default_factory=frozenset)
+    test: tuple[str, ...] = ()
+    before_activate: tuple[str, ...] = ()
+    after_activate: tuple[str, ...] = ()
+    healthcheck: str | None = None
+    keep: int = 5
+
+
+def _root(layout: ReleaseLayout) -> Sh:
+    return assign("R", layout.root)
+
+
+def _exports(ctx: Context) -> list[Sh]:
+    base = [
+        export("FLEETDIST_APP", ctx.app),
+        export("FLEETDIST_RELEASE", ctx.release_id),
+        export("FLEETDIST_ROOT", ctx.layout.root),
+        export("FLEETDIST_ENV", ctx.env_name),
+        export("FLEETDIST_HOST", ctx.host),
+    ]
+    return base + [export(k, v, secret=k in ctx.secret_env) for k, v in ctx.env]
+
+
+def _lease(spec: LockSpec) -> list[Sh]:
+    """Take (or renew) the per-app lease; exit LOCK_HELD naming the holder if it is live.
+
+    `mkdir` is the atomic test-and-set.  A lease past its expiry, or one held
+    by this same run (a resumed rollout), is moved aside with one atomic
+    `mv`, so two controllers can never both take over a stale lease.
+    """
+    return [
+        assign("RUN", spec.run_id),
+        assign("HOLDER", spec.holder),
+        assign("LEASE", str(spec.lease)),
+        assign("WAIT", str(int(spec.wait))),
+        raw('L="$R/.fleetdist/lock"; mkdir -p "$R/.fleetdist" "$R/releases"'),
+        raw("deadline=$(( $(date +%s) + WAIT ))"),
+        raw(
+            'while ! mkdir "$L" 2>/dev/null; do\n'
+            '  exp=$(cat "$L/expires" 2>/dev/null || echo 0); now=$(date +%s)\n'
+            '  if [ "$(cat "$L/run" 2>/dev/null || true)" = "$RUN" ] || [ "$now" -ge "$exp" ]; then\n'
+            '    mv "$L" "$L.stale.$$" 2>/dev/null && rm -rf "$L.stale.$$"; continue\n'
+            "  fi\n"
+            '  if [ "$now" -ge "$deadline" ]; then\n'
+            '    printf \'locked by %s until %s\\n\' "$(cat "$L/holder" 2>/dev/null || echo unknown)"'
+            ' "$(date -u -d "@$exp" +%H:%M:%SZ 2>/dev/null || echo "$exp")" >&2\n'
+            f"    exit {LOCK_HELD}\n"
+            "  fi\n"
+            "  sleep 1\n"
+            "done"
+        ),
+        raw('printf \'%s\\n\' "$RUN" > "$L/run"; printf \'%s\\n\' "$HOLDER" > "$L/holder"'),
+        raw('echo $(( $(date +%s) + LEASE )) > "$L/expires"'),
+    ]
+
+
+def _still_held(spec: LockSpec) -> list[Sh]:
+    """Refuse to touch the host if our lease was taken over; renew it otherwise."""
+    return [
+        assign("RUN", spec.run_id),
+        assign("LEASE", str(spec.lease)),
+        raw('L="$R/.fleetdist/lock"'),
+        raw(
+            'if [ "$(cat "$L/run" 2>/dev/null || true)" != "$RUN" ]; then\n'
+            '  echo "lost the lock (another rollout took over an expired lease)" >&2'
+            f"; exit {LOCK_HELD}\n"
+            "fi"
+        ),
+        raw('echo $(( $(date +%s) + LEASE )) > "$L/expires"'),
+    ]
+
+
+def probe(layout: ReleaseLayout, lock: LockSpec | None) -> Sh:
+    """Print the host's facts; with `lock`, take the lease first.
+
+    Output lines: `current ID`, `previous ID`, `release EPOCH ID`, `lock HOLDER`.
+    The release id is always the last field, so ids with spaces survive.
+    """
+    parts = [_root(layout)]
+    if lock is not None:
+        parts += _lease(lock)
+    parts.append(
+        raw(
+            'cur=$(readlink "$R/current" 2>/dev/null || true); printf \'current %s\\n\' "${cur#releases/}"\n'
+            'if [ -f "$R/.fleetdist/previous" ]; then printf \'previous %s\\n\' "$(cat "$R/.fleetdist/previous")"; fi\n'
+            'if [ -f "$R/.fleetdist/lock/holder" ]; then printf \'lock %s\\n\' "$(cat "$R/.fleetdist/lock/holder")"; fi\n'
+            f'for m in "$R"/releases/*/{MARKER}; do\n'
+            '  [ -f "$m" ] || continue; d=${m%/*}\n'
+            '  printf \'release %s %s\\n\' "$(stat -c %Y "$m")" "${d##*/}"\n'
+            "done"
+        )
+    )
+    return script(parts)
+
+
+def parse_facts(stdout: str) -> Facts:
+    """Read a probe's output back into Facts (newest release first)."""
+    current = previous = lock = None
+    releases: list[tuple[str, int]] = []
+    for line in stdout.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "current" and rest:
+            current = rest
+        elif kind == "previous" and rest:
+            previous = rest
+        elif kind == "lock" and rest:
+            lock = rest
+        elif kind == "release":
+            epoch, _, rid = rest.partition(" ")
+            if epoch.isdigit() and rid:
+                releases.append((rid, int(epoch)))
+    releases.sort(key=lambda item: (-item[1], item[0]))
+    return Facts(current, previous, tuple(releases), lock)
+
+
+def unpack(ctx: Context, lock: LockSpec, incoming: str, sha256: str) -> Sh:
+    """Verify the uploaded archive's sha256, unpack it into staging, rename it into place.
+
+    The archive was already checked on the controller (no absolute paths, no
+    `..`, no escaping links); the sha256 check here proves the host unpacks
+    exactly those bytes.  GNU tar's own refusal of `..` stays on as a second
+    guard.
+    """
+    return script(
+        [
+            _root(ctx.layout),
+            *_still_held(lock),
+            assign("ID", ctx.release_id),
+            assign("A", incoming),
+            assign("SHA", sha256),
+            raw('S="$R/.fleetdist/staging/$ID"; D="$R/releases/$ID"'),
+            raw(
+                'got=$(sha256sum < "$A" | cut -d" " -f1)\n'
+                'if [ "$got" != "$SHA" ]; then rm -f "$A"; echo "sha256 mismatch: uploaded $got, expected $SHA" >&2; exit 1; fi'
+            ),
+            raw('rm -rf "$S"; mkdir -p "$S"'),
+            raw(
+                'tar -xzf "$A" -C "$S" --no-same-owner || '
+                '{ rm -rf "$S"; echo "unpack failed (disk full?): $(df -h "$R" | tail -1)" >&2; exit 1; }'
+            ),
+            raw(f'printf \'%s %s\\n\' "$ID" "$SHA" > "$S/{MARKER}"'),
+            raw(f'if [ -e "$D" ] && [ ! -f "$D/{MARKER}" ]; then rm -rf "$D"; fi'),
+            raw('mv -T "$S" "$D"; rm -f "$A"'),
+        ]
+    )
+
+
+def run_tests(ctx: Context) -> Sh:
+    """Run the recipe's `test:` commands in the new release, first failure stops."""
+    parts = [_root(ctx.layout), assign("ID", ctx.release_id), *_exports(ctx)]
+    parts.append(raw('cd "$R/releases/$ID"'))
+    for command in ctx.test:
+        parts.append(user_shell(command).or_else(fail("in-place test failed: %s", command)))
+    return script(parts)
+
+
+def _hooks(commands: Sequence[str], where: str) -> Sh:
+    """Run commands in a subshell inside `where` (a "$VAR" expression), chained by &&."""
+    inner = raw(f"cd {where}")
+    for command in commands:
+        inner = inner.and_then(user_shell(command))
+    return Sh(f"( {inner.text} )", f"( {inner.shown} )")
+
+
+def _ledger(line: str) -> Sh:
+    return cmd("printf", "%s\\n", line).append_to('"$R/.fleetdist/ledger.jsonl"')
+
+
+def activate(
+    ctx: Context,
+    lock: LockSpec | None,
+    target: str,
+    *,
+    prune: Iterable[str] = (),
+    ledger_ok: str,
+    ledger_reverted: str,
+) -> Sh:
+    """Flip `current` to `target` atomically, run hooks and the healthcheck, then prune.
+
+    The new link is made under a temporary name and renamed over `current`
+    (`mv -T` is one rename(2)), so `current` is never missing.  If an
+    after_activate hook or the healthcheck fails, `current` and `previous`
+    are put back as they were, the old release's after_activate hooks run
+    again (to restart it), and the script exits REVERTED.  The matching
+    ledger line is appended by the script itself, so a controller killed
+    right after the flip still leaves the record on the host.
+    """
+    parts = [_root(ctx.layout)]
+    if lock is not None:
+        parts += _still_held(lock)
+    parts += [assign("ID", target), *_exports(ctx)]
+    parts.append(
+        raw(
+            f'[ -f "$R/releases/$ID/{MARKER}" ] || {{ echo "release $ID is not staged here" >&2; exit {NOT_STAGED}; }}\n'
+            'OLD=$(readlink "$R/current" 2>/dev/null || true); OLD=${OLD#releases/}\n'
+            'PREV=$(cat "$R/.fleetdist/previous" 2>/dev/null || true)\n'
+            'flip() { ln -sfn "releases/$1" "$R/.current.tmp" && mv -T "$R/.current.tmp" "$R/current"; }\n'
+            'remember() { if [ -n "$1" ]; then printf \'%s\\n\' "$1" > "$R/.fleetdist/previous.tmp" && '
+            'mv -f "$R/.fleetdist/previous.tmp" "$R/.fleetdist/previous"; else rm -f "$R/.fleetdist/previous"; fi; }'
+        )
+    )
+    if ctx.before_activate:
+        parts.append(
+            _hooks(ctx.before_activate, '"$R/releases/$ID"').or_else(
+                raw('{ echo "before_activate hook failed" >&2; exit 1; }')
+            )
+        )
+    revert_hooks = _hooks(ctx.after_activate, '"$R/current"').text if ctx.after_activate else ":"
+    parts.append(
+        raw(
+            "revert() {\n"
+            '  if [ -n "$OLD" ]; then flip "$OLD"; else rm -f "$R/current"; fi\n'
+            '  remember "$PREV"\n'
+            f'  if [ -n "$OLD" ]; then {revert_hooks} || true; fi\n'
+            f"  {_ledger(ledger_reverted).text}\n"
+            f"  exit {REVERTED}\n"
+            "}"
+        )
+    )
+    parts.append(raw('flip "$ID"; if [ "$OLD" != "$ID" ]; then remember "$OLD"; fi'))
+    if ctx.after_activate:
+        parts.append(
+            _hooks(ctx.after_activate, '"$R/current"').or_else(
+                raw(
+                    '{ echo "after_activate hook failed; reverted to ${OLD:-nothing}" >&2; revert; }'
+                )
+            )
+        )
+    if ctx.healthcheck:
+        parts.append(
+            _hooks((ctx.healthcheck,), '"$R/current"').or_else(
+                raw('{ echo "healthcheck failed; reverted to ${OLD:-nothing}" >&2; revert; }')
+            )
+        )
+    for rid in prune:
+        parts.append(assign("X", rid).and_then(raw('rm -rf -- "$R/releases/$X"')))
+    parts.append(_ledger(ledger_ok))
+    return script(parts)
+
+
+def finish(layout: ReleaseLayout, lock: LockSpec | None, ledger_lines: Iterable[str]) -> Sh:
+    """Append ledger lines and give the lease back (only if it is still ours)."""
+    parts = [_root(layout), raw('mkdir -p "$R/.fleetdist"')]
+    for line in ledger_lines:
+        parts.append(_ledger(line))
+    if lock is not None:
+        parts += [
+            assign("RUN", lock.run_id),
+            raw(
+                'L="$R/.fleetdist/lock"\n'
+                'if [ "$(cat "$L/run" 2>/dev/null || true)" = "$RUN" ]; then '
+                'mv "$L" "$L.done.$$" && rm -rf "$L.done.$$"; fi'
+            ),
+        ]
+    return script(parts)
+
+
+def prune_candidates(facts: Facts, target: str, keep: int) -> list[str]:
+    """Releases to delete after `target` goes live: beyond `keep`, never the protected ones.
+
+    `target`, the release it replaces (facts.current) and the recorded
+    previous release always stay, whatever `keep` says, so a rollback and a
+    second rollback always have somewhere to go.
+    """
+    protected = {target, facts.current, facts.previous}
+    ordered = [target] + [rid for rid in facts.release_ids if rid != target]
+    kept = 0
+    doomed: list[str] = []
+    for rid in ordered:
+        if rid in protected or kept < keep:
+            kept += 1
+            continue
+        doomed.append(rid)
+    return doomed
+
+
+def read_ledger(layout: ReleaseLayout) -> Sh:
+    """Print the host's ledger (nothing if it has none yet)."""
+    return script([_root(layout), raw('cat "$R/.fleetdist/ledger.jsonl" 2>/dev/null || true')])
+
+
+def force_unlock(layout: ReleaseLayout, ledger_line: str) -> Sh:
+    """Break the lease whoever holds it, and say so in the ledger."""
+    return script(
+        [
+            _root(layout),
+            raw('L="$R/.fleetdist/lock"; [ -d "$L" ] || exit 0'),
+            raw('mv "$L" "$L.forced.$$" && rm -rf "$L.forced.$$"'),
+            _ledger(ledger_line),
+        ]
+    )

@@ -1,0 +1,100 @@
+"""The controller's run journal: one JSON-lines file per rollout.
+
+The first line describes the run (what, where, with which options) so
+`deploy --resume ID` can redo it and `rollback --run ID` can undo it; the
+following lines are the events as they happened, flushed one by one so a
+SIGKILLed controller leaves a journal that is complete up to its last act.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fleetdist.errors import ConfigError
+from fleetdist.report.events import Event
+from fleetdist.report.ledger import now
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+class Journal:
+    """A reporter that appends every event of one run to `<runs>/<run_id>.jsonl`."""
+
+    def __init__(self, runs: Path, run_id: str, header: dict[str, Any]) -> None:
+        runs.mkdir(parents=True, exist_ok=True)
+        self.path = runs / f"{run_id}.jsonl"
+        self._fh = self.path.open("a", encoding="utf-8")
+        self._write({"kind": "run", "run_id": run_id, "time": now(), **header})
+
+    def _write(self, data: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(data, sort_keys=True, default=str) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def __call__(self, event: Event) -> None:
+        if event.kind in ("stage", "aborted", "run_finished", "host_done"):
+            self._write(
+                {
+                    "kind": event.kind,
+                    "time": now(),
+                    "host": event.host,
+                    "stage": event.stage,
+                    "message": event.message,
+                    "data": event.data,
+                }
+            )
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def read_run(runs: Path, run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The header and events of a run; a missing run is a usage error naming it."""
+    path = runs / f"{run_id}.jsonl"
+    if "/" in run_id or not path.is_file():
+        raise ConfigError(f"--run: no run {run_id!r} in {runs}")
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            continue  # a line torn by a kill is simply not there
+    if not lines or lines[0].get("kind") != "run":
+        raise ConfigError(f"{path}: not a run journal")
+    return lines[0], lines[1:]
+
+
+def activated_hosts(events: list[dict[str, Any]]) -> dict[str, str | None]:
+    """Hosts a run cut over, mapped to the release each had before it."""
+    before: dict[str, str | None] = {}
+    cut: dict[str, str | None] = {}
+    for event in events:
+        host, stage = event.get("host"), event.get("stage")
+        if not host:
+            continue
+        if stage == "probed":
+            before[host] = (event.get("data") or {}).get("current")
+        elif stage == "activated":
+            cut[host] = before.get(host)
+    return cut
+
+
+def last_run(runs: Path, *, app: str, env: str, action: str = "deploy") -> dict[str, Any] | None:
+    """The newest run header of this app and env (run ids sort by time)."""
+    if not runs.is_dir():
+        return None
+    for path in sorted(runs.glob("*.jsonl"), reverse=True):
+        try:
+            header = json.loads(path.open(encoding="utf-8").readline())
+        except (OSError, ValueError):
+            continue
+        if header.get("app") == app and header.get("env") == env and header.get("action") == action:
+            return dict(header)
+    return None

@@ -1,0 +1,57 @@
+"""The transport protocol: the only way fleetdist touches a host.
+
+Everything above `transport/` renders shell scripts and hands them to a
+Transport; nothing there imports Fabric or Paramiko.  The SSH and local
+transports implement the same three calls, so a whole deploy is testable on
+the local transport in seconds and runs unchanged over SSH.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from fleetdist.config.schema import Host
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one script run on a host returned."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def tail(self, lines: int = 5) -> str:
+        """The last lines of stderr (or stdout), joined for a one-line error."""
+        text = (self.stderr.strip() or self.stdout.strip()).splitlines()
+        return " | ".join(text[-lines:])
+
+
+class Transport(Protocol):
+    """One open connection to one host.
+
+    `run` executes a POSIX sh script (already quoted by `release.command`) and
+    never raises for a non-zero exit: the caller decides what failure means.
+    It raises `TransportError` only when the host cannot be reached, the
+    connection drops, or `timeout` seconds pass.
+    """
+
+    host: Host
+
+    def run(self, script: str, *, timeout: float | None = None) -> Result: ...
+
+    def put(self, local: Path, remote: str) -> None:
+        """Copy a local file to `remote` (an absolute path on the host)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+TransportFactory = Callable[[Host], Transport]
