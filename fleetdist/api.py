@@ -7,6 +7,7 @@ Nothing here prints; results come back as values and events.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 from collections import ChainMap
@@ -20,7 +21,7 @@ from fleetdist.build.formats import DEPLOYABLE, build_recipe
 from fleetdist.build.safety import check_tar
 from fleetdist.config.env import expand, load_env
 from fleetdist.config.hosts import select_hosts
-from fleetdist.config.loader import load_inventory, load_recipe
+from fleetdist.config.loader import check_release_id, load_inventory, load_recipe
 from fleetdist.config.project import Project
 from fleetdist.config.schema import Host, Inventory, Recipe
 from fleetdist.errors import ConfigError, TransportError
@@ -71,9 +72,17 @@ class Loaded:
     hosts: list[Host]
 
 
-def load(sel: Selection, *, need_hosts: bool = True) -> Loaded:
+def _recipe(sel: Selection, env: Mapping[str, str]) -> Recipe:
+    """Load the recipe and resolve `{VAR}` in its version (process env, then env file)."""
     recipe = load_recipe(sel.project.recipe_path(sel.recipe))
+    where = f"{recipe.source_file}: version"
+    version = expand(recipe.version, ChainMap(dict(os.environ), dict(env)), where=where)
+    return dataclasses.replace(recipe, version=check_release_id(version, where))
+
+
+def load(sel: Selection, *, need_hosts: bool = True) -> Loaded:
     env = load_env(sel.env, sel.project.root)
+    recipe = _recipe(sel, env)
     inventory = load_inventory(sel.project.inventory_path(sel.inventory), env, os.environ)
     names = select_hosts(
         sel.hosts,
@@ -128,7 +137,7 @@ def context_for(loaded: Loaded, host: Host, release_id: str, env_name: str) -> C
 
 
 def build(sel: Selection, formats: Sequence[str] = ()) -> list[Artifact]:
-    recipe = load_recipe(sel.project.recipe_path(sel.recipe))
+    recipe = _recipe(sel, load_env(sel.env, sel.project.root))
     return build_recipe(recipe, sel.project.dist, formats)
 
 
@@ -278,7 +287,7 @@ def rollback(
 
 def _last_hosts(sel: Selection) -> Selection:
     """With no -H, roll back the hosts of the last deploy of this app and env."""
-    recipe = load_recipe(sel.project.recipe_path(sel.recipe))
+    recipe = _recipe(sel, load_env(sel.env, sel.project.root))
     header = last_run(sel.project.runs, app=recipe.app, env=sel.env)
     if header is None:
         return sel

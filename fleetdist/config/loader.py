@@ -42,7 +42,7 @@ def load_recipe(path: Path) -> Recipe:
     app = f.text("app", required=True) or ""
     if not APP_NAME.match(app):
         raise f.error("app", "use lowercase letters, digits, '.', '_' or '-' (max 64)")
-    version = check_release_id(f.text("version", required=True) or "", f"{source}: version")
+    version = f.text("version", required=True) or ""  # may hold {VAR}: resolved by api
     src = f.raw("source")
     if isinstance(src, str):
         src = {"path": src}

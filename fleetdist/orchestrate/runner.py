@@ -324,6 +324,7 @@ class Rollout:
         def one(live: _Live) -> None:
             def work() -> None:
                 self._connect_and_probe(live)
+                live.step = "rollback"
                 target = to or (per_host or {}).get(live.job.host.name) or live.facts.previous
                 if not target:
                     raise FleetdistError(

@@ -1,0 +1,43 @@
+"""The `inv` door and the developers' chores.
+
+User tasks (`inv build`, `inv deploy`, `inv rollback`, `inv status`) call the
+same core as `fleetdist` and `fab`; deploy/rollback/status are the fabfile's
+own tasks, so their flags cannot drift.  Chores (`inv test`, `inv lint`,
+`inv bench`) live here too.
+"""
+
+from __future__ import annotations
+
+from invoke import Collection, task
+
+import fabfile
+from fleetdist.doors import run_verb
+
+
+@task
+def build(c, recipe=None, formats=None, env="prod", json=False):
+    """Build the recipe's artifacts into dist/ (formats: tar.gz,zip,wheel,venv,deb,rpm)."""
+    run_verb("build", recipe=recipe, formats=formats, env=env, json=json)
+
+
+@task
+def test(c, fast=False):
+    """Run the test suite (`--fast`: unit tests only, no Docker)."""
+    marker = "-m 'not integration and not docker'" if fast else ""
+    c.run(f"python -m pytest {marker}", pty=False)
+
+
+@task
+def lint(c):
+    """ruff (lint + format check) and mypy --strict on the package."""
+    c.run("ruff check . && ruff format --check . && mypy")
+
+
+@task
+def bench(c, sizes="10,50,100"):
+    """Deploy/rollback timings against plain OpenSSH (see bench/README.md)."""
+    c.run(f"python bench/fleet_bench.py --sizes {sizes}")
+
+
+ns = Collection(build, fabfile.deploy, fabfile.rollback, fabfile.status, fabfile.history, test,
+                lint, bench)  # fmt: skip
