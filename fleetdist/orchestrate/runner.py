@@ -11,6 +11,7 @@ can still undo a host that was cut over early.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from fleetdist.config.schema import Host
 from fleetdist.errors import FleetdistError, TransportError
 from fleetdist.orchestrate.batches import failure_budget, plan_batches
 from fleetdist.orchestrate.outcome import FleetOutcome, HostOutcome, Status
+from fleetdist.orchestrate.stale import stale_run
 from fleetdist.release import steps
 from fleetdist.release.command import Sh
 from fleetdist.release.steps import Context, Facts, LockSpec
@@ -96,10 +98,13 @@ class Rollout:
         live.outcome.stage = stage
         self.emit(Event("stage", live.job.host.name, stage, data=dict(data)))
 
-    def _run(self, live: _Live, step: str, script: Sh) -> Result:
+    def _run(self, live: _Live, step: str, script: Sh, allow: tuple[int, ...] = ()) -> Result:
+        """Run one step; a non-zero exit (other than those in `allow`) raises StepFailed."""
         assert live.transport is not None
         live.step = step
         result = live.transport.run(script.text)
+        if result.exit_code in allow:
+            return result
         if result.exit_code == steps.LOCK_HELD:
             live.step = "lock"
         if not result.ok:
@@ -150,7 +155,18 @@ class Rollout:
         live.step = "connect"
         live.transport = self.factory(live.job.host)
         self._stage(live, "connected")
-        result = self._run(live, "probe", steps.probe(live.job.ctx.layout, self.options.lock))
+        probe = steps.probe(live.job.ctx.layout, self.options.lock)
+        result = self._run(live, "probe", probe, allow=(steps.LOCK_HELD,))
+        stale = stale_run(result.stderr) if result.exit_code == steps.LOCK_HELD else None
+        if stale:
+            self.emit(Event("stage", live.job.host.name, "takeover", f"stale lease of run {stale}"))
+            probe = steps.probe(
+                live.job.ctx.layout, dataclasses.replace(self.options.lock, takeover=stale)
+            )
+            result = self._run(live, "probe", probe)
+        elif not result.ok:
+            live.step = "lock"
+            raise StepFailed(result.tail())
         live.locked = True
         live.facts = steps.parse_facts(result.stdout)
         live.outcome.from_release = live.facts.current
@@ -230,6 +246,12 @@ class Rollout:
     def deploy(self, jobs: Sequence[HostJob], artifact: Artifact) -> FleetOutcome:
         lives = [self._live(job, artifact.release_id) for job in jobs]
         budget = failure_budget(self.options.max_fail, len(lives))
+        # Check --canary/--batch now: a bad spec is a usage error before any host is touched.
+        plan_batches(
+            [lv.job.host.name for lv in lives],
+            canary=self.options.canary,
+            batch=self.options.batch,
+        )
         self.emit(
             Event("run_started", data={"hosts": [j.host.name for j in jobs], "phase": "prepare"})
         )

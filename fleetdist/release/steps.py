@@ -20,8 +20,9 @@ LOCK_HELD = 75
 REVERTED = 76
 NOT_STAGED = 77
 # A lease longer than any single step; each step renews it, and a crashed
-# controller's lease simply runs out.
-LEASE_SECONDS = 1800
+# controller's lease simply runs out (or is taken over at once when the
+# controller can prove its holder process is dead; see LockSpec.takeover).
+LEASE_SECONDS = 900
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class LockSpec:
     holder: str
     lease: int = LEASE_SECONDS
     wait: float = 0.0
+    takeover: str = ""  # a run id whose live-looking lease is known to be stale
 
 
 @dataclass(frozen=True)
@@ -99,12 +101,14 @@ def _lease(spec: LockSpec) -> list[Sh]:
         assign("HOLDER", spec.holder),
         assign("LEASE", str(spec.lease)),
         assign("WAIT", str(int(spec.wait))),
+        assign("TAKEOVER", spec.takeover),
         raw('L="$R/.fleetdist/lock"; mkdir -p "$R/.fleetdist" "$R/releases"'),
         raw("deadline=$(( $(date +%s) + WAIT ))"),
         raw(
             'while ! mkdir "$L" 2>/dev/null; do\n'
             '  exp=$(cat "$L/expires" 2>/dev/null || echo 0); now=$(date +%s)\n'
-            '  if [ "$(cat "$L/run" 2>/dev/null || true)" = "$RUN" ] || [ "$now" -ge "$exp" ]; then\n'
+            '  held=$(cat "$L/run" 2>/dev/null || true)\n'
+            '  if [ "$held" = "$RUN" ] || [ "$now" -ge "$exp" ] || { [ -n "$TAKEOVER" ] && [ "$held" = "$TAKEOVER" ]; }; then\n'
             '    mv "$L" "$L.stale.$$" 2>/dev/null && rm -rf "$L.stale.$$"; continue\n'
             "  fi\n"
             '  if [ "$now" -ge "$deadline" ]; then\n'
@@ -283,7 +287,9 @@ def activate(
             "}"
         )
     )
-    parts.append(raw('flip "$ID"; if [ "$OLD" != "$ID" ]; then remember "$OLD"; fi'))
+    # `previous` is written before the flip: a kill between the two leaves
+    # previous == current (a harmless no-op rollback), never a wrong target.
+    parts.append(raw('if [ "$OLD" != "$ID" ]; then remember "$OLD"; fi; flip "$ID"'))
     if ctx.after_activate:
         parts.append(
             _hooks(ctx.after_activate, '"$R/current"').or_else(
