@@ -10,6 +10,8 @@ override anything for itself.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 from collections.abc import Mapping
@@ -28,7 +30,7 @@ def load_env(name: str, project: Path) -> dict[str, str]:
     `<name>.env` exists there, because a typo in `--env` must never fall back
     to an empty environment and deploy to the wrong place.
     """
-    from envstack.env import load_environ, resolve_environ  # imported lazily: slow import
+    import envstack.env  # imported lazily: slow import
 
     if not _ENV_NAME.match(name):
         raise ConfigError(f"--env: {name!r} is not a valid environment name")
@@ -39,8 +41,15 @@ def load_env(name: str, project: Path) -> dict[str, str]:
     saved = os.environ.get("ENVPATH")
     os.environ["ENVPATH"] = envpath
     try:
-        raw = load_environ(name, ignore_missing=False)
-        resolved = resolve_environ(raw)
+        # envstack remembers every stack it has loaded in a process-wide set and
+        # skips those on later `include:`s; forget them, or a second load in one
+        # process (fab, tests, --env dev after prod) silently drops default.env.
+        envstack.env.seen_stacks = set()
+        # envstack reports a malformed file by printing to stdout and loading it as
+        # empty; capture that, so it neither pollutes --json nor passes as valid.
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            raw = envstack.env.load_environ(name, ignore_missing=False)
+            resolved = envstack.env.resolve_environ(raw)
     except Exception as exc:  # envstack raises many types; all mean a broken env file
         raise ConfigError(f"{name}.env: {exc}") from exc
     finally:
@@ -48,7 +57,20 @@ def load_env(name: str, project: Path) -> dict[str, str]:
             os.environ.pop("ENVPATH", None)
         else:
             os.environ["ENVPATH"] = saved
+    if printed.getvalue().strip():
+        raise ConfigError(_printed_error(name, printed.getvalue()))
     return {str(k): "" if v is None else str(v) for k, v in resolved.items()}
+
+
+def _printed_error(name: str, text: str) -> str:
+    """One line from what envstack printed: `FILE:LINE: malformed env file: PROBLEM`."""
+    where = re.search(r'File "([^"]+)"(?: line (\d+))?', text)
+    problem = re.search(r"SyntaxError: (.*)", text)
+    place = f"{name}.env"
+    if where:
+        place = where.group(1) + (f":{where.group(2)}" if where.group(2) else "")
+    reason = problem.group(1) if problem else text.strip().splitlines()[-1]
+    return f"{place}: malformed env file: {reason}"
 
 
 def expand(text: str, lookup: Mapping[str, str], *, where: str) -> str:

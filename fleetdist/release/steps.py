@@ -102,7 +102,7 @@ def _lease(spec: LockSpec) -> list[Sh]:
         assign("LEASE", str(spec.lease)),
         assign("WAIT", str(int(spec.wait))),
         assign("TAKEOVER", spec.takeover),
-        raw('L="$R/.fleetdist/lock"; mkdir -p "$R/.fleetdist" "$R/releases"'),
+        raw('L="$R/.fleetdist/lock"; mkdir -p "$R/.fleetdist/incoming" "$R/releases"'),
         raw("deadline=$(( $(date +%s) + WAIT ))"),
         raw(
             'while ! mkdir "$L" 2>/dev/null; do\n'
@@ -328,19 +328,25 @@ def finish(layout: ReleaseLayout, lock: LockSpec | None, ledger_lines: Iterable[
 
 
 def prune_candidates(facts: Facts, target: str, keep: int) -> list[str]:
-    """Releases to delete after `target` goes live: beyond `keep`, never the protected ones.
+    """Releases to delete after `target` goes live: all but `keep`, never the protected ones.
 
-    `target`, the release it replaces (facts.current) and the recorded
-    previous release always stay, whatever `keep` says, so a rollback and a
-    second rollback always have somewhere to go.
+    `target` and the release it replaces (facts.current, which becomes
+    `previous`) always stay, whatever `keep` says, so a rollback and a second
+    rollback always have somewhere to go.  The recorded previous release is
+    only protected when `current` does not move (it stays the rollback target).
+    Protected releases count towards `keep`; the newest others fill the rest.
     """
-    protected = {target, facts.current, facts.previous}
+    protected = {target, facts.current}
+    if target == facts.current:
+        protected.add(facts.previous)
     ordered = [target] + [rid for rid in facts.release_ids if rid != target]
-    kept = 0
+    room = keep - sum(1 for rid in ordered if rid in protected)
     doomed: list[str] = []
     for rid in ordered:
-        if rid in protected or kept < keep:
-            kept += 1
+        if rid in protected:
+            continue
+        if room > 0:
+            room -= 1
             continue
         doomed.append(rid)
     return doomed

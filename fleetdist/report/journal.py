@@ -92,7 +92,8 @@ def last_run(runs: Path, *, app: str, env: str, action: str = "deploy") -> dict[
         return None
     for path in sorted(runs.glob("*.jsonl"), reverse=True):
         try:
-            header = json.loads(path.open(encoding="utf-8").readline())
+            with path.open(encoding="utf-8") as fh:
+                header = json.loads(fh.readline())
         except (OSError, ValueError):
             continue
         if header.get("app") == app and header.get("env") == env and header.get("action") == action:

@@ -1,0 +1,201 @@
+"""The SSH transport against real sshd containers (see conftest.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from fleetdist.config.schema import Host
+from fleetdist.errors import HostKeyError, TransportError, UploadError
+from fleetdist.transport.ssh import ssh_transport_factory
+
+from .fleet import Fleet
+
+
+def host_for(fleet: Fleet, name: str, **overrides: object) -> Host:
+    host = Host(
+        name=name,
+        hostname="127.0.0.1",
+        port=fleet.ports[Fleet.service_of(name)],
+        user="root",
+        identity_file=str(fleet.key),
+        known_hosts=str(fleet.known_hosts),
+        connect_timeout=10,
+        command_timeout=60,
+    )
+    return replace(host, **overrides)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def key_line(fleet: Fleet, port: int, key: paramiko.PKey | None = None) -> str:
+    key = key or fleet.host_key
+    return f"[127.0.0.1]:{port} {key.get_name()} {key.get_base64()}\n"
+
+
+@pytest.mark.integration
+def test_run_returns_output_and_reuses_one_connection(fleet: Fleet) -> None:
+    transport = ssh_transport_factory()(host_for(fleet, "web01"))
+    try:
+        first = transport.run('x=\'a b\'; echo "$x" "$0"; echo oops >&2')
+        second = transport.run('echo "$SSH_CONNECTION"')
+        third = transport.run('echo "$SSH_CONNECTION"')
+    finally:
+        transport.close()
+    assert (first.exit_code, first.stdout, first.stderr) == (0, "a b sh\n", "oops\n")
+    assert second.stdout == third.stdout  # same client port: one connection
+
+
+@pytest.mark.integration
+def test_nonzero_exit_is_a_result(fleet: Fleet) -> None:
+    transport = ssh_transport_factory()(host_for(fleet, "web02"))
+    try:
+        result = transport.run("echo partial; echo broken >&2; exit 3")
+    finally:
+        transport.close()
+    assert (result.exit_code, result.ok) == (3, False)
+    assert result.tail() == "broken"
+
+
+@pytest.mark.integration
+def test_stdin_is_empty_so_nothing_waits_for_input(fleet: Fleet) -> None:
+    transport = ssh_transport_factory()(host_for(fleet, "web02"))
+    try:
+        result = transport.run("cat; echo done", timeout=10)
+    finally:
+        transport.close()
+    assert result.stdout == "done\n"
+
+
+@pytest.mark.integration
+def test_put_streams_file_to_host(fleet: Fleet, tmp_path: Path) -> None:
+    local = tmp_path / "artifact.bin"
+    local.write_bytes(os.urandom(5 * 1024 * 1024))
+    transport = ssh_transport_factory()(host_for(fleet, "web03"))
+    try:
+        transport.put(local, "/srv/app/incoming/artifact.bin")  # parents are created
+    finally:
+        transport.close()
+    remote = fleet.exec("web03", "sha256sum /srv/app/incoming/artifact.bin")
+    assert remote.returncode == 0, remote.stderr
+    assert remote.stdout.split()[0] == hashlib.sha256(local.read_bytes()).hexdigest()
+
+
+@pytest.mark.integration
+def test_put_onto_full_disk_is_an_upload_error(fleet: Fleet, tmp_path: Path) -> None:
+    local = tmp_path / "big.bin"
+    local.write_bytes(os.urandom(5 * 1024 * 1024))  # /srv on "tiny" holds 3 MB
+    transport = ssh_transport_factory()(host_for(fleet, "tiny"))
+    try:
+        message = r"^host tiny: upload to /srv/big.bin failed: no space left on device \("
+        with pytest.raises(UploadError, match=message):
+            transport.put(local, "/srv/big.bin")
+        assert transport.run("ls -A /srv").stdout == ""  # the partial file is gone
+    finally:
+        transport.close()
+
+
+@pytest.mark.integration
+def test_command_timeout_is_a_transport_error(fleet: Fleet) -> None:
+    transport = ssh_transport_factory()(host_for(fleet, "web04"))
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransportError, match=r"^host web04: command timed out after 1s"):
+            transport.run("sleep 30", timeout=1)
+    finally:
+        transport.close()
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.integration
+def test_unknown_host_key_is_refused(fleet: Fleet, tmp_path: Path) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(key_line(fleet, fleet.ports["web02"]))  # web01 is not there
+    host = host_for(fleet, "web01", known_hosts=str(known_hosts))
+    port = fleet.ports["web01"]
+    message = rf"^host web01: unknown host key for \[127\.0\.0\.1\]:{port} \(not in known_hosts"
+    with pytest.raises(HostKeyError, match=message):
+        ssh_transport_factory()(host)
+
+
+@pytest.mark.integration
+def test_accept_new_records_the_key(fleet: Fleet, tmp_path: Path) -> None:
+    known_hosts = tmp_path / "ssh" / "known_hosts"  # neither file nor directory exists
+    host = host_for(fleet, "web05", known_hosts=str(known_hosts))
+    ssh_transport_factory(accept_new_host_keys=True)(host).close()
+    assert known_hosts.read_text() == key_line(fleet, fleet.ports["web05"])
+    ssh_transport_factory()(host).close()  # strict now trusts the recorded key
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("accept_new", [False, True])
+def test_changed_key_is_refused(fleet: Fleet, tmp_path: Path, accept_new: bool) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    other_key = paramiko.Ed25519Key.from_private_key_file(str(fleet.key))  # any other key
+    known_hosts.write_text(key_line(fleet, fleet.ports["web01"], other_key))
+    before = known_hosts.read_text()
+    host = host_for(fleet, "web01", known_hosts=str(known_hosts))
+    with pytest.raises(HostKeyError, match=r"^host web01: host key for .* has CHANGED"):
+        ssh_transport_factory(accept_new_host_keys=accept_new)(host)
+    assert known_hosts.read_text() == before
+
+
+@pytest.mark.integration
+def test_unreachable_port_fails_fast(fleet: Fleet) -> None:
+    host = host_for(fleet, "web01", port=free_port(), connect_timeout=3)
+    started = time.monotonic()
+    with pytest.raises(TransportError, match=r"^host web01: unreachable: "):
+        ssh_transport_factory()(host)
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.integration
+def test_jump_host_is_checked_too(fleet: Fleet, tmp_path: Path) -> None:
+    # web02 reached through web01 by its compose service name on port 22.
+    jump = f"root@127.0.0.1:{fleet.ports['web01']}"
+    host = host_for(fleet, "web02", hostname="web02", port=22, jump_host=jump)
+    with pytest.raises(HostKeyError, match=r"unknown host key for web02 "):
+        ssh_transport_factory()(host)
+    known_hosts = tmp_path / "known_hosts"
+    key = fleet.host_key
+    known_hosts.write_text(f"web02 {key.get_name()} {key.get_base64()}\n")  # no jump entry
+    with pytest.raises(HostKeyError, match=r"unknown host key for \[127\.0\.0\.1\]:"):
+        ssh_transport_factory()(replace(host, known_hosts=str(known_hosts)))
+    known_hosts.write_text(known_hosts.read_text() + fleet.known_hosts.read_text())
+    transport = ssh_transport_factory()(replace(host, known_hosts=str(known_hosts)))
+    try:
+        assert transport.run("hostname").stdout.strip() == fleet.containers["web02"][:12]
+    finally:
+        transport.close()
+
+
+@pytest.mark.integration
+def test_twenty_hosts_through_max_startups_3(fleet: Fleet) -> None:
+    factory = ssh_transport_factory(max_connect=10)
+    hosts = [host_for(fleet, f"node{i:02d}") for i in range(1, 21)]
+
+    def deploy(host: Host) -> str:
+        transport = factory(host)
+        try:
+            base = f"/srv/{host.name}"
+            return transport.run(f"mkdir -p {base} && echo {host.name} > {base}/who").stdout
+        finally:
+            transport.close()
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(deploy, hosts))
+    assert results == [""] * 20
+    listing = fleet.exec("crowded", "cat /srv/node*/who")
+    assert listing.stdout.split() == [h.name for h in hosts]
