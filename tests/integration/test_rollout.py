@@ -326,3 +326,51 @@ def test_fab_door_expands_patterns_in_one_rollout(
     assert len({report["run_id"]}) == 1
     assert current(fleet, "web04") is None
     assert current(fleet, "web05") == report["release_id"]
+
+
+def test_ssh_config_alias_and_proxyjump(
+    fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `app1` exists only in ~/.ssh/config: reached through `jumpbox` (web01 on 127.0.0.1),
+    # then to 127.0.0.1:22 inside that container, so no traffic leaves loopback.
+    ssh_dir = Path(os.environ["HOME"]) / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "config").write_text(
+        f"Host jumpbox\n  HostName 127.0.0.1\n  Port {fleet.ports['web01']}\n  User root\n"
+        f"  IdentityFile {fleet.key}\n"
+        f"Host app1\n  HostName 127.0.0.1\n  Port 22\n  User root\n  IdentityFile {fleet.key}\n"
+        "  ProxyJump jumpbox\n"
+    )
+    key = f"{fleet.host_key.get_name()} {fleet.host_key.get_base64()}"
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{fleet.ports['web01']} {key}\n127.0.0.1 {key}\n")
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text(
+        f"defaults: {{transport: ssh, known_hosts: {known}}}\nhosts:\n  app1: {{}}\n"
+    )
+    monkeypatch.setenv("HELLO_VERSION", "1.0.0")
+    proj = Project(tmp_path / "p", inventory)
+    assert proj.run("deploy") == 0
+    assert current(fleet, "web01") is not None
+
+
+def test_status_flags_drift_and_unreachable(
+    fleet: Fleet,
+    project: Project,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert deploy(project, monkeypatch, "1.0.0") == 0
+    assert deploy(project, monkeypatch, "2.0.0", "-H", "web[01-02]") == 0
+    capsys.readouterr()
+    assert project.run("status", "--json") == 0
+    rows = {r["host"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["web01"]["current"].startswith("2.0.0-") and rows["web03"]["current"].startswith(
+        "1.0.0-"
+    )
+    assert rows["web01"]["previous"].startswith("1.0.0-")
+    assert all(r["drift"] for r in rows.values())
+    assert deploy(project, monkeypatch, "2.0.0") == 0
+    capsys.readouterr()
+    assert project.run("status", "--json") == 0
+    assert not any(r["drift"] for r in json.loads(capsys.readouterr().out))
