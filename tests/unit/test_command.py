@@ -1,0 +1,257 @@
+"""Rendered host commands (quoting, secret masking) and the ledger line format."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fleetdist.release.command import (
+    MASK,
+    Sh,
+    assign,
+    cmd,
+    export,
+    fail,
+    raw,
+    script,
+    user_shell,
+)
+from fleetdist.release.layout import ReleaseLayout, host_root
+from fleetdist.release.steps import (
+    Context,
+    LockSpec,
+    activate,
+    finish,
+    probe,
+    run_tests,
+    unpack,
+)
+from fleetdist.report import ledger
+
+
+def run_sh(text: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", "-c", text], capture_output=True, text=True, check=False)
+
+
+# -- command.py ---------------------------------------------------------------
+
+
+def test_cmd_quotes_every_word() -> None:
+    sh = cmd("rm", "-rf", "--", "/srv/my app/it's")
+    assert sh.text == "rm -rf -- '/srv/my app/it'\"'\"'s'"
+    assert sh.shown == sh.text
+
+
+def test_cmd_hostile_words() -> None:
+    assert cmd("echo", "$(id)", "`id`", "-n").text == "echo '$(id)' '`id`' -n"
+    assert cmd("echo", "").text == "echo ''"
+
+
+def test_cmd_masks_secrets_only_in_shown() -> None:
+    sh = cmd("curl", "-H", "token: hunter2", "https://x", secret=["token: hunter2"])
+    assert sh.shown == f"curl -H {MASK} https://x"
+    assert "hunter2" not in sh.shown
+    assert sh.text == "curl -H 'token: hunter2' https://x"
+
+
+def test_assign_and_export_mask_secret_values() -> None:
+    a = assign("TOKEN", "p@ss word", secret=True)
+    assert a.text == "TOKEN='p@ss word'"
+    assert a.shown == "TOKEN=***"
+    e = export("TOKEN", "p@ss word", secret=True)
+    assert e.text == "export TOKEN='p@ss word'"
+    assert e.shown == "export TOKEN=***"
+    plain = export("HOME_DIR", "/srv/x y")
+    assert plain.text == plain.shown == "export HOME_DIR='/srv/x y'"
+
+
+@pytest.mark.parametrize("name", ["1A", "A-B", "A B", "$(x)", ""])
+def test_assign_refuses_non_identifiers(name: str) -> None:
+    with pytest.raises(ValueError, match="not a shell variable name"):
+        assign(name, "x")
+
+
+def test_composition_helpers() -> None:
+    a, b = cmd("true"), cmd("echo", "x y")
+    assert a.and_then(b).text == "true && echo 'x y'"
+    assert a.or_else(b).text == "true || echo 'x y'"
+    assert b.append_to('"$R/log"').text == "echo 'x y' >> \"$R/log\""
+    secret = assign("S", "v", secret=True)
+    both = secret.and_then(b)
+    assert both.text == "S=v && echo 'x y'" and both.shown == "S=*** && echo 'x y'"
+
+
+def test_script_stops_at_first_failure() -> None:
+    s = script([cmd("echo", "one"), raw("false"), cmd("echo", "two")])
+    assert s.text.splitlines()[0] == "set -eu"
+    result = run_sh(s.text)
+    assert result.stdout == "one\n" and result.returncode == 1
+
+
+def test_fail_reports_and_exits() -> None:
+    s = script([cmd("false").or_else(fail("step %s failed", "it's $(x)", code=7))])
+    result = run_sh(s.text)
+    assert result.returncode == 7
+    assert result.stderr == "step it's $(x) failed\n"
+
+
+def test_user_shell_runs_under_sh_c() -> None:
+    sh = user_shell("echo \"$0\" 'a b' | tr a A")
+    assert sh.text.startswith("sh -c ")
+    assert run_sh(sh.text).stdout == "sh A b\n"
+
+
+def test_secret_shown_masked_in_rendered_steps_but_sent_in_text() -> None:
+    ctx = Context(
+        layout=ReleaseLayout("/srv/app"),
+        app="app",
+        release_id="1-abc",
+        env=(("PUBLIC", "visible"), ("API_TOKEN", "hunter2")),
+        secret_env=frozenset({"API_TOKEN"}),
+        test=("true",),
+        healthcheck="true",
+    )
+    lock = LockSpec("run-1", "me")
+    for sh in (
+        run_tests(ctx),
+        activate(ctx, lock, "1-abc", ledger_ok="{}", ledger_reverted="{}"),
+    ):
+        assert "export API_TOKEN=***" in sh.shown and "hunter2" not in sh.shown
+        assert "export API_TOKEN=hunter2" in sh.text
+        assert "export PUBLIC=visible" in sh.shown
+
+
+def test_steps_assign_hostile_values_once_and_quote_them() -> None:
+    root = "/srv/-rf x/$(touch PWNED)"
+    ctx = Context(layout=ReleaseLayout(root), app="app", release_id="1 $(id) 'x")
+    sh = unpack(ctx, LockSpec("r", "me"), "/tmp/in coming.tar.gz", "abc")
+    assert "R='/srv/-rf x/$(touch PWNED)'" in sh.text
+    assert "ID='1 $(id) '\"'\"'x'" in sh.text
+    assert sh.text.count("$(touch PWNED)") == 1  # only inside the quoted assignment
+    assert "A='/tmp/in coming.tar.gz'" in sh.text
+
+
+def test_probe_is_read_only_without_a_lock() -> None:
+    sh = probe(ReleaseLayout("/srv/app"), None).text
+    assert "mkdir" not in sh and "lock/run" not in sh
+
+
+def test_host_root_joins_local_root() -> None:
+    assert host_root("/srv/apps/hello", None) == "/srv/apps/hello"
+    assert host_root("/srv/apps/hello/", "/tmp/fleet/web01") == "/tmp/fleet/web01/srv/apps/hello"
+    assert host_root("/srv//a/../b", None) == "/srv/b"
+
+
+def test_layout_paths() -> None:
+    layout = ReleaseLayout("/srv/app")
+    assert layout.release("1.0-x") == "/srv/app/releases/1.0-x"
+    assert layout.current == "/srv/app/current"
+    assert layout.ledger == "/srv/app/.fleetdist/ledger.jsonl"
+    assert layout.lock == "/srv/app/.fleetdist/lock"
+    assert layout.previous == "/srv/app/.fleetdist/previous"
+    assert layout.incoming("a.tar.gz") == "/srv/app/.fleetdist/incoming/a.tar.gz"
+    assert layout.staging("1.0-x") == "/srv/app/.fleetdist/staging/1.0-x"
+
+
+# -- ledger.py ----------------------------------------------------------------
+
+
+def test_ledger_record_is_one_compact_sorted_json_line() -> None:
+    line = ledger.record(
+        "deploy",
+        app="hello",
+        env="prod",
+        run="R1",
+        from_release=None,
+        to_release="1.0-abc",
+        result="ok",
+        who="alice@ops",
+    )
+    assert "\n" not in line and ": " not in line and ", " not in line
+    data = json.loads(line)
+    assert list(data) == sorted(data)
+    assert data == {
+        "time": data["time"],
+        "operator": "alice@ops",
+        "action": "deploy",
+        "app": "hello",
+        "env": "prod",
+        "run": "R1",
+        "from": None,
+        "to": "1.0-abc",
+        "result": "ok",
+    }
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z", data["time"])
+
+
+def test_ledger_record_failure_fields() -> None:
+    line = ledger.record(
+        "rollback",
+        app="a",
+        env="dev",
+        run="R",
+        from_release="2",
+        to_release="1",
+        result="failed",
+        who="w",
+        step="activate",
+        error='host web01: it\'s "broken"\nsecond line',
+    )
+    data = json.loads(line)
+    assert (data["step"], data["error"]) == ("activate", 'host web01: it\'s "broken"\nsecond line')
+    assert "\n" not in line
+
+
+def test_ledger_record_omits_empty_step_and_error() -> None:
+    line = ledger.record(
+        "deploy", app="a", env="e", run="r", from_release=None, to_release=None,
+        result="ok", who="w", step="", error="",
+    )  # fmt: skip
+    assert "step" not in json.loads(line) and "error" not in json.loads(line)
+
+
+def test_ledger_parse_skips_torn_and_foreign_lines() -> None:
+    good = ledger.record(
+        "deploy", app="a", env="e", run="r", from_release=None, to_release="1",
+        result="ok", who="w",
+    )  # fmt: skip
+    text = "\n".join([good, '{"torn": ', "[1, 2]", "", "plain text", good + "\n"])
+    entries = ledger.parse(text)
+    assert entries == [json.loads(good), json.loads(good)]
+    assert ledger.parse("") == []
+
+
+def test_ledger_parse_keeps_unknown_fields() -> None:
+    assert ledger.parse('{"action":"deploy","future":42}') == [{"action": "deploy", "future": 42}]
+
+
+def test_ledger_line_appended_by_rendered_command(tmp_path: Path) -> None:
+    """The host appends the exact line, even with quotes and `$` in it."""
+    root = tmp_path / "it's $(x)"
+    (root / ".fleetdist").mkdir(parents=True)
+    line = ledger.record(
+        "deploy", app="a", env="e", run="r", from_release="$(touch PWNED)", to_release="'1'",
+        result="ok", who="%s %d \\n",
+    )  # fmt: skip
+    for _ in range(2):
+        result = run_sh(finish(ReleaseLayout(str(root)), None, [line]).text)
+        assert result.returncode == 0, result.stderr
+    assert (root / ".fleetdist" / "ledger.jsonl").read_text() == f"{line}\n{line}\n"
+    assert not list(tmp_path.rglob("PWNED"))
+
+
+def test_operator_defaults_to_user_at_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FLEETDIST_OPERATOR", raising=False)
+    assert re.fullmatch(r"[^@]+@.+", ledger.operator())
+    monkeypatch.setenv("FLEETDIST_OPERATOR", "ci-bot")
+    assert ledger.operator() == "ci-bot"
+
+
+def test_sh_is_frozen() -> None:
+    sh = Sh("a", "b")
+    with pytest.raises(AttributeError):
+        sh.text = "c"  # type: ignore[misc]

@@ -1,0 +1,105 @@
+"""Keep-N pruning: never `current`, never the release a rollback would go back to."""
+
+from __future__ import annotations
+
+from fleetdist.release.steps import Facts, parse_facts, prune_candidates
+
+from .conftest import HOSTS, Project
+
+
+def facts(*ids: str, current: str | None = None, previous: str | None = None) -> Facts:
+    """Facts with `ids` staged newest first."""
+    n = len(ids)
+    return Facts(current, previous, tuple((rid, 1000 + n - i) for i, rid in enumerate(ids)))
+
+
+def test_keeps_target_and_the_release_it_replaces() -> None:
+    # v4 was just staged; v3 is live; v2 was v3's predecessor.
+    f = facts("v4", "v3", "v2", "v1", current="v3", previous="v2")
+    assert prune_candidates(f, "v4", keep=2) == ["v2", "v1"]
+
+
+def test_keep_larger_than_what_is_there_prunes_nothing() -> None:
+    f = facts("v3", "v2", "v1", current="v2", previous="v1")
+    assert prune_candidates(f, "v3", keep=5) == []
+    assert prune_candidates(Facts(), "v1", keep=2) == []
+
+
+def test_first_deploy_has_nothing_to_prune() -> None:
+    assert prune_candidates(facts("v1"), "v1", keep=2) == []
+
+
+def test_target_not_yet_listed_counts_first() -> None:
+    f = facts("v3", "v2", "v1", current="v3", previous="v2")
+    assert prune_candidates(f, "v4", keep=2) == ["v2", "v1"]
+
+
+def test_current_is_kept_even_when_it_is_the_oldest() -> None:
+    """After a rollback to an old release, deploying keeps that old `current`."""
+    f = facts("v5", "v4", "v3", "v2", "v1", current="v1", previous="v5")
+    assert prune_candidates(f, "v6", keep=2) == ["v5", "v4", "v3", "v2"]
+    assert prune_candidates(f, "v6", keep=3) == ["v4", "v3", "v2"]
+
+
+def test_protected_releases_count_towards_keep() -> None:
+    f = facts("v5", "v4", "v3", "v2", "v1", current="v4", previous="v3")
+    assert prune_candidates(f, "v6", keep=4) == ["v2", "v1"]
+    kept = {"v6", "v5", "v4", "v3", "v2", "v1"} - set(prune_candidates(f, "v6", keep=4))
+    assert kept == {"v6", "v5", "v4", "v3"}
+
+
+def test_a_vanished_previous_takes_no_room() -> None:
+    f = facts("v3", "v2", "v1", current="v3", previous="gone")
+    assert prune_candidates(f, "v3", keep=2) == ["v1"]
+
+
+def test_reactivating_the_current_release_keeps_previous() -> None:
+    """When nothing flips (target is current), `previous` stays the rollback target."""
+    f = facts("v4", "v3", "v2", "v1", current="v2", previous="v1")
+    assert prune_candidates(f, "v2", keep=2) == ["v4", "v3"]
+    assert prune_candidates(f, "v2", keep=3) == ["v3"]
+
+
+def test_rolled_back_target_older_than_others() -> None:
+    f = facts("v3", "v2", "v1", current="v3", previous="v2")
+    assert prune_candidates(f, "v1", keep=2) == ["v2"]
+
+
+def test_ids_with_spaces_and_dashes_are_just_names() -> None:
+    f = facts("-rf x", "1.0 $(x)", "old one", current="1.0 $(x)")
+    assert prune_candidates(f, "-rf x", keep=2) == ["old one"]
+
+
+def test_same_second_releases_order_by_name() -> None:
+    f = parse_facts("current b\nrelease 5 a\nrelease 5 c\nrelease 5 b\nrelease 4 0-older\n")
+    assert f.release_ids == ["a", "b", "c", "0-older"]
+    assert prune_candidates(f, "d", keep=3) == ["c", "0-older"]
+
+
+def test_keep_two_after_four_deploys(project: Project) -> None:
+    project.write_recipe(keep=2)
+    ids = []
+    for n in range(4):
+        project.bump(f"v{n + 1}")
+        ids.append(project.deploy())
+    v3, v4 = ids[2:]
+    for host in HOSTS:
+        assert project.current(host) == v4
+        assert project.previous(host) == v3
+        assert project.releases(host) == {v3, v4}
+    # The rollback target survived, and a second rollback still comes back.
+    assert project.run("rollback").code == 0
+    assert all(project.current(h) == v3 for h in HOSTS)
+    assert project.run("rollback").code == 0
+    assert all(project.current(h) == v4 for h in HOSTS)
+
+
+def test_rollback_never_prunes(project: Project) -> None:
+    project.write_recipe(keep=2)
+    ids = []
+    for n in range(3):
+        project.bump(f"v{n + 1}")
+        ids.append(project.deploy("-H", "web01"))
+    assert project.releases("web01") == set(ids[1:])
+    assert project.run("rollback", "-H", "web01").code == 0
+    assert project.releases("web01") == set(ids[1:])
