@@ -44,7 +44,7 @@ def plan_batches(
     if canary and remaining:
         batches.append(remaining[:canary])
         remaining = remaining[canary:]
-    sizes = [_size(s, total, "--batch") for s in (batch or "100%").split(",")]
+    sizes = [_size(s, total, "--batch") for s in ("100%" if batch is None else batch).split(",")]
     i = 0
     while remaining:
         size = sizes[min(i, len(sizes) - 1)]

@@ -45,7 +45,7 @@ class Facts:
 
     current: str | None = None
     previous: str | None = None
-    releases: tuple[tuple[str, int], ...] = ()
+    releases: tuple[tuple[str, float], ...] = ()
     lock: str | None = None
 
     def staged(self, release_id: str) -> bool:
@@ -156,7 +156,7 @@ def probe(layout: ReleaseLayout, lock: LockSpec | None) -> Sh:
             'if [ -f "$R/.fleetdist/lock/holder" ]; then printf \'lock %s\\n\' "$(cat "$R/.fleetdist/lock/holder")"; fi\n'
             f'for m in "$R"/releases/*/{MARKER}; do\n'
             '  [ -f "$m" ] || continue; d=${m%/*}\n'
-            '  printf \'release %s %s\\n\' "$(stat -c %Y "$m")" "${d##*/}"\n'
+            '  printf \'release %s %s\\n\' "$(stat -c %.9Y "$m")" "${d##*/}"\n'
             "done"
         )
     )
@@ -166,7 +166,7 @@ def probe(layout: ReleaseLayout, lock: LockSpec | None) -> Sh:
 def parse_facts(stdout: str) -> Facts:
     """Read a probe's output back into Facts (newest release first)."""
     current = previous = lock = None
-    releases: list[tuple[str, int]] = []
+    releases: list[tuple[str, float]] = []
     for line in stdout.splitlines():
         kind, _, rest = line.partition(" ")
         if kind == "current" and rest:
@@ -177,8 +177,12 @@ def parse_facts(stdout: str) -> Facts:
             lock = rest
         elif kind == "release":
             epoch, _, rid = rest.partition(" ")
-            if epoch.isdigit() and rid:
-                releases.append((rid, int(epoch)))
+            try:
+                staged = float(epoch)
+            except ValueError:
+                continue
+            if rid:
+                releases.append((rid, staged))
     releases.sort(key=lambda item: (-item[1], item[0]))
     return Facts(current, previous, tuple(releases), lock)
 

@@ -126,3 +126,8 @@ def fleet(*statuses: Status, aborted: str | None = None) -> FleetOutcome:
 )
 def test_exit_codes(statuses: tuple[Status, ...], aborted: str | None, code: int) -> None:
     assert fleet(*statuses, aborted=aborted).exit_code() == code
+
+
+def test_empty_batch_is_an_error_not_the_default() -> None:
+    with pytest.raises(ConfigError, match="^--batch: '' is not a positive count"):
+        plan_batches(["a", "b"], batch="")
