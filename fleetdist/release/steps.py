@@ -308,10 +308,39 @@ def activate(
                 raw('{ echo "healthcheck failed; reverted to ${OLD:-nothing}" >&2; revert; }')
             )
         )
-    for rid in prune:
-        parts.append(assign("X", rid).and_then(raw('rm -rf -- "$R/releases/$X"')))
+    doomed = list(prune)
+    if doomed:
+        parts.append(_drop_function())
+    for rid in doomed:
+        # The flip already happened: a prune that fails is a warning, never a failed deploy.
+        parts.append(
+            assign("X", rid).and_then(
+                raw('drop "$X" || printf \'warning: could not prune %s\\n\' "$X" >&2')
+            )
+        )
     parts.append(_ledger(ledger_ok))
     return script(parts)
+
+
+def _drop_function() -> Sh:
+    """`drop ID`: delete a release; one an OS package installed is purged through dpkg.
+
+    Deleting a dpkg-owned directory with `rm -rf` would leave dpkg believing
+    the package is still installed, so the owner of the release's marker
+    file is looked up first.
+    """
+    return raw(
+        "drop() {\n"
+        '  pkg=""\n'
+        "  if command -v dpkg >/dev/null 2>&1; then\n"
+        f'    pkg=$(dpkg -S "$R/releases/$1/{MARKER}" 2>/dev/null | cut -d: -f1 || true)\n'
+        "  fi\n"
+        '  if [ -n "$pkg" ]; then\n'
+        '    if [ "$(id -u)" -eq 0 ]; then dpkg --purge "$pkg"; else sudo -n dpkg --purge "$pkg"; fi >/dev/null || return 1\n'
+        "  fi\n"
+        '  rm -rf -- "$R/releases/$1"\n'
+        "}"
+    )
 
 
 def finish(layout: ReleaseLayout, lock: LockSpec | None, ledger_lines: Iterable[str]) -> Sh:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import pytest
+
 from fleetdist.release.steps import Facts, parse_facts, prune_candidates
 
 from .conftest import HOSTS, Project
@@ -103,3 +108,50 @@ def test_rollback_never_prunes(project: Project) -> None:
     assert project.releases("web01") == set(ids[1:])
     assert project.run("rollback", "-H", "web01").code == 0
     assert project.releases("web01") == set(ids[1:])
+
+
+def _fake_dpkg(bin_dir: Path, owned: str, log: Path) -> None:
+    """A `dpkg` that owns one release's marker and logs purges (the real one is not here)."""
+    bin_dir.mkdir()
+    script = bin_dir / "dpkg"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'case "$1" in\n'
+        f'  -S) case "$2" in */releases/{owned}/.fleetdist-release) echo "hello-pkg: $2";; '
+        "*) exit 1;; esac;;\n"
+        f'  --purge) echo "$2" >> {log} || exit 1;;\n'
+        "esac\n"
+    )
+    script.chmod(0o755)
+
+
+def test_package_installed_release_is_purged_not_just_deleted(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.write_recipe(keep=2)
+    project.bump("v1")
+    v1 = project.deploy("-H", "web01")
+    log = tmp_path / "purged"
+    _fake_dpkg(tmp_path / "bin", v1, log)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    for tag in ("v2", "v3"):
+        project.bump(tag)
+        project.deploy("-H", "web01")
+    assert log.read_text().split() == ["hello-pkg"]
+    assert v1 not in project.releases("web01")
+
+
+def test_failed_prune_is_a_warning_not_a_failed_deploy(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.write_recipe(keep=2)
+    project.bump("v1")
+    v1 = project.deploy("-H", "web01")
+    _fake_dpkg(tmp_path / "bin", v1, Path("/nonexistent/dir/log"))  # its --purge fails
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    for tag in ("v2", "v3"):
+        project.bump(tag)
+        result = project.run("deploy", "--json", "-H", "web01")
+        assert result.code == 0, result.err
+    assert project.current("web01") == result.json()["release_id"]
+    assert v1 in project.releases("web01")  # left in place, with a warning
