@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from fleetdist.build.artifact import Artifact, load_artifact
-from fleetdist.build.formats import DEPLOYABLE, build_recipe
+from fleetdist.build.buildlog import Echo, stderr_echo
+from fleetdist.build.formats import DEPLOYABLE, TAR_FORMATS, build_recipe
 from fleetdist.build.safety import check_tar
 from fleetdist.config.env import expand, load_env
 from fleetdist.config.hosts import select_hosts
@@ -25,9 +26,10 @@ from fleetdist.config.loader import check_release_id, load_inventory, load_recip
 from fleetdist.config.project import Project
 from fleetdist.config.schema import Host, Inventory, Recipe
 from fleetdist.errors import ConfigError, TransportError
+from fleetdist.orchestrate.batches import failure_budget, plan_batches
 from fleetdist.orchestrate.outcome import FleetOutcome, HostOutcome, Status
 from fleetdist.orchestrate.runner import HostJob, Rollout, RolloutOptions, parallel
-from fleetdist.release import steps
+from fleetdist.release import packages, steps
 from fleetdist.release.layout import ReleaseLayout, host_root
 from fleetdist.release.steps import Context, LockSpec
 from fleetdist.report import ledger
@@ -136,19 +138,22 @@ def context_for(loaded: Loaded, host: Host, release_id: str, env_name: str) -> C
     )
 
 
-def build(sel: Selection, formats: Sequence[str] = ()) -> list[Artifact]:
-    recipe = _recipe(sel, load_env(sel.env, sel.project.root))
-    return build_recipe(recipe, sel.project.dist, formats)
+def build(sel: Selection, formats: Sequence[str] = (), echo: Echo = stderr_echo) -> list[Artifact]:
+    """Build the recipe's formats (or `formats`) into dist/; `echo` gets prefixed log lines."""
+    env = load_env(sel.env, sel.project.root)
+    recipe = _recipe(sel, env)
+    return build_recipe(recipe, sel.project.dist, formats, env=env, env_name=sel.env, echo=echo)
 
 
 def _artifact(sel: Selection, loaded: Loaded, path: Path | None) -> Artifact:
     if path is not None:
         artifact = load_artifact(path, app=loaded.recipe.app)
     else:
-        artifact = build_recipe(loaded.recipe, sel.project.dist, DEPLOYABLE)[0]
+        artifact = build_recipe(loaded.recipe, sel.project.dist, ("tar.gz",))[0]
     if artifact.format not in DEPLOYABLE:
         raise ConfigError(f"--artifact: {artifact.format} artifacts cannot be deployed yet")
-    check_tar(artifact.path)
+    if artifact.format in TAR_FORMATS:
+        check_tar(artifact.path)
     return artifact
 
 
@@ -202,8 +207,17 @@ def _header(sel: Selection, loaded: Loaded, action: str, **extra: object) -> dic
     }
 
 
+def _check(sel: Selection, loaded: Loaded, opts: DeployOptions) -> None:
+    """Fail on any per-host path or rollout flag error before building or journaling."""
+    _jobs(sel, loaded, "")
+    names = [h.name for h in loaded.hosts]
+    failure_budget(opts.max_fail, len(names))
+    plan_batches(names, canary=opts.canary, batch=opts.batch)
+
+
 def deploy(sel: Selection, opts: DeployOptions, reporter: Reporter = silent) -> FleetOutcome:
     loaded = load(sel)
+    _check(sel, loaded, opts)
     artifact = _artifact(sel, loaded, opts.artifact)
     run_id = opts.run_id or new_run_id()
     header = _header(
@@ -382,10 +396,11 @@ def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
         ctx = job.ctx
         incoming = ctx.layout.incoming(f"{ctx.release_id}.{artifact.format}")
         line = "(ledger line written at run time)"
+        sha = artifact.sha256
         planned = [
             ("probe", steps.probe(ctx.layout, lock).shown),
             ("upload", f"put {artifact.path} {incoming}  (skipped if already staged)"),
-            ("unpack", steps.unpack(ctx, lock, incoming, artifact.sha256).shown),
+            ("unpack", packages.unpack(artifact.format, ctx, lock, incoming, sha).shown),
             ("test", steps.run_tests(ctx).shown),
             (
                 "activate",

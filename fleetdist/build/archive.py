@@ -43,9 +43,11 @@ def write_tar_gz(entries: list[Entry], dest: Path, *, prefix: str = "") -> None:
     """Write `dest` atomically (via a temp name), so a crash never leaves half a file."""
     mtime = source_date_epoch()
     tmp = dest.with_name(dest.name + ".tmp")
-    with tmp.open("wb") as raw, gzip.GzipFile(
-        filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6
-    ) as gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
+    with (
+        tmp.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+    ):
         for entry in entries:
             info = _tarinfo(entry, mtime)
             info.name = prefix + info.name
@@ -69,7 +71,7 @@ def write_zip(entries: list[Entry], dest: Path) -> None:
             info = zipfile.ZipInfo(name, date_time=stamp)
             info.create_system = 3
             if entry.link is not None:
-                info.external_attr = (0o120777 << 16)
+                info.external_attr = 0o120777 << 16
                 zf.writestr(info, entry.link)
             elif entry.is_dir:
                 info.external_attr = (0o40755 << 16) | 0x10

@@ -61,8 +61,13 @@ def load_artifact(path: Path, *, app: str) -> Artifact:
     try:
         data = json.loads(meta.read_text())
         artifact = Artifact(
-            path, data["app"], data["version"], data["release_id"], data["format"],
-            file_sha256(path), path.stat().st_size,
+            path,
+            data["app"],
+            data["version"],
+            data["release_id"],
+            data["format"],
+            file_sha256(path),
+            path.stat().st_size,
         )
     except (OSError, ValueError, KeyError) as exc:
         raise ArtifactError(f"{meta}: missing or unreadable artifact metadata ({exc})") from None

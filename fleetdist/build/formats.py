@@ -1,41 +1,46 @@
-"""Build a recipe's artifacts, one builder per format, with a content-hash cache.
+"""Build a recipe's artifacts: formats x build machines, in parallel, with a content-hash cache.
 
-Every builder takes the recipe, the selected source entries, the release id
-and the output folder, and returns an Artifact.  Unchanged inputs are not
-rebuilt: an artifact whose metadata names the same release id (source tree
-hash) and recipe hash is reused as is.
+Order of work: the wheelhouse first (the app's wheel and its requirements,
+needed by `wheel`, `venv`, `deb` and `rpm`), then every other build at once:
+`tar.gz`, `zip`, one `venv` bundle on the first build machine, and one
+container per build machine that makes all its OS packages.  Each build
+logs to `dist/logs/<name>.log` and echoes prefixed lines; the first failure
+is raised (exit 1, with the log tail) once the others have finished, so a
+failed deb never leaves a half-built venv job running.
+
+Cache: every (format, machine) result leaves a stamp in `dist/.cache/`
+naming the source tree hash, a digest of every other input (recipe file,
+machine image and script, venv root) and the file it made.  An unchanged
+rebuild reuses the file after re-checking its sha256 against its metadata.
+Finally `dist/artifacts.json` lists what this build produced or reused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+from fleetdist.build import ospkg, wheel
 from fleetdist.build.archive import write_tar_gz, write_zip
 from fleetdist.build.artifact import Artifact, load_artifact, release_id, seal, write_meta
+from fleetdist.build.buildlog import BuildLog, Echo, stderr_echo
+from fleetdist.build.machines import BUNDLE_PYTHON, DEFAULT_SCRIPT
+from fleetdist.build.stage import scratch, stage_entries
 from fleetdist.build.tree import Entry, tree_hash, walk
+from fleetdist.build.venv import ContainerBuild, bundle_root, container_build, pack_tree
+from fleetdist.config.buildspec import KNOWN_FORMATS, PACKAGE_FORMATS, BuildSpec, parse_build
 from fleetdist.config.schema import Recipe
-from fleetdist.errors import ArtifactError, ConfigError
+from fleetdist.errors import ArtifactError, BuildError, ConfigError, FleetdistError
 
-Builder = Callable[[Recipe, list[Entry], str, Path], Artifact]
-
-
-def _tar_gz(recipe: Recipe, entries: list[Entry], rid: str, out: Path) -> Artifact:
-    path = out / f"{recipe.app}-{rid}.tar.gz"
-    write_tar_gz(entries, path)
-    return seal(path, app=recipe.app, version=recipe.version, rid=rid, fmt="tar.gz")
-
-
-def _zip(recipe: Recipe, entries: list[Entry], rid: str, out: Path) -> Artifact:
-    path = out / f"{recipe.app}-{rid}.zip"
-    write_zip(entries, path)
-    return seal(path, app=recipe.app, version=recipe.version, rid=rid, fmt="zip")
-
-
-BUILDERS: dict[str, Builder] = {"tar.gz": _tar_gz, "zip": _zip}
-DEPLOYABLE = ("tar.gz",)
+DEPLOYABLE = ("tar.gz", "venv", "deb")
+TAR_FORMATS = ("tar.gz", "venv")  # checked member by member before upload
+CONTROLLER = "controller"
 
 
 def recipe_hash(recipe: Recipe) -> str:
@@ -43,33 +48,268 @@ def recipe_hash(recipe: Recipe) -> str:
     return hashlib.sha256(Path(recipe.source_file).read_bytes()).hexdigest()
 
 
-def build_recipe(recipe: Recipe, out: Path, formats: Sequence[str] = ()) -> list[Artifact]:
-    """Build (or reuse) each requested format; unknown formats are a usage error."""
-    chosen = list(formats or recipe.formats)
+@dataclass(frozen=True)
+class Inputs:
+    """What every build of one run shares."""
+
+    recipe: Recipe
+    spec: BuildSpec
+    entries: list[Entry]
+    rid: str  # version + source tree hash
+    rhash: str
+    dist: Path
+    echo: Echo
+    venv_root: str | None
+
+    def key(self, *parts: str) -> str:
+        return hashlib.sha256("\0".join([self.rhash, *parts]).encode()).hexdigest()
+
+    def log(self, name: str) -> BuildLog:
+        return BuildLog(name, self.dist / "logs" / f"{name.replace('/', '-')}.log", self.echo)
+
+
+def _stamp(inp: Inputs, fmt: str, machine: str) -> Path:
+    return inp.dist / ".cache" / f"{inp.recipe.app}.{fmt}@{machine}.json"
+
+
+def _cached(inp: Inputs, fmt: str, machine: str, key: str) -> Artifact | None:
+    try:
+        stamp = json.loads(_stamp(inp, fmt, machine).read_text())
+        if stamp.get("tree") != inp.rid or stamp.get("key") != key:
+            return None
+        artifact = load_artifact(inp.dist / stamp["file"], app=inp.recipe.app)
+        meta = json.loads(Path(f"{artifact.path}.meta.json").read_text())
+    except (OSError, ValueError, KeyError, ArtifactError):
+        return None
+    return artifact if meta.get("sha256") == artifact.sha256 else None
+
+
+def _record(inp: Inputs, artifact: Artifact, machine: str, key: str) -> Artifact:
+    built = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    write_meta(artifact, recipe_hash=inp.rhash, machine=machine, built_at=built)
+    stamp = _stamp(inp, artifact.format, machine)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    rel = artifact.path.relative_to(inp.dist).as_posix()
+    stamp.write_text(json.dumps({"tree": inp.rid, "key": key, "file": rel}) + "\n")
+    return artifact
+
+
+def _seal(inp: Inputs, path: Path, fmt: str, rid: str | None = None) -> Artifact:
+    r = inp.recipe
+    return seal(path, app=r.app, version=r.version, rid=rid or inp.rid, fmt=fmt)
+
+
+# -- the builds ----------------------------------------------------------------
+
+
+def _archives(inp: Inputs, fmt: str) -> list[Artifact]:
+    with inp.log(fmt) as log:
+        path = inp.dist / f"{inp.recipe.app}-{inp.rid}.{fmt}"
+        (write_tar_gz if fmt == "tar.gz" else write_zip)(inp.entries, path)
+        log.line(f"wrote {path.name} ({len(inp.entries)} entries)")
+        return [_record(inp, _seal(inp, path, fmt), CONTROLLER, inp.key(fmt))]
+
+
+def _wheelhouse(inp: Inputs, want_wheel: bool) -> tuple[list[Artifact], list[str]]:
+    """Build (or reuse) the app wheel and the wheelhouse; returns (wheel artifact, requirement)."""
+    key = inp.key("wheel", *map(str, inp.spec.requirements))
+    cached = _cached(inp, "wheel", CONTROLLER, key)
+    wheels = inp.dist / wheel.WHEELHOUSE
+    if cached is not None and (wheels / cached.path.name).is_file():
+        return ([cached] if want_wheel else []), [wheel.requirement_of(cached.path)]
+    with inp.log("wheel") as log, scratch("wheel") as tmp:
+        src = tmp / "src"
+        stage_entries(inp.entries, src)
+        app_wheel = None
+        if wheel.is_python_project(src):
+            app_wheel = wheel.build_wheel(src, inp.dist, log, timeout=inp.spec.timeout)
+        elif want_wheel:
+            raise BuildError(f"build wheel: {inp.recipe.source.path} has no pyproject.toml")
+        wheel.build_wheelhouse(
+            app_wheel, inp.spec.requirements, wheels, log, timeout=inp.spec.timeout
+        )
+        if app_wheel is None:
+            return [], []
+        artifact = _record(inp, _seal(inp, app_wheel, "wheel"), CONTROLLER, key)
+        log.line(f"wrote {app_wheel.name} and the wheelhouse {wheels}")
+    return ([artifact] if want_wheel else []), [wheel.requirement_of(app_wheel)]
+
+
+def _container_job(inp: Inputs, requirement: list[str], machine_index: int) -> ContainerBuild:
+    return ContainerBuild(
+        recipe=inp.recipe,
+        spec=inp.spec,
+        machine=inp.spec.machines[machine_index],
+        prefix="",
+        staged=Path(),
+        wheels=inp.dist / wheel.WHEELHOUSE,
+        requirement=requirement,
+    )
+
+
+def _venv(inp: Inputs, requirement: list[str]) -> list[Artifact]:
+    assert inp.venv_root is not None
+    job = _container_job(inp, requirement, 0)
+    prefix = f"{inp.venv_root}/releases/{inp.rid}"
+    with inp.log(f"venv/{job.machine.name}") as log, scratch("venv") as tmp:
+        stage_entries(inp.entries, tmp / "src")
+        build = dataclasses.replace(job, prefix=prefix, staged=tmp / "src", export_tree=True)
+        log.line(f"building the bundle at {prefix} (where hosts will run it)")
+        container_build(build, tmp / "out", log)
+        path = inp.dist / f"{inp.recipe.app}-{inp.rid}.venv.tar.gz"
+        pack_tree(tmp / "out" / "tree", path)
+        log.line(f"wrote {path.name}")
+        artifact = _seal(inp, path, "venv")
+    return [_record(inp, artifact, job.machine.name, _venv_key(inp, job))]
+
+
+def _venv_key(inp: Inputs, job: ContainerBuild) -> str:
+    m = job.machine
+    return inp.key("venv", m.image, m.script or DEFAULT_SCRIPT, str(inp.venv_root), BUNDLE_PYTHON)
+
+
+def _pkg_key(inp: Inputs, job: ContainerBuild) -> str:
+    m = job.machine
+    return inp.key("pkg", m.image, m.script or DEFAULT_SCRIPT, BUNDLE_PYTHON)
+
+
+def _packages(inp: Inputs, requirement: list[str], index: int, fmts: list[str]) -> list[Artifact]:
+    job = _container_job(inp, requirement, index)
+    name = f"{'+'.join(fmts)}/{job.machine.name}"
+    with inp.log(name) as log, scratch("pkg") as tmp:
+        stage_entries(inp.entries, tmp / "src")
+        build = dataclasses.replace(
+            job, prefix=ospkg.prefix_of(inp.recipe), staged=tmp / "src", formats=fmts
+        )
+        log.line(f"packaging {ospkg.package_name(inp.recipe)} under {build.prefix}")
+        made = ospkg.build_packages(build, tmp, inp.dist / job.machine.name, log)
+        artifacts = [_seal(inp, made[f], f, inp.recipe.version) for f in fmts]
+    key = _pkg_key(inp, job)
+    return [_record(inp, a, job.machine.name, key) for a in artifacts]
+
+
+# -- scheduling ----------------------------------------------------------------
+
+
+Job = Callable[[], list[Artifact]]
+
+
+def _plan(inp: Inputs, chosen: list[str], requirement: list[str]) -> list[Job]:
+    """The jobs still to run; cached results are returned by `_reuse` instead."""
+    jobs: list[Job] = []
+    for fmt in ("tar.gz", "zip"):
+        if fmt in chosen and _cached(inp, fmt, CONTROLLER, inp.key(fmt)) is None:
+            jobs.append(lambda fmt=fmt: _archives(inp, fmt))  # type: ignore[misc]
+    if "venv" in chosen:
+        job = _container_job(inp, requirement, 0)
+        if _cached(inp, "venv", job.machine.name, _venv_key(inp, job)) is None:
+            jobs.append(lambda: _venv(inp, requirement))
+    pkg_fmts = [f for f in PACKAGE_FORMATS if f in chosen]
+    for index, machine in enumerate(inp.spec.machines if pkg_fmts else ()):
+        key = _pkg_key(inp, _container_job(inp, requirement, index))
+        todo = [f for f in pkg_fmts if _cached(inp, f, machine.name, key) is None]
+        if todo:
+            jobs.append(lambda i=index, t=todo: _packages(inp, requirement, i, t))  # type: ignore[misc]
+    return jobs
+
+
+def _reuse(inp: Inputs, chosen: list[str], requirement: list[str]) -> list[Artifact]:
+    found = []
+    for fmt in ("tar.gz", "zip"):
+        hit = _cached(inp, fmt, CONTROLLER, inp.key(fmt)) if fmt in chosen else None
+        found += [hit] if hit else []
+    for index, machine in enumerate(inp.spec.machines):
+        job = _container_job(inp, requirement, index)
+        if "venv" in chosen and index == 0:
+            hit = _cached(inp, "venv", machine.name, _venv_key(inp, job))
+            found += [hit] if hit else []
+        for fmt in PACKAGE_FORMATS:
+            hit = _cached(inp, fmt, machine.name, _pkg_key(inp, job)) if fmt in chosen else None
+            found += [hit] if hit else []
+    return found
+
+
+def _run_parallel(jobs: list[Job]) -> list[Artifact]:
+    if not jobs:
+        return []
+    errors: list[BaseException] = []
+    made: list[Artifact] = []
+    with ThreadPoolExecutor(max_workers=min(4, len(jobs))) as pool:
+        for future in [pool.submit(job) for job in jobs]:
+            try:
+                made += future.result()
+            except BaseException as exc:  # collected; the first is raised after all finish
+                errors.append(exc)
+    if errors:
+        first = errors[0]
+        if isinstance(first, FleetdistError):
+            raise first
+        raise BuildError(f"build failed: {type(first).__name__}: {first}") from first
+    return made
+
+
+def build_recipe(
+    recipe: Recipe,
+    out: Path,
+    formats: Sequence[str] = (),
+    *,
+    env: Mapping[str, str] | None = None,
+    env_name: str = "prod",
+    echo: Echo = stderr_echo,
+) -> list[Artifact]:
+    """Build (or reuse) each requested format; unknown formats are a usage error (exit 2)."""
+    chosen = list(dict.fromkeys(formats or recipe.formats))
     for fmt in chosen:
-        if fmt not in BUILDERS:
-            raise ConfigError(f"--formats: unknown format {fmt!r} (known: {', '.join(BUILDERS)})")
+        if fmt not in KNOWN_FORMATS:
+            known = ", ".join(KNOWN_FORMATS)
+            raise ConfigError(f"--formats: unknown format {fmt!r} (known: {known})")
+    recipe_dir = Path(recipe.source_file).parent
+    spec = parse_build(recipe.build, recipe.source_file, recipe_dir, recipe.source.path)
     entries = walk(recipe.source, f"{recipe.source_file}: source.path")
-    rid = release_id(recipe.version, tree_hash(entries))
+    venv_root = bundle_root(recipe, env or {}, env_name) if "venv" in chosen else None
     out.mkdir(parents=True, exist_ok=True)
-    rhash = recipe_hash(recipe)
-    artifacts = []
-    for fmt in chosen:
-        cached = _cached(out, recipe, rid, fmt, rhash)
-        if cached is None:
-            cached = BUILDERS[fmt](recipe, entries, rid, out)
-            write_meta(cached, recipe_hash=rhash)
-        artifacts.append(cached)
+    inp = Inputs(
+        recipe,
+        spec,
+        entries,
+        release_id(recipe.version, tree_hash(entries)),
+        recipe_hash(recipe),
+        out,
+        echo,
+        venv_root,
+    )
+    artifacts: list[Artifact] = []
+    requirement: list[str] = []
+    if {"wheel", "venv", *PACKAGE_FORMATS} & set(chosen):
+        wheels, requirement = _wheelhouse(inp, "wheel" in chosen)
+        artifacts += wheels
+    artifacts += _reuse(inp, chosen, requirement)
+    artifacts += _run_parallel(_plan(inp, chosen, requirement))
+    order = {fmt: i for i, fmt in enumerate(chosen)}
+    artifacts.sort(key=lambda a: (order[a.format], str(a.path)))
+    write_index(out, artifacts)
     return artifacts
 
 
-def _cached(out: Path, recipe: Recipe, rid: str, fmt: str, rhash: str) -> Artifact | None:
-    path = out / f"{recipe.app}-{rid}.{fmt}"
-    meta = path.with_name(path.name + ".meta.json")
-    try:
-        if json.loads(meta.read_text()).get("recipe_hash") != rhash:
-            return None
-        artifact = load_artifact(path, app=recipe.app)
-    except (OSError, ValueError, ArtifactError):
-        return None
-    return artifact if artifact.release_id == rid and artifact.format == fmt else None
+def write_index(out: Path, artifacts: list[Artifact]) -> None:
+    """dist/artifacts.json: one entry per artifact, with the build's provenance."""
+    rows = []
+    for a in artifacts:
+        meta = json.loads(Path(f"{a.path}.meta.json").read_text())
+        rows.append(
+            {
+                "app": a.app,
+                "version": a.version,
+                "release_id": a.release_id,
+                "format": a.format,
+                "file": a.path.relative_to(out).as_posix(),
+                "size": a.size,
+                "sha256": a.sha256,
+                "recipe_hash": meta.get("recipe_hash"),
+                "machine": meta.get("machine"),
+                "built_at": meta.get("built_at"),
+            }
+        )
+    tmp = out / "artifacts.json.tmp"
+    tmp.write_text(json.dumps(rows, indent=2) + "\n")
+    tmp.replace(out / "artifacts.json")

@@ -38,6 +38,8 @@ def check_tar(path: Path) -> None:
                             f"{path}: hard link {name!r} -> {member.linkname!r} escapes the release"
                         )
                 elif not (member.isfile() or member.isdir()):
-                    raise ArtifactError(f"{path}: member {name!r} is a device, fifo or other special file")
+                    raise ArtifactError(
+                        f"{path}: member {name!r} is a device, fifo or other special file"
+                    )
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ArtifactError(f"{path}: not a readable tar archive ({exc})") from None

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fleetdist.config.buildspec import check_formats, parse_build
 from fleetdist.config.env import expand
 from fleetdist.config.fields import Fields, read_yaml
 from fleetdist.config.hosts import expand_pattern
@@ -63,6 +64,9 @@ def load_recipe(path: Path) -> Recipe:
     build = f.raw("build")
     if build is not None and not isinstance(build, dict):
         raise f.error("build", "expected a mapping")
+    parse_build(build, source, path.parent, source_dir)  # validated now, parsed again by builders
+    formats = f.strings("formats") or ("tar.gz",)
+    check_formats(formats, source)
     recipe = Recipe(
         source_file=source,
         app=app,
@@ -75,7 +79,7 @@ def load_recipe(path: Path) -> Recipe:
         healthcheck=f.text("healthcheck"),
         env=env,
         secret_env=secret_env,
-        formats=f.strings("formats") or ("tar.gz",),
+        formats=formats,
         build=build or {},
     )
     f.done()

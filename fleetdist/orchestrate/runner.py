@@ -24,7 +24,7 @@ from fleetdist.errors import FleetdistError, TransportError
 from fleetdist.orchestrate.batches import failure_budget, plan_batches
 from fleetdist.orchestrate.outcome import FleetOutcome, HostOutcome, Status
 from fleetdist.orchestrate.stale import stale_run
-from fleetdist.release import steps
+from fleetdist.release import packages, steps
 from fleetdist.release.command import Sh
 from fleetdist.release.steps import Context, Facts, LockSpec
 from fleetdist.report import ledger
@@ -203,10 +203,13 @@ class Rollout:
                 live.step = "upload"
                 live.transport.put(artifact.path, incoming)
                 self._stage(live, "uploaded")
-                self._run(
-                    live, "unpack", steps.unpack(ctx, self.options.lock, incoming, artifact.sha256)
+                unpack = packages.unpack(
+                    artifact.format, ctx, self.options.lock, incoming, artifact.sha256
                 )
+                self._run(live, "unpack", unpack)
             self._stage(live, "staged")
+            if artifact.format == "venv":  # shebangs and interpreter must fit this host
+                self._run(live, "test", packages.check_bundle(ctx))
             if ctx.test:
                 self._run(live, "test", steps.run_tests(ctx))
             self._stage(live, "tested")

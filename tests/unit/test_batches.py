@@ -129,5 +129,5 @@ def test_exit_codes(statuses: tuple[Status, ...], aborted: str | None, code: int
 
 
 def test_empty_batch_is_an_error_not_the_default() -> None:
-    with pytest.raises(ConfigError, match="^--batch: '' is not a positive count"):
+    with pytest.raises(ConfigError, match=r"^--batch: '' is not a positive count"):
         plan_batches(["a", "b"], batch="")

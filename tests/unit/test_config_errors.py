@@ -344,3 +344,15 @@ def test_inventory_layers_merge_in_order(tmp_path: Path) -> None:
     assert (web2.port, web2.user, web2.vars) == (2222, "root", {"a": "g", "b": "web2-h"})
     assert (db1.port, db1.user, db1.groups) == (22, "deploy", ())
     assert inv.groups == {"web": ("web1", "web2")}
+
+
+def test_deploy_config_errors_come_before_any_build_or_journal(project: Project) -> None:
+    project.write_recipe(deploy_root="{NOPE}/hello")
+    result = project.run("deploy")
+    assert result.code == 2 and "NOPE" in result.err
+    assert not (project.root / "dist").exists()
+    assert not (project.root / ".fleetdist" / "runs").exists()
+    project.write_recipe(deploy_root="{DEPLOY_BASE}/hello")
+    result = project.run("deploy", "--batch", "0")
+    assert result.code == 2 and result.err.startswith("fleetdist: error: --batch")
+    assert not (project.root / "dist").exists()

@@ -1,0 +1,77 @@
+"""Wheels: the app's own wheel (PyPA `build`) and a wheelhouse of its requirements.
+
+The wheelhouse (`dist/wheels/`) holds a wheel for the app and for every
+requirement, built on the controller where the package index is reachable;
+hosts and build containers then install with `pip install --no-index
+--find-links`, so nothing downstream needs an index, and a container build is
+as offline as the wheelhouse is complete.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from fleetdist.build.archive import source_date_epoch
+from fleetdist.build.buildlog import BuildLog
+from fleetdist.errors import BuildError
+
+WHEELHOUSE = "wheels"
+
+
+def is_python_project(src: Path) -> bool:
+    return (src / "pyproject.toml").is_file() or (src / "setup.py").is_file()
+
+
+def _env() -> dict[str, str]:
+    # SOURCE_DATE_EPOCH makes the wheel's zip timestamps fixed: same tree, same bytes.
+    return {"SOURCE_DATE_EPOCH": str(source_date_epoch()), "PYTHONHASHSEED": "0"}
+
+
+def build_wheel(staged: Path, out: Path, log: BuildLog, *, timeout: float) -> Path:
+    """Build one wheel from a staged source copy with PyPA `build` into `out`."""
+    if not is_python_project(staged):
+        raise BuildError(
+            f"build {log.name}: {staged.name}: no pyproject.toml or setup.py, so no wheel "
+            "(drop 'wheel' from formats)"
+        )
+    tmp = staged.parent / "wheel-out"
+    argv = [sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp), str(staged)]
+    log.run(argv, what="python -m build --wheel", env=_env(), timeout=timeout)
+    built = sorted(tmp.glob("*.whl"))
+    if len(built) != 1:
+        raise log.fail(f"expected one wheel, got {[p.name for p in built]}")
+    out.mkdir(parents=True, exist_ok=True)
+    dest = out / built[0].name
+    shutil.copyfile(built[0], dest)
+    return dest
+
+
+def build_wheelhouse(
+    app_wheel: Path | None,
+    requirements: tuple[Path, ...],
+    wheels: Path,
+    log: BuildLog,
+    *,
+    timeout: float,
+) -> None:
+    """`pip wheel -w wheels/` for the app wheel's dependencies and the requirements files.
+
+    A requirement that cannot be built fails here, with pip's own last lines.
+    """
+    wheels.mkdir(parents=True, exist_ok=True)
+    targets: list[str] = [str(app_wheel)] if app_wheel else []
+    for req in requirements:
+        targets += ["-r", str(req)]
+    if not targets:
+        log.line("no app wheel and no requirements: empty wheelhouse")
+        return
+    argv = [sys.executable, "-m", "pip", "wheel", "--no-input", "--wheel-dir", str(wheels)]
+    log.run([*argv, *targets], what="pip wheel (requirements)", env=_env(), timeout=timeout)
+
+
+def requirement_of(app_wheel: Path) -> str:
+    """`name==version` from a wheel's file name, so pip installs it by name from the wheelhouse."""
+    name, version = app_wheel.name.split("-")[:2]
+    return f"{name}=={version}"

@@ -1,0 +1,86 @@
+"""Format-specific release steps: the .deb install script and the venv bundle check."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fleetdist.release import packages
+from fleetdist.release.layout import ReleaseLayout
+from fleetdist.release.steps import Context, LockSpec
+
+LOCK = LockSpec(run_id="r1", holder="me")
+
+
+def ctx(root: str, rid: str = "1.0.0") -> Context:
+    return Context(layout=ReleaseLayout(root), app="hello", release_id=rid)
+
+
+def test_deb_unpack_installs_with_apt_and_checks_the_release_dir() -> None:
+    text = packages.unpack("deb", ctx("/opt/hello"), LOCK, "/opt/hello/x $(y).deb", "ab").text
+    assert 'apt-get install -y -q --no-install-recommends "$A"' in text
+    assert "A='/opt/hello/x $(y).deb'" in text
+    assert '[ -f "$R/releases/$ID/.fleetdist-release" ]' in text
+    assert "tar -xzf" not in text
+
+
+def test_archives_and_venv_bundles_unpack_with_tar() -> None:
+    for fmt in ("tar.gz", "venv"):
+        assert "tar -xzf" in packages.unpack(fmt, ctx("/srv/a"), LOCK, "/i/x", "ab").text
+
+
+def soabi() -> str:
+    import sysconfig
+
+    return str(sysconfig.get_config_var("SOABI"))
+
+
+def fake_bundle(root: Path, rid: str, *, shebang: str, home: str, abi: str) -> None:
+    rel = root / "releases" / rid
+    (rel / "venv" / "bin").mkdir(parents=True)
+    tool = rel / "venv" / "bin" / "tool"
+    tool.write_text(f"#!{shebang}\nprint(1)\n")
+    tool.chmod(0o755)
+    (rel / "venv" / "bin" / "python").symlink_to(sys.executable)
+    (rel / "venv" / "pyvenv.cfg").write_text(
+        f"home = {home}\ninclude-system-site-packages = false\n"
+    )
+    (rel / ".fleetdist-abi").write_text(abi + "\n")
+
+
+def run(script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
+
+
+def test_bundle_check_passes_when_interpreters_fit(tmp_path: Path) -> None:
+    home = str(Path(sys.executable).parent)
+    if not (Path(home) / "python3").exists():
+        pytest.skip("no python3 beside this interpreter")
+    fake_bundle(tmp_path, "1", shebang="/bin/sh", home=home, abi=soabi())
+    result = run(packages.check_bundle(ctx(str(tmp_path), "1")).text)
+    assert result.returncode == 0, result.stderr
+
+
+def test_bundle_check_lists_every_problem(tmp_path: Path) -> None:
+    home = str(Path(sys.executable).parent)
+    fake_bundle(tmp_path, "1", shebang="/elsewhere/venv/bin/python", home=home, abi="cpython-27")
+    (tmp_path / "releases" / "1" / "venv" / "pyvenv.cfg").write_text("home = /no/such/dir\n")
+    result = run(packages.check_bundle(ctx(str(tmp_path), "1")).text)
+    assert result.returncode == 1
+    assert "shebang of venv/bin/tool names /elsewhere/venv/bin/python, not on this host" in (
+        result.stderr
+    )
+    assert "venv interpreter /no/such/dir/python3 is missing on this host" in result.stderr
+
+
+def test_bundle_check_reports_an_abi_mismatch(tmp_path: Path) -> None:
+    home = str(Path(sys.executable).parent)
+    if not (Path(home) / "python3").exists():
+        pytest.skip("no python3 beside this interpreter")
+    fake_bundle(tmp_path, "1", shebang="/bin/sh", home=home, abi="cpython-27-x86_64-linux-gnu")
+    result = run(packages.check_bundle(ctx(str(tmp_path), "1")).text)
+    assert result.returncode == 1
+    assert "python ABI mismatch: bundle built for cpython-27-x86_64-linux-gnu" in result.stderr
