@@ -61,6 +61,10 @@ def build_wheelhouse(
     A requirement that cannot be built fails here, with pip's own last lines.
     """
     wheels.mkdir(parents=True, exist_ok=True)
+    if app_wheel:
+        # pip keeps a same-named wheel already in the wheelhouse, and the app's
+        # wheel name only carries its pyproject version: drop the stale one.
+        (wheels / app_wheel.name).unlink(missing_ok=True)
     targets: list[str] = [str(app_wheel)] if app_wheel else []
     for req in requirements:
         targets += ["-r", str(req)]
