@@ -413,3 +413,22 @@ def test_canary_batches_cut_over_everything(project: Project) -> None:
     ]
     assert len(batches) == 3
     assert all(project.current(h) for h in HOSTS)
+
+
+def test_interrupted_transfer_and_unpack_never_count_as_staged(project: Project) -> None:
+    """What a dropped connection leaves (half an upload, half a staging dir) is redone."""
+    project.bump("v1")
+    plan = project.run("plan", "--json", "-H", "web01").json()
+    rid = plan[0]["release_id"]
+    state = project.host_root("web01") / ".fleetdist"
+    (state / "incoming").mkdir(parents=True)
+    (state / "incoming" / f"{rid}.tar.gz").write_bytes(b"\x1f\x8b truncated")
+    half = state / "staging" / rid
+    half.mkdir(parents=True)
+    (half / "half-written.py").write_text("x =")
+    assert project.run("status", "--json", "-H", "web01").json()[0]["releases"] == []
+    assert project.deploy("-H", "web01") == rid
+    release = project.host_root("web01") / "releases" / rid
+    assert not (release / "half-written.py").exists()
+    assert (release / "hello" / "__init__.py").is_file()
+    assert not half.exists() and not (state / "incoming" / f"{rid}.tar.gz").exists()
