@@ -29,9 +29,10 @@ from fleetdist.errors import ConfigError, TransportError
 from fleetdist.orchestrate.batches import failure_budget, plan_batches
 from fleetdist.orchestrate.outcome import FleetOutcome, HostOutcome, Status
 from fleetdist.orchestrate.runner import HostJob, Rollout, RolloutOptions, parallel
-from fleetdist.release import packages, steps
+from fleetdist.release import steps
 from fleetdist.release.layout import ReleaseLayout, host_root
-from fleetdist.release.steps import Context, LockSpec
+from fleetdist.release.lease import LockSpec
+from fleetdist.release.steps import Context
 from fleetdist.report import ledger
 from fleetdist.report.events import Reporter, fan_out, silent
 from fleetdist.report.journal import Journal, activated_hosts, last_run, new_run_id, read_run
@@ -391,25 +392,29 @@ def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
     loaded = load(sel)
     artifact = _artifact(sel, loaded, opts.artifact)
     lock = _lock("DRY-RUN", opts.lock_wait)
+    halt = opts.on_failure != "rollback"
     out = []
     for job in _jobs(sel, loaded, artifact.release_id):
         ctx = job.ctx
         incoming = ctx.layout.incoming(f"{ctx.release_id}.{artifact.format}")
+        upload = steps.Upload(incoming, artifact.sha256, artifact.format)
         line = "(ledger line written at run time)"
-        sha = artifact.sha256
         planned = [
             ("probe", steps.probe(ctx.layout, lock).shown),
-            ("upload", f"put {artifact.path} {incoming}  (skipped if already staged)"),
-            ("unpack", packages.unpack(artifact.format, ctx, lock, incoming, sha).shown),
-            ("test", steps.run_tests(ctx).shown),
+            (
+                "stage",
+                f"# stdin: {artifact.path} (skipped, and no upload, if already staged)\n"
+                + steps.stage(ctx, lock, upload, bundle=artifact.format == "venv").shown,
+            ),
             (
                 "activate",
                 steps.activate(
-                    ctx, lock, ctx.release_id, ledger_ok=line, ledger_reverted=line
+                    ctx, lock, ctx.release_id, ledger_ok=line, ledger_reverted=line, release=halt
                 ).shown,
             ),
-            ("finish", steps.finish(ctx.layout, lock, ()).shown),
         ]
+        if not halt:  # --on-failure rollback keeps every lease until the rollout ends
+            planned.append(("finish", steps.finish(ctx.layout, lock, ()).shown))
         out.append(
             {
                 "host": job.host.name,

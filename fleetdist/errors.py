@@ -54,9 +54,3 @@ class LockHeldError(FleetdistError):
     """Another operator's rollout holds the per-app lock on a host."""
 
     exit_code = 4
-
-
-class UploadError(FleetdistError):
-    """The host took the connection but refused the artifact (e.g. its disk is full)."""
-
-    exit_code = 1

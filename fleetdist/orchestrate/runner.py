@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 from fleetdist.build.artifact import Artifact
@@ -24,9 +25,10 @@ from fleetdist.errors import FleetdistError, TransportError
 from fleetdist.orchestrate.batches import failure_budget, plan_batches
 from fleetdist.orchestrate.outcome import FleetOutcome, HostOutcome, Status
 from fleetdist.orchestrate.stale import stale_run
-from fleetdist.release import packages, steps
+from fleetdist.release import steps
 from fleetdist.release.command import Sh
-from fleetdist.release.steps import Context, Facts, LockSpec
+from fleetdist.release.lease import LOCK_HELD, LockSpec
+from fleetdist.release.steps import Context, Facts
 from fleetdist.report import ledger
 from fleetdist.report.events import Event, Reporter
 from fleetdist.transport.base import Result, Transport, TransportFactory
@@ -105,7 +107,7 @@ class Rollout:
         result = live.transport.run(script.text)
         if result.exit_code in allow:
             return result
-        if result.exit_code == steps.LOCK_HELD:
+        if result.exit_code == LOCK_HELD:
             live.step = "lock"
         if not result.ok:
             raise StepFailed(result.tail() or f"exit code {result.exit_code}")
@@ -156,8 +158,8 @@ class Rollout:
         live.transport = self.factory(live.job.host)
         self._stage(live, "connected")
         probe = steps.probe(live.job.ctx.layout, self.options.lock)
-        result = self._run(live, "probe", probe, allow=(steps.LOCK_HELD,))
-        stale = stale_run(result.stderr) if result.exit_code == steps.LOCK_HELD else None
+        result = self._run(live, "probe", probe, allow=(LOCK_HELD,))
+        stale = stale_run(result.stderr) if result.exit_code == LOCK_HELD else None
         if stale:
             self.emit(Event("stage", live.job.host.name, "takeover", f"stale lease of run {stale}"))
             probe = steps.probe(
@@ -197,26 +199,38 @@ class Rollout:
             if live.facts.current == ctx.release_id:
                 live.outcome.status = Status.UNCHANGED
                 return
+            upload = None
             if not live.facts.staged(ctx.release_id):
                 incoming = ctx.layout.incoming(f"{ctx.release_id}.{artifact.format}")
-                assert live.transport is not None
-                live.step = "upload"
-                live.transport.put(artifact.path, incoming)
-                self._stage(live, "uploaded")
-                unpack = packages.unpack(
-                    artifact.format, ctx, self.options.lock, incoming, artifact.sha256
-                )
-                self._run(live, "unpack", unpack)
-            self._stage(live, "staged")
-            if artifact.format == "venv":  # shebangs and interpreter must fit this host
-                self._run(live, "test", packages.check_bundle(ctx))
-            if ctx.test:
-                self._run(live, "test", steps.run_tests(ctx))
-            self._stage(live, "tested")
+                upload = steps.Upload(incoming, artifact.sha256, artifact.format)
+            bundle = artifact.format == "venv"  # shebangs and interpreter must fit this host
+            script = steps.stage(ctx, self.options.lock, upload, bundle=bundle)
+            self._stage_and_test(live, script, artifact.path if upload else None)
 
         return self._guard(live, work) and live.outcome.status != Status.UNCHANGED
 
-    def _activate(self, live: _Live, target: str, *, action: str, prune: bool) -> None:
+    def _stage_and_test(self, live: _Live, script: Sh, stdin: Path | None) -> None:
+        """Run the stage script; name the step it failed in from the markers it printed."""
+        assert live.transport is not None
+        live.step = "upload" if stdin else "test"
+        result = live.transport.run(script.text, stdin=stdin)
+        lines = result.stdout.splitlines()
+        if stdin and steps.RECEIVED in lines:
+            self._stage(live, "uploaded")
+            live.step = "unpack"
+        if steps.STAGED in lines:
+            self._stage(live, "staged")
+            live.step = "test"
+        if result.exit_code == LOCK_HELD:
+            live.step = "lock"
+        if not result.ok:
+            raise StepFailed(result.tail() or f"exit code {result.exit_code}")
+        self._stage(live, "tested")
+
+    def _activate(
+        self, live: _Live, target: str, *, action: str, prune: bool, release: bool = False
+    ) -> None:
+        """Flip `current` to `target`; with `release`, the same script gives the lease back."""
         ctx = live.job.ctx
         script = steps.activate(
             ctx,
@@ -225,6 +239,7 @@ class Rollout:
             prune=steps.prune_candidates(live.facts, target, ctx.keep) if prune else (),
             ledger_ok=self._ledger_line(live, action, "ok", target),
             ledger_reverted=self._ledger_line(live, action, "reverted", target),
+            release=release,
         )
         assert live.transport is not None
         live.step = "activate"
@@ -239,11 +254,16 @@ class Rollout:
         if not result.ok:
             raise StepFailed(result.tail() or f"exit code {result.exit_code}")
         live.outcome.status, live.outcome.to_release = Status.OK, target
+        live.locked = live.locked and not release
         self._stage(live, "activated", release=target)
 
     def _cut_over(self, live: _Live) -> None:
+        # Keep the lease only while --on-failure rollback may still need this host.
+        keep = self.options.on_failure == "rollback"
+        target = live.job.ctx.release_id
         self._guard(
-            live, lambda: self._activate(live, live.job.ctx.release_id, action="deploy", prune=True)
+            live,
+            lambda: self._activate(live, target, action="deploy", prune=True, release=not keep),
         )
 
     def deploy(self, jobs: Sequence[HostJob], artifact: Artifact) -> FleetOutcome:
@@ -308,7 +328,7 @@ class Rollout:
                 return  # first deploy on this host: there is nothing older to go back to
 
             def work() -> None:
-                self._activate(live, previous, action="rollback", prune=False)
+                self._activate(live, previous, action="rollback", prune=False, release=True)
                 live.outcome.status, live.outcome.to_release = Status.ROLLED_BACK, previous
 
             self._guard(live, work)
@@ -363,7 +383,7 @@ class Rollout:
                     raise FleetdistError(
                         f"host {live.job.host.name}: release {target!r} is not on this host"
                     )
-                self._activate(live, target, action="rollback", prune=False)
+                self._activate(live, target, action="rollback", prune=False, release=True)
 
             self._guard(live, work)
 

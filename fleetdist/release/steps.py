@@ -4,8 +4,8 @@ Every step is one POSIX sh script (one round trip).  Scripts begin by
 assigning each value to a shell variable with `assign` (the only quoting), and
 refer to them as "$VAR" afterwards, so hostile paths and ids are inert.
 `--dry-run` prints these very objects; a real run sends them.  Beside 0 and
-1, the scripts exit LOCK_HELD, REVERTED or NOT_STAGED on purpose, and the
-runner maps those to outcomes.
+1, the scripts exit LOCK_HELD (see `lease`), REVERTED or NOT_STAGED on
+purpose, and the runner maps those to outcomes.
 """
 
 from __future__ import annotations
@@ -13,27 +13,26 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from fleetdist.release.command import Sh, assign, cmd, export, fail, raw, script, user_shell
+from fleetdist.release import packages
+from fleetdist.release.command import Sh, assign, export, fail, raw, script, user_shell
 from fleetdist.release.layout import MARKER, ReleaseLayout
+from fleetdist.release.lease import LockSpec, break_lock, give_back, renew, take
+from fleetdist.release.shell import append_ledger, root
 
-LOCK_HELD = 75
 REVERTED = 76
 NOT_STAGED = 77
-# A lease longer than any single step; each step renews it, and a crashed
-# controller's lease simply runs out (or is taken over at once when the
-# controller can prove its holder process is dead; see LockSpec.takeover).
-LEASE_SECONDS = 900
+# Lines the stage script prints as it gets past each stage, so a failure can
+# be pinned on the right step without a round trip per step.
+RECEIVED, STAGED = "@@received", "@@staged"
 
 
 @dataclass(frozen=True)
-class LockSpec:
-    """Who asks for the per-app lease on a host, and for which rollout."""
+class Upload:
+    """An artifact on its way to a host: where it lands, its sha256, its format."""
 
-    run_id: str
-    holder: str
-    lease: int = LEASE_SECONDS
-    wait: float = 0.0
-    takeover: str = ""  # a run id whose live-looking lease is known to be stale
+    incoming: str
+    sha256: str
+    format: str
 
 
 @dataclass(frozen=True)
@@ -74,10 +73,6 @@ class Context:
     keep: int = 5
 
 
-def _root(layout: ReleaseLayout) -> Sh:
-    return assign("R", layout.root)
-
-
 def _exports(ctx: Context) -> list[Sh]:
     base = [
         export("FLEETDIST_APP", ctx.app),
@@ -89,66 +84,15 @@ def _exports(ctx: Context) -> list[Sh]:
     return base + [export(k, v, secret=k in ctx.secret_env) for k, v in ctx.env]
 
 
-def _lease(spec: LockSpec) -> list[Sh]:
-    """Take (or renew) the per-app lease; exit LOCK_HELD naming the holder if it is live.
-
-    `mkdir` is the atomic test-and-set.  A lease past its expiry, or one held
-    by this same run (a resumed rollout), is moved aside with one atomic
-    `mv`, so two controllers can never both take over a stale lease.
-    """
-    return [
-        assign("RUN", spec.run_id),
-        assign("HOLDER", spec.holder),
-        assign("LEASE", str(spec.lease)),
-        assign("WAIT", str(int(spec.wait))),
-        assign("TAKEOVER", spec.takeover),
-        raw('L="$R/.fleetdist/lock"; mkdir -p "$R/.fleetdist/incoming" "$R/releases"'),
-        raw("deadline=$(( $(date +%s) + WAIT ))"),
-        raw(
-            'while ! mkdir "$L" 2>/dev/null; do\n'
-            '  exp=$(cat "$L/expires" 2>/dev/null || echo 0); now=$(date +%s)\n'
-            '  held=$(cat "$L/run" 2>/dev/null || true)\n'
-            '  if [ "$held" = "$RUN" ] || [ "$now" -ge "$exp" ] || { [ -n "$TAKEOVER" ] && [ "$held" = "$TAKEOVER" ]; }; then\n'
-            '    mv "$L" "$L.stale.$$" 2>/dev/null && rm -rf "$L.stale.$$"; continue\n'
-            "  fi\n"
-            '  if [ "$now" -ge "$deadline" ]; then\n'
-            '    printf \'locked by %s until %s\\n\' "$(cat "$L/holder" 2>/dev/null || echo unknown)"'
-            ' "$(date -u -d "@$exp" +%H:%M:%SZ 2>/dev/null || echo "$exp")" >&2\n'
-            f"    exit {LOCK_HELD}\n"
-            "  fi\n"
-            "  sleep 1\n"
-            "done"
-        ),
-        raw('printf \'%s\\n\' "$RUN" > "$L/run"; printf \'%s\\n\' "$HOLDER" > "$L/holder"'),
-        raw('echo $(( $(date +%s) + LEASE )) > "$L/expires"'),
-    ]
-
-
-def _still_held(spec: LockSpec) -> list[Sh]:
-    """Refuse to touch the host if our lease was taken over; renew it otherwise."""
-    return [
-        assign("RUN", spec.run_id),
-        assign("LEASE", str(spec.lease)),
-        raw('L="$R/.fleetdist/lock"'),
-        raw(
-            'if [ "$(cat "$L/run" 2>/dev/null || true)" != "$RUN" ]; then\n'
-            '  echo "lost the lock (another rollout took over an expired lease)" >&2'
-            f"; exit {LOCK_HELD}\n"
-            "fi"
-        ),
-        raw('echo $(( $(date +%s) + LEASE )) > "$L/expires"'),
-    ]
-
-
 def probe(layout: ReleaseLayout, lock: LockSpec | None) -> Sh:
     """Print the host's facts; with `lock`, take the lease first.
 
     Output lines: `current ID`, `previous ID`, `release EPOCH ID`, `lock HOLDER`.
     The release id is always the last field, so ids with spaces survive.
     """
-    parts = [_root(layout)]
+    parts = [root(layout)]
     if lock is not None:
-        parts += _lease(lock)
+        parts += take(lock)
     parts.append(
         raw(
             'cur=$(readlink "$R/current" 2>/dev/null || true); printf \'current %s\\n\' "${cur#releases/}"\n'
@@ -187,42 +131,33 @@ def parse_facts(stdout: str) -> Facts:
     return Facts(current, previous, tuple(releases), lock)
 
 
-def unpack(ctx: Context, lock: LockSpec, incoming: str, sha256: str) -> Sh:
-    """Verify the uploaded archive's sha256, unpack it into staging, rename it into place.
+def stage(ctx: Context, lock: LockSpec, upload: Upload | None, *, bundle: bool = False) -> Sh:
+    """Receive the artifact on stdin, verify, place it, then test it in place: one round trip.
 
-    The archive was already checked on the controller (no absolute paths, no
-    `..`, no escaping links); the sha256 check here proves the host unpacks
-    exactly those bytes.  GNU tar's own refusal of `..` stays on as a second
-    guard.
+    With `upload`, stdin is written to "$A" first (a full disk fails here,
+    naming the free space), its sha256 must match, and `packages.place`
+    turns it into the staged release.  Then, staged already or just now,
+    the venv bundle check (`bundle`) and the recipe's `test:` commands run
+    inside the release, first failure stops.  RECEIVED and STAGED lines on
+    stdout tell the runner how far it got.
     """
-    return script(
-        [
-            _root(ctx.layout),
-            *_still_held(lock),
-            assign("ID", ctx.release_id),
-            assign("A", incoming),
-            assign("SHA", sha256),
-            raw('S="$R/.fleetdist/staging/$ID"; D="$R/releases/$ID"'),
+    parts = [root(ctx.layout), *renew(lock), assign("ID", ctx.release_id)]
+    if upload is not None:
+        parts += [
+            assign("A", upload.incoming),
+            assign("SHA", upload.sha256),
             raw(
+                'cat > "$A" || { rm -f "$A"; echo "upload failed: $(df -Pk "$R" | awk \'NR==2 {print $4}\') KiB free on $R" >&2; exit 1; }\n'
                 'got=$(sha256sum < "$A" | cut -d" " -f1)\n'
                 'if [ "$got" != "$SHA" ]; then rm -f "$A"; echo "sha256 mismatch: uploaded $got, expected $SHA" >&2; exit 1; fi'
             ),
-            raw('rm -rf "$S"; mkdir -p "$S"'),
-            raw(
-                'tar -xzf "$A" -C "$S" --no-same-owner || '
-                '{ rm -rf "$S"; echo "unpack failed (disk full?): $(df -h "$R" | tail -1)" >&2; exit 1; }'
-            ),
-            raw(f'printf \'%s %s\\n\' "$ID" "$SHA" > "$S/{MARKER}"'),
-            raw(f'if [ -e "$D" ] && [ ! -f "$D/{MARKER}" ]; then rm -rf "$D"; fi'),
-            raw('mv -T "$S" "$D"; rm -f "$A"'),
+            raw(f"echo {RECEIVED}"),
+            *packages.place(upload.format),
         ]
-    )
-
-
-def run_tests(ctx: Context) -> Sh:
-    """Run the recipe's `test:` commands in the new release, first failure stops."""
-    parts = [_root(ctx.layout), assign("ID", ctx.release_id), *_exports(ctx)]
-    parts.append(raw('cd "$R/releases/$ID"'))
+    parts.append(raw(f"echo {STAGED}"))
+    if bundle:
+        parts += packages.bundle_check()
+    parts += [*_exports(ctx), raw('cd "$R/releases/$ID"')]
     for command in ctx.test:
         parts.append(user_shell(command).or_else(fail("in-place test failed: %s", command)))
     return script(parts)
@@ -236,10 +171,6 @@ def _hooks(commands: Sequence[str], where: str) -> Sh:
     return Sh(f"( {inner.text} )", f"( {inner.shown} )")
 
 
-def _ledger(line: str) -> Sh:
-    return cmd("printf", "%s\\n", line).append_to('"$R/.fleetdist/ledger.jsonl"')
-
-
 def activate(
     ctx: Context,
     lock: LockSpec | None,
@@ -248,6 +179,7 @@ def activate(
     prune: Iterable[str] = (),
     ledger_ok: str,
     ledger_reverted: str,
+    release: bool = False,
 ) -> Sh:
     """Flip `current` to `target` atomically, run hooks and the healthcheck, then prune.
 
@@ -257,11 +189,13 @@ def activate(
     are put back as they were, the old release's after_activate hooks run
     again (to restart it), and the script exits REVERTED.  The matching
     ledger line is appended by the script itself, so a controller killed
-    right after the flip still leaves the record on the host.
+    right after the flip still leaves the record on the host.  With
+    `release`, a successful activation also gives the lease back, saving
+    the rollout a round trip per host.
     """
-    parts = [_root(ctx.layout)]
+    parts = [root(ctx.layout)]
     if lock is not None:
-        parts += _still_held(lock)
+        parts += renew(lock)
     parts += [assign("ID", target), *_exports(ctx)]
     parts.append(
         raw(
@@ -286,7 +220,7 @@ def activate(
             '  if [ -n "$OLD" ]; then flip "$OLD"; else rm -f "$R/current"; fi\n'
             '  remember "$PREV"\n'
             f'  if [ -n "$OLD" ]; then {revert_hooks} || true; fi\n'
-            f"  {_ledger(ledger_reverted).text}\n"
+            f"  {append_ledger(ledger_reverted).text}\n"
             f"  exit {REVERTED}\n"
             "}"
         )
@@ -318,7 +252,9 @@ def activate(
                 raw('drop "$X" || printf \'warning: could not prune %s\\n\' "$X" >&2')
             )
         )
-    parts.append(_ledger(ledger_ok))
+    parts.append(append_ledger(ledger_ok))
+    if release and lock is not None:
+        parts += give_back(lock)
     return script(parts)
 
 
@@ -345,18 +281,10 @@ def _drop_function() -> Sh:
 
 def finish(layout: ReleaseLayout, lock: LockSpec | None, ledger_lines: Iterable[str]) -> Sh:
     """Append ledger lines and give the lease back (only if it is still ours)."""
-    parts = [_root(layout), raw('mkdir -p "$R/.fleetdist"')]
-    for line in ledger_lines:
-        parts.append(_ledger(line))
+    parts = [root(layout), raw('mkdir -p "$R/.fleetdist"')]
+    parts += [append_ledger(line) for line in ledger_lines]
     if lock is not None:
-        parts += [
-            assign("RUN", lock.run_id),
-            raw(
-                'L="$R/.fleetdist/lock"\n'
-                'if [ "$(cat "$L/run" 2>/dev/null || true)" = "$RUN" ]; then '
-                'mv "$L" "$L.done.$$" && rm -rf "$L.done.$$"; fi'
-            ),
-        ]
+        parts += give_back(lock)
     return script(parts)
 
 
@@ -387,16 +315,9 @@ def prune_candidates(facts: Facts, target: str, keep: int) -> list[str]:
 
 def read_ledger(layout: ReleaseLayout) -> Sh:
     """Print the host's ledger (nothing if it has none yet)."""
-    return script([_root(layout), raw('cat "$R/.fleetdist/ledger.jsonl" 2>/dev/null || true')])
+    return script([root(layout), raw('cat "$R/.fleetdist/ledger.jsonl" 2>/dev/null || true')])
 
 
 def force_unlock(layout: ReleaseLayout, ledger_line: str) -> Sh:
     """Break the lease whoever holds it, and say so in the ledger."""
-    return script(
-        [
-            _root(layout),
-            raw('L="$R/.fleetdist/lock"; [ -d "$L" ] || exit 0'),
-            raw('mv "$L" "$L.forced.$$" && rm -rf "$L.forced.$$"'),
-            _ledger(ledger_line),
-        ]
-    )
+    return script([root(layout), *break_lock(ledger_line)])

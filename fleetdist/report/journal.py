@@ -19,6 +19,9 @@ from fleetdist.errors import ConfigError
 from fleetdist.report.events import Event
 from fleetdist.report.ledger import now
 
+# Stages `rollback --run` and `--resume` can do without after a machine crash.
+_ROUTINE = frozenset({"connected", "uploaded", "staged", "tested"})
+
 
 def new_run_id() -> str:
     """Sortable by time to the millisecond (so `last_run` is right), unique by its suffix."""
@@ -35,13 +38,17 @@ class Journal:
         self._fh = self.path.open("a", encoding="utf-8")
         self._write({"kind": "run", "run_id": run_id, "time": now(), **header})
 
-    def _write(self, data: dict[str, Any]) -> None:
+    def _write(self, data: dict[str, Any], *, durable: bool = True) -> None:
+        """Append one line.  `flush` survives a killed controller; `fsync` (only for
+        lines recovery depends on) also survives a crashed machine."""
         self._fh.write(json.dumps(data, sort_keys=True, default=str) + "\n")
         self._fh.flush()
-        os.fsync(self._fh.fileno())
+        if durable:
+            os.fsync(self._fh.fileno())
 
     def __call__(self, event: Event) -> None:
         if event.kind in ("stage", "aborted", "run_finished", "host_done"):
+            durable = event.kind != "host_done" and event.stage not in _ROUTINE
             self._write(
                 {
                     "kind": event.kind,
@@ -50,7 +57,8 @@ class Journal:
                     "stage": event.stage,
                     "message": event.message,
                     "data": event.data,
-                }
+                },
+                durable=durable,
             )
 
     def close(self) -> None:

@@ -39,17 +39,18 @@ class Transport(Protocol):
 
     `run` executes a POSIX sh script (already quoted by `release.command`) and
     never raises for a non-zero exit: the caller decides what failure means.
+    With `stdin`, that file is streamed to the script's standard input (this
+    is how artifacts travel: on the same channel as the script that receives
+    them, so an upload costs no extra round trip); without it, stdin is empty.
     It raises `TransportError` only when the host cannot be reached, the
     connection drops, or `timeout` seconds pass.
     """
 
     host: Host
 
-    def run(self, script: str, *, timeout: float | None = None) -> Result: ...
-
-    def put(self, local: Path, remote: str) -> None:
-        """Copy a local file to `remote` (an absolute path on the host)."""
-        ...
+    def run(
+        self, script: str, *, stdin: Path | None = None, timeout: float | None = None
+    ) -> Result: ...
 
     def close(self) -> None: ...
 

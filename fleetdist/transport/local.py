@@ -7,12 +7,12 @@ so the same rendered steps work on both transports.
 
 from __future__ import annotations
 
-import shutil
+import os
 import subprocess
 from pathlib import Path
 
 from fleetdist.config.schema import Host
-from fleetdist.errors import TransportError, UploadError
+from fleetdist.errors import TransportError
 from fleetdist.transport.base import Result
 
 
@@ -29,27 +29,26 @@ class LocalTransport:
                 f"host {host.name}: unreachable: {exc.strerror}: {self.root}"
             ) from None
 
-    def run(self, script: str, *, timeout: float | None = None) -> Result:
+    def run(
+        self, script: str, *, stdin: Path | None = None, timeout: float | None = None
+    ) -> Result:
         try:
-            proc = subprocess.run(
-                ["sh", "-c", script],
-                cwd=self.root,
-                capture_output=True,
-                text=True,
-                timeout=timeout or self.host.command_timeout,
-                check=False,
-            )
+            with stdin.open("rb") if stdin else open(os.devnull, "rb") as feed:
+                proc = subprocess.run(
+                    ["sh", "-c", script],
+                    cwd=self.root,
+                    stdin=feed,
+                    capture_output=True,
+                    timeout=timeout or self.host.command_timeout,
+                    check=False,
+                )
         except subprocess.TimeoutExpired:
             raise TransportError(f"host {self.host.name}: command timed out") from None
-        return Result(proc.returncode, proc.stdout, proc.stderr)
-
-    def put(self, local: Path, remote: str) -> None:
-        dest = Path(remote)
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(local, dest)
-        except OSError as exc:
-            raise UploadError(f"host {self.host.name}: upload failed: {exc.strerror}") from None
+        return Result(proc.returncode, _text(proc.stdout), _text(proc.stderr))
 
     def close(self) -> None:
         """Nothing to close: every run is its own process."""
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")

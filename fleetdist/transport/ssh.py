@@ -2,7 +2,8 @@
 
 What a caller can rely on:
   * one SSH connection per host, opened when the transport is created and
-    reused by every `run` and `put` (re-opened once if it dropped);
+    reused by every `run` (re-opened once if it dropped), each `run` one
+    session channel, with an artifact streamed on the same channel's stdin;
   * host keys checked against known_hosts (see `hostkeys.py`); Fabric's
     AutoAddPolicy is replaced on the target and on every jump host;
   * ssh_config (~/.ssh/config: aliases, ports, users, IdentityFile,
@@ -10,8 +11,7 @@ What a caller can rely on:
   * at most `max_connect` handshakes in flight per factory, and a handshake
     that sshd drops (MaxStartups) is retried a few times with jittered backoff;
   * every failure to reach or talk to the host is a one-line TransportError
-    naming the host; a non-zero exit is a Result, never an exception; a file
-    the host refuses (full disk) is an UploadError, as on the local transport.
+    naming the host; a non-zero exit is a Result, never an exception.
 """
 
 from __future__ import annotations
@@ -19,22 +19,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import posixpath
 import random
+import select
 import shlex
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+import paramiko
 from fabric import Config, Connection
-from invoke.exceptions import CommandTimedOut
 from paramiko.ssh_exception import AuthenticationException, BadHostKeyException, SSHException
 
 from fleetdist.config.schema import Host
-from fleetdist.errors import HostKeyError, TransportError, UploadError
+from fleetdist.errors import HostKeyError, TransportError
 from fleetdist.transport.base import Result, Transport
 from fleetdist.transport.hostkeys import (
     HostKeyPolicy,
@@ -49,25 +48,13 @@ log = logging.getLogger(__name__)
 HANDSHAKE_ATTEMPTS = 8
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 2.0
+CHUNK = 1 << 16
+OUTPUT_LIMIT = 1 << 20  # bytes of each output stream kept per command
 _DROP_MARKERS = ("protocol banner", "reset by peer", "EOF", "Connection closed")
 
 
 def _reason(exc: BaseException) -> str:
     return " ".join((str(exc) or type(exc).__name__).split())
-
-
-def _makedirs(sftp: Any, folder: str) -> None:
-    """`mkdir -p` over SFTP: create each missing component, top down."""
-    missing: list[str] = []
-    while folder not in ("", "/"):
-        try:
-            sftp.stat(folder)
-            break
-        except FileNotFoundError:
-            missing.append(folder)
-            folder = posixpath.dirname(folder)
-    for path in reversed(missing):
-        sftp.mkdir(path)
 
 
 def _dropped(exc: BaseException) -> bool:
@@ -92,80 +79,42 @@ class SSHTransport:
         self._conn = conn
         self._opener = opener
 
-    def run(self, script: str, *, timeout: float | None = None) -> Result:
-        """Run `script` with `sh -c`, stdin from /dev/null.
+    def run(
+        self, script: str, *, stdin: Path | None = None, timeout: float | None = None
+    ) -> Result:
+        """Run `script` with `sh -c` on one session channel; stream `stdin` into it.
 
-        `sh -c` rather than feeding the script to `sh -s` on stdin: with `-s`
-        any command in the script that reads stdin (a hook, `read`, `python -`)
-        would swallow the rest of the script.  Redirecting stdin from /dev/null
-        also means no command can hang waiting for input.  (The script is thus
-        visible in the host's process list: callers pass secrets via env files.)
+        `sh -c` rather than feeding the script on stdin: the stage script
+        receives the artifact there, and no test or hook could then swallow
+        the rest of the script.  Without `stdin`, stdin is /dev/null so no
+        command can hang waiting for input.  (The script is visible in the
+        host's process list: secret values belong in env files, not inline.)
+
+        A bare Paramiko channel instead of Fabric's `run`: one reader in this
+        thread instead of invoke's three polling threads per command, which
+        at a hundred hosts was a large share of the controller's CPU.
         """
         limit = self.host.command_timeout if timeout is None else timeout
         self._ensure_open()
-        command = f"sh -c {shlex.quote(script)} </dev/null"
+        command = f"sh -c {shlex.quote(script)}" + ("" if stdin else " </dev/null")
         try:
-            res = self._conn.run(command, hide=True, warn=True, in_stream=False, timeout=limit)
-        except CommandTimedOut as exc:
+            with stdin.open("rb") if stdin else contextlib.nullcontext() as feed:
+                chan = self._conn.client.get_transport().open_session(
+                    timeout=self.host.connect_timeout
+                )
+                try:
+                    chan.exec_command(command)
+                    return _exchange(chan, feed, time.monotonic() + limit)
+                finally:
+                    chan.close()
+        except TimeoutError as exc:
             message = f"host {self.host.name}: command timed out after {limit:g}s"
             raise TransportError(message) from exc
         except (SSHException, OSError, EOFError) as exc:
             raise TransportError(f"host {self.host.name}: connection lost: {_reason(exc)}") from exc
-        return Result(exit_code=int(res.exited), stdout=res.stdout, stderr=res.stderr)
-
-    def put(self, local: Path, remote: str) -> None:
-        """Stream `local` to `remote` over SFTP, creating missing parent directories.
-
-        Never reads the file into memory.  The local file is opened first, so a
-        missing artifact is the caller's OSError.  If the host refuses the file
-        (full disk, permissions) it is an UploadError, like the local
-        transport's, and the partial file is removed; only a lost connection
-        or a stalled transfer is a TransportError.
-        """
-        with open(local, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            self._ensure_open()
-            sftp = None
-            try:
-                sftp = self._conn.sftp()
-                sftp.get_channel().settimeout(self.host.command_timeout)
-                _makedirs(sftp, posixpath.dirname(remote))
-                sftp.putfo(fh, remote, file_size=size, confirm=True)
-            except (SSHException, EOFError, TimeoutError, ConnectionError) as exc:
-                raise TransportError(
-                    f"host {self.host.name}: upload to {remote}: connection lost: {_reason(exc)}"
-                ) from exc
-            except OSError as exc:  # an SFTP status: the host refused the file
-                if not self._conn.is_connected:
-                    raise TransportError(
-                        f"host {self.host.name}: upload to {remote}: connection lost"
-                    ) from exc
-                reason = self._refusal(sftp, remote, size, exc)
-                raise UploadError(
-                    f"host {self.host.name}: upload to {remote} failed: {reason}"
-                ) from exc
-
-    def _refusal(self, sftp: Any, remote: str, size: int, exc: OSError) -> str:
-        """Why the host refused an upload, in words an operator can act on.
-
-        OpenSSH's sftp-server reports a full disk as the bare status "Failure",
-        so after removing the partial file we ask `df` whether it would fit.
-        """
-        if exc.errno is not None:
-            return exc.strerror or _reason(exc)
-        with contextlib.suppress(OSError, SSHException, AttributeError):
-            sftp.remove(remote)
-        with contextlib.suppress(TransportError, ValueError, IndexError):
-            folder = posixpath.dirname(remote) or "/"
-            df = self.run(f"df -Pk {shlex.quote(folder)}", timeout=self.host.connect_timeout)
-            free_kib = int(df.stdout.splitlines()[-1].split()[3])
-            if free_kib * 1024 < size:
-                need = math.ceil(size / 1024)
-                return f"no space left on device ({free_kib} KiB free, {need} KiB needed)"
-        return _reason(exc)
 
     def close(self) -> None:
-        """Close the SFTP session, the connection and any jump connections."""
+        """Close the connection and any jump connections."""
         try:
             self._conn.close()
         except (SSHException, OSError, EOFError) as exc:
@@ -174,6 +123,66 @@ class SSHTransport:
     def _ensure_open(self) -> None:
         if not self._conn.is_connected:
             self._opener.open(self.host, self._conn)
+
+
+def _exchange(chan: Any, feed: BinaryIO | None, deadline: float) -> Result:
+    """Send `feed`, then collect both output streams and the exit status by `deadline`.
+
+    If the script stops reading early (it failed before taking the upload),
+    sending stops quietly and its exit status tells what happened.
+    """
+    if feed is not None:
+        with contextlib.suppress(OSError, EOFError):
+            while chunk := feed.read(CHUNK):
+                chan.sendall(chunk)
+        with contextlib.suppress(OSError, EOFError):
+            chan.shutdown_write()
+    out, err = _Tail(), _Tail()
+
+    def drain() -> None:
+        while chan.recv_ready():
+            out.add(chan.recv(CHUNK))
+        while chan.recv_stderr_ready():
+            err.add(chan.recv_stderr(CHUNK))
+
+    while not chan.eof_received:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        if not chan.get_transport().is_active():
+            raise EOFError("connection closed")
+        select.select([chan], [], [], min(left, 5.0))
+        drain()
+    if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):
+        raise TimeoutError
+    drain()
+    return Result(chan.recv_exit_status(), out.text(), err.text())
+
+
+class _Tail:
+    """The last OUTPUT_LIMIT bytes of a stream: a chatty test cannot exhaust memory."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def add(self, chunk: bytes) -> None:
+        self.data += chunk
+        if len(self.data) > 2 * OUTPUT_LIMIT:
+            del self.data[:-OUTPUT_LIMIT]
+
+    def text(self) -> str:
+        return self.data[-OUTPUT_LIMIT:].decode("utf-8", errors="replace")
+
+
+class _GcmFirst(paramiko.Transport):
+    """Offer AES-GCM first: it needs no separate per-packet HMAC, which Paramiko
+    computes and compares in Python; every other cipher stays available."""
+
+    _preferred_ciphers = (
+        "aes128-gcm@openssh.com",
+        "aes256-gcm@openssh.com",
+        *(c for c in paramiko.Transport._preferred_ciphers if "gcm" not in c),  # type: ignore[attr-defined]
+    )
 
 
 class _Opener:
@@ -198,7 +207,7 @@ class _Opener:
         """A not-yet-open Connection; inventory values win over ssh_config."""
         config = Config(ssh_config=self.ssh_config)
         timeouts = self._timeouts(host)
-        connect_kwargs: dict[str, Any] = dict(timeouts)
+        connect_kwargs: dict[str, Any] = {**timeouts, "transport_factory": _GcmFirst}
         if host.identity_file:
             connect_kwargs["key_filename"] = [str(Path(host.identity_file).expanduser())]
         gateway = None

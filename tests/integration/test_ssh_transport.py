@@ -14,7 +14,7 @@ import paramiko
 import pytest
 
 from fleetdist.config.schema import Host
-from fleetdist.errors import HostKeyError, TransportError, UploadError
+from fleetdist.errors import HostKeyError, TransportError
 from fleetdist.transport.ssh import ssh_transport_factory
 
 from .fleet import Fleet
@@ -80,31 +80,32 @@ def test_stdin_is_empty_so_nothing_waits_for_input(fleet: Fleet) -> None:
 
 
 @pytest.mark.integration
-def test_put_streams_file_to_host(fleet: Fleet, tmp_path: Path) -> None:
+def test_stdin_streams_a_file_on_the_same_channel(fleet: Fleet, tmp_path: Path) -> None:
     local = tmp_path / "artifact.bin"
     local.write_bytes(os.urandom(5 * 1024 * 1024))
     transport = ssh_transport_factory()(host_for(fleet, "web03"))
     try:
-        transport.put(local, "/srv/app/incoming/artifact.bin")  # parents are created
+        result = transport.run("mkdir -p /srv/in && cat > /srv/in/a.bin && echo ok", stdin=local)
     finally:
         transport.close()
-    remote = fleet.exec("web03", "sha256sum /srv/app/incoming/artifact.bin")
-    assert remote.returncode == 0, remote.stderr
+    assert result.stdout == "ok\n", result.stderr
+    remote = fleet.exec("web03", "sha256sum /srv/in/a.bin")
     assert remote.stdout.split()[0] == hashlib.sha256(local.read_bytes()).hexdigest()
 
 
 @pytest.mark.integration
-def test_put_onto_full_disk_is_an_upload_error(fleet: Fleet, tmp_path: Path) -> None:
+def test_script_that_stops_reading_early_still_reports(fleet: Fleet, tmp_path: Path) -> None:
     local = tmp_path / "big.bin"
     local.write_bytes(os.urandom(5 * 1024 * 1024))  # /srv on "tiny" holds 3 MB
     transport = ssh_transport_factory()(host_for(fleet, "tiny"))
     try:
-        message = r"^host tiny: upload to /srv/big.bin failed: no space left on device \("
-        with pytest.raises(UploadError, match=message):
-            transport.put(local, "/srv/big.bin")
-        assert transport.run("ls -A /srv").stdout == ""  # the partial file is gone
+        early = transport.run("echo refused >&2; exit 9", stdin=local, timeout=30)
+        full = transport.run("cat > /srv/big.bin || { rm -f /srv/big.bin; exit 4; }", stdin=local)
+        assert transport.run("echo still usable").stdout == "still usable\n"
     finally:
         transport.close()
+    assert (early.exit_code, early.tail()) == (9, "refused")
+    assert full.exit_code == 4 and "No space left on device" in full.stderr
 
 
 @pytest.mark.integration

@@ -21,15 +21,8 @@ from fleetdist.release.command import (
     user_shell,
 )
 from fleetdist.release.layout import ReleaseLayout, host_root
-from fleetdist.release.steps import (
-    Context,
-    LockSpec,
-    activate,
-    finish,
-    probe,
-    run_tests,
-    unpack,
-)
+from fleetdist.release.lease import LockSpec
+from fleetdist.release.steps import Context, Upload, activate, finish, probe, stage
 from fleetdist.report import ledger
 
 
@@ -117,7 +110,7 @@ def test_secret_shown_masked_in_rendered_steps_but_sent_in_text() -> None:
     )
     lock = LockSpec("run-1", "me")
     for sh in (
-        run_tests(ctx),
+        stage(ctx, lock, None),
         activate(ctx, lock, "1-abc", ledger_ok="{}", ledger_reverted="{}"),
     ):
         assert "export API_TOKEN=***" in sh.shown and "hunter2" not in sh.shown
@@ -128,10 +121,11 @@ def test_secret_shown_masked_in_rendered_steps_but_sent_in_text() -> None:
 def test_steps_assign_hostile_values_once_and_quote_them() -> None:
     root = "/srv/-rf x/$(touch PWNED)"
     ctx = Context(layout=ReleaseLayout(root), app="app", release_id="1 $(id) 'x")
-    sh = unpack(ctx, LockSpec("r", "me"), "/tmp/in coming.tar.gz", "abc")
+    sh = stage(ctx, LockSpec("r", "me"), Upload("/tmp/in coming.tar.gz", "abc", "tar.gz"))
     assert "R='/srv/-rf x/$(touch PWNED)'" in sh.text
     assert "ID='1 $(id) '\"'\"'x'" in sh.text
-    assert sh.text.count("$(touch PWNED)") == 1  # only inside the quoted assignment
+    # every occurrence sits inside a single-quoted assignment, never bare
+    assert sh.text.count("$(touch PWNED)") == sh.text.count("'/srv/-rf x/$(touch PWNED)'")
     assert "A='/tmp/in coming.tar.gz'" in sh.text
 
 

@@ -6,6 +6,7 @@ import json
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -262,14 +263,15 @@ def test_already_staged_release_is_not_uploaded_again(
     project.bump("v2")
     v2 = project.deploy()
     assert project.run("rollback").code == 0
-    uploads: list[str] = []
-    real_put = LocalTransport.put
+    uploads: list[Path] = []
+    real_run = LocalTransport.run
 
-    def put(self: LocalTransport, local: Path, remote: str) -> None:
-        uploads.append(remote)
-        real_put(self, local, remote)
+    def run(self: LocalTransport, script: str, **kw: Any) -> Any:
+        if kw.get("stdin") is not None:
+            uploads.append(kw["stdin"])
+        return real_run(self, script, **kw)
 
-    monkeypatch.setattr(LocalTransport, "put", put)
+    monkeypatch.setattr(LocalTransport, "run", run)
     result = project.run("deploy", "--json")
     assert result.code == 0, result.err + result.out
     assert result.json()["release_id"] == v2
@@ -285,7 +287,7 @@ def test_already_staged_release_is_not_uploaded_again(
     project.bump("v3")
     fresh = project.run("deploy", "--json")
     assert len(uploads) == 3
-    assert all(u.startswith(str(project.fleet)) and "/.fleetdist/incoming/" in u for u in uploads)
+    assert all(u.name.endswith(".tar.gz") and u.parent == project.root / "dist" for u in uploads)
     assert ("web01", "uploaded") in [
         (e["host"], e["stage"]) for e in project.journal(fresh.json()["run_id"]) if e.get("stage")
     ]
@@ -297,7 +299,7 @@ def test_dry_run_prints_scripts_and_touches_nothing(project: Project) -> None:
     result = project.run("deploy", "--dry-run")
     assert result.code == 0, result.err
     for host in HOSTS:
-        for step in ("probe", "upload", "unpack", "test", "activate", "finish"):
+        for step in ("probe", "stage", "activate"):
             assert f"# {host}: {step}\n" in result.out
     assert "set -eu" in result.out
     assert "test -f hello/__init__.py" in result.out
@@ -330,14 +332,7 @@ def test_plan_json_is_valid(project: Project) -> None:
     assert [p["host"] for p in planned] == list(HOSTS)
     for host in planned:
         assert host["root"] == str(project.host_root(host["host"]))
-        assert [s["name"] for s in host["steps"]] == [
-            "probe",
-            "upload",
-            "unpack",
-            "test",
-            "activate",
-            "finish",
-        ]
+        assert [s["name"] for s in host["steps"]] == ["probe", "stage", "activate"]
         assert all(isinstance(s["script"], str) for s in host["steps"])
     assert not project.fleet.exists()
 

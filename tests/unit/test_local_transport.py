@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fleetdist.config.schema import Host
-from fleetdist.errors import TransportError, UploadError
+from fleetdist.errors import TransportError
 from fleetdist.transport.base import Result
 from fleetdist.transport.factory import transport_factory
 from fleetdist.transport.local import LocalTransport
@@ -42,20 +42,12 @@ def test_timeout_is_a_transport_error(tmp_path: Path) -> None:
         t.run("sleep 5", timeout=0.2)
 
 
-def test_put_creates_parents_and_copies(tmp_path: Path) -> None:
+def test_stdin_streams_a_file_and_is_empty_otherwise(tmp_path: Path) -> None:
     src = tmp_path / "a.bin"
-    src.write_bytes(b"\x00payload")
+    src.write_bytes(b"\x00payload" * 100_000)
     t = LocalTransport(local_host(tmp_path / "h"))
-    dest = tmp_path / "h" / "deep" / "er" / "a.bin"
-    t.put(src, str(dest))
-    assert dest.read_bytes() == b"\x00payload"
-
-
-def test_put_failure_is_an_upload_error(tmp_path: Path) -> None:
-    (tmp_path / "blocker").write_text("a file where a directory should be")
-    t = LocalTransport(local_host(tmp_path))
-    with pytest.raises(UploadError, match="host web01: upload failed"):
-        t.put(tmp_path / "missing", str(tmp_path / "blocker" / "x"))
+    assert t.run("wc -c", stdin=src).stdout.strip() == str(len(src.read_bytes()))
+    assert t.run("wc -c").stdout.strip() == "0"
 
 
 def test_missing_local_root_is_refused() -> None:

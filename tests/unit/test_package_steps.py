@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from fleetdist.release import packages
+from fleetdist.release.command import Sh, assign, script
 from fleetdist.release.layout import ReleaseLayout
-from fleetdist.release.steps import Context, LockSpec
+from fleetdist.release.lease import LockSpec
+from fleetdist.release.steps import Context, Upload, stage
 
 LOCK = LockSpec(run_id="r1", holder="me")
 
@@ -19,8 +21,19 @@ def ctx(root: str, rid: str = "1.0.0") -> Context:
     return Context(layout=ReleaseLayout(root), app="hello", release_id=rid)
 
 
+def staged(fmt: str, root: str, incoming: str) -> str:
+    return stage(ctx(root), LOCK, Upload(incoming, "ab", fmt)).text
+
+
+def check_bundle(c: Context) -> Sh:
+    """The bundle check alone, over the variables the stage script sets."""
+    return script(
+        [assign("R", c.layout.root), assign("ID", c.release_id), *packages.bundle_check()]
+    )
+
+
 def test_deb_unpack_installs_with_apt_and_checks_the_release_dir() -> None:
-    text = packages.unpack("deb", ctx("/opt/hello"), LOCK, "/opt/hello/x $(y).deb", "ab").text
+    text = staged("deb", "/opt/hello", "/opt/hello/x $(y).deb")
     assert 'apt-get install -y -q --no-install-recommends "$A"' in text
     assert "A='/opt/hello/x $(y).deb'" in text
     assert '[ -f "$R/releases/$ID/.fleetdist-release" ]' in text
@@ -29,7 +42,7 @@ def test_deb_unpack_installs_with_apt_and_checks_the_release_dir() -> None:
 
 def test_archives_and_venv_bundles_unpack_with_tar() -> None:
     for fmt in ("tar.gz", "venv"):
-        assert "tar -xzf" in packages.unpack(fmt, ctx("/srv/a"), LOCK, "/i/x", "ab").text
+        assert "tar -xzf" in staged(fmt, "/srv/a", "/i/x")
 
 
 def soabi() -> str:
@@ -60,7 +73,7 @@ def test_bundle_check_passes_when_interpreters_fit(tmp_path: Path) -> None:
     if not (Path(home) / "python3").exists():
         pytest.skip("no python3 beside this interpreter")
     fake_bundle(tmp_path, "1", shebang="/bin/sh", home=home, abi=soabi())
-    result = run(packages.check_bundle(ctx(str(tmp_path), "1")).text)
+    result = run(check_bundle(ctx(str(tmp_path), "1")).text)
     assert result.returncode == 0, result.stderr
 
 
@@ -68,7 +81,7 @@ def test_bundle_check_lists_every_problem(tmp_path: Path) -> None:
     home = str(Path(sys.executable).parent)
     fake_bundle(tmp_path, "1", shebang="/elsewhere/venv/bin/python", home=home, abi="cpython-27")
     (tmp_path / "releases" / "1" / "venv" / "pyvenv.cfg").write_text("home = /no/such/dir\n")
-    result = run(packages.check_bundle(ctx(str(tmp_path), "1")).text)
+    result = run(check_bundle(ctx(str(tmp_path), "1")).text)
     assert result.returncode == 1
     assert "shebang of venv/bin/tool names /elsewhere/venv/bin/python, not on this host" in (
         result.stderr
@@ -81,6 +94,6 @@ def test_bundle_check_reports_an_abi_mismatch(tmp_path: Path) -> None:
     if not (Path(home) / "python3").exists():
         pytest.skip("no python3 beside this interpreter")
     fake_bundle(tmp_path, "1", shebang="/bin/sh", home=home, abi="cpython-27-x86_64-linux-gnu")
-    result = run(packages.check_bundle(ctx(str(tmp_path), "1")).text)
+    result = run(check_bundle(ctx(str(tmp_path), "1")).text)
     assert result.returncode == 1
     assert "python ABI mismatch: bundle built for cpython-27-x86_64-linux-gnu" in result.stderr
