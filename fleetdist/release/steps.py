@@ -96,12 +96,11 @@ def probe(layout: ReleaseLayout, lock: LockSpec | None) -> Sh:
     parts.append(
         raw(
             'cur=$(readlink "$R/current" 2>/dev/null || true); printf \'current %s\\n\' "${cur#releases/}"\n'
-            'if [ -f "$R/.fleetdist/previous" ]; then printf \'previous %s\\n\' "$(cat "$R/.fleetdist/previous")"; fi\n'
-            'if [ -f "$R/.fleetdist/lock/holder" ]; then printf \'lock %s\\n\' "$(cat "$R/.fleetdist/lock/holder")"; fi\n'
-            f'for m in "$R"/releases/*/{MARKER}; do\n'
-            '  [ -f "$m" ] || continue; d=${m%/*}\n'
-            '  printf \'release %s %s\\n\' "$(stat -c %.9Y "$m")" "${d##*/}"\n'
-            "done"
+            'prev=""; [ -f "$R/.fleetdist/previous" ] && read -r prev < "$R/.fleetdist/previous" || true\n'
+            'holder=""; [ -f "$R/.fleetdist/lock/holder" ] && read -r holder < "$R/.fleetdist/lock/holder" || true\n'
+            'printf \'previous %s\\nlock %s\\n\' "$prev" "$holder"\n'
+            # One stat for all releases; "EPOCH ID/MARKER" per line, parsed by parse_facts.
+            f"(cd \"$R/releases\" 2>/dev/null && stat -c 'release %.9Y %n' -- */{MARKER} 2>/dev/null) || true"
         )
     )
     return script(parts)
@@ -125,7 +124,8 @@ def parse_facts(stdout: str) -> Facts:
                 staged = float(epoch)
             except ValueError:
                 continue
-            if rid:
+            rid = rid.removesuffix(f"/{MARKER}")
+            if rid and "/" not in rid:
                 releases.append((rid, staged))
     releases.sort(key=lambda item: (-item[1], item[0]))
     return Facts(current, previous, tuple(releases), lock)
@@ -201,7 +201,7 @@ def activate(
         raw(
             f'[ -f "$R/releases/$ID/{MARKER}" ] || {{ echo "release $ID is not staged here" >&2; exit {NOT_STAGED}; }}\n'
             'OLD=$(readlink "$R/current" 2>/dev/null || true); OLD=${OLD#releases/}\n'
-            'PREV=$(cat "$R/.fleetdist/previous" 2>/dev/null || true)\n'
+            'PREV=""; [ -f "$R/.fleetdist/previous" ] && read -r PREV < "$R/.fleetdist/previous" || true\n'
             'flip() { ln -sfn "releases/$1" "$R/.current.tmp" && mv -T "$R/.current.tmp" "$R/current"; }\n'
             'remember() { if [ -n "$1" ]; then printf \'%s\\n\' "$1" > "$R/.fleetdist/previous.tmp" && '
             'mv -f "$R/.fleetdist/previous.tmp" "$R/.fleetdist/previous"; else rm -f "$R/.fleetdist/previous"; fi; }'
