@@ -7,12 +7,7 @@ Nothing here prints; results come back as values and events.
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import posixpath
-from collections import ChainMap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,129 +15,50 @@ from fleetdist.build.artifact import Artifact, load_artifact
 from fleetdist.build.buildlog import Echo, stderr_echo
 from fleetdist.build.formats import DEPLOYABLE, TAR_FORMATS, build_recipe
 from fleetdist.build.safety import check_tar
-from fleetdist.config.env import expand, load_env
-from fleetdist.config.hosts import select_hosts
-from fleetdist.config.loader import check_release_id, load_inventory, load_recipe
-from fleetdist.config.project import Project
-from fleetdist.config.schema import Host, Inventory, Recipe
-from fleetdist.errors import ConfigError, TransportError
+from fleetdist.config.env import load_env
+from fleetdist.errors import ConfigError
 from fleetdist.orchestrate.batches import failure_budget, plan_batches
 from fleetdist.orchestrate.outcome import FleetOutcome, HostOutcome, Status
-from fleetdist.orchestrate.runner import HostJob, Rollout, RolloutOptions, parallel
+from fleetdist.orchestrate.runner import Rollout, RolloutOptions
 from fleetdist.release import steps
-from fleetdist.release.layout import ReleaseLayout, host_root
-from fleetdist.release.lease import LockSpec
-from fleetdist.release.steps import Context
 from fleetdist.report import ledger
 from fleetdist.report.events import Reporter, fan_out, silent
 from fleetdist.report.journal import Journal, activated_hosts, last_run, new_run_id, read_run
+from fleetdist.session import (
+    DeployOptions,
+    Loaded,
+    Selection,
+    expand_host_patterns,
+    jobs,
+    load,
+    lock_spec,
+    resolve_recipe,
+    run_on_each,
+)
+from fleetdist.status import HostStatus, history, status
+from fleetdist.transport.base import Result
 from fleetdist.transport.factory import transport_factory
 
-
-@dataclass(frozen=True)
-class Selection:
-    """What every verb is about: project, recipe, inventory, environment, hosts."""
-
-    project: Project
-    recipe: str | None = None
-    inventory: str | None = None
-    env: str = "prod"
-    hosts: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class DeployOptions:
-    canary: int = 0
-    batch: str | None = None
-    parallel: int = 10
-    max_connect: int = 10
-    max_fail: str | None = None
-    on_failure: str = "halt"
-    lock_wait: float = 0.0
-    accept_new_host_keys: bool = False
-    artifact: Path | None = None
-    run_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """Configuration loaded once and validated; later code trusts it."""
-
-    recipe: Recipe
-    inventory: Inventory
-    env: dict[str, str]
-    hosts: list[Host]
-
-
-def _recipe(sel: Selection, env: Mapping[str, str]) -> Recipe:
-    """Load the recipe and resolve `{VAR}` in its version (process env, then env file)."""
-    recipe = load_recipe(sel.project.recipe_path(sel.recipe))
-    where = f"{recipe.source_file}: version"
-    version = expand(recipe.version, ChainMap(dict(os.environ), dict(env)), where=where)
-    return dataclasses.replace(recipe, version=check_release_id(version, where))
-
-
-def load(sel: Selection, *, need_hosts: bool = True) -> Loaded:
-    env = load_env(sel.env, sel.project.root)
-    recipe = _recipe(sel, env)
-    inventory = load_inventory(sel.project.inventory_path(sel.inventory), env, os.environ)
-    names = select_hosts(
-        sel.hosts,
-        list(inventory.hosts),
-        inventory.groups,
-        exclude=sel.exclude,
-        source=inventory.source,
-    )
-    if need_hosts and not names:
-        raise ConfigError(f"{inventory.source}: no hosts selected")
-    return Loaded(recipe, inventory, env, [inventory.hosts[n] for n in names])
-
-
-def expand_host_patterns(sel: Selection, patterns: Sequence[str]) -> list[str]:
-    """`fleetdist hosts PATTERN...`: inventory-aware expansion (groups allowed)."""
-    env = load_env(sel.env, sel.project.root)
-    inventory = load_inventory(sel.project.inventory_path(sel.inventory), env, os.environ)
-    return select_hosts(patterns, list(inventory.hosts), inventory.groups, source=inventory.source)
-
-
-def context_for(loaded: Loaded, host: Host, release_id: str, env_name: str) -> Context:
-    """Resolve the recipe for one host: `{VAR}` in deploy_root and env values."""
-    recipe = loaded.recipe
-    lookup = ChainMap(
-        {"host": host.name, "app": recipe.app, "env": env_name},
-        host.vars,
-        dict(os.environ),
-        loaded.env,
-    )
-    where = f"{recipe.source_file}: deploy_root (host {host.name})"
-    deploy_root = expand(recipe.deploy_root, lookup, where=where)
-    if not posixpath.isabs(deploy_root):
-        raise ConfigError(f"{where}: {deploy_root!r} is not an absolute path")
-    env = tuple(
-        (k, expand(v, lookup, where=f"{recipe.source_file}: env.{k}"))
-        for k, v in recipe.env.items()
-    )
-    return Context(
-        layout=ReleaseLayout(host_root(deploy_root, host.local_root)),
-        app=recipe.app,
-        release_id=release_id,
-        env_name=env_name,
-        host=host.name,
-        env=env,
-        secret_env=frozenset(recipe.secret_env),
-        test=recipe.test,
-        before_activate=recipe.hooks.before_activate,
-        after_activate=recipe.hooks.after_activate,
-        healthcheck=recipe.healthcheck,
-        keep=recipe.keep,
-    )
+__all__ = [
+    "DeployOptions",
+    "HostStatus",
+    "Selection",
+    "build",
+    "deploy",
+    "expand_host_patterns",
+    "history",
+    "plan",
+    "resume",
+    "rollback",
+    "status",
+    "unlock",
+]
 
 
 def build(sel: Selection, formats: Sequence[str] = (), echo: Echo = stderr_echo) -> list[Artifact]:
     """Build the recipe's formats (or `formats`) into dist/; `echo` gets prefixed log lines."""
     env = load_env(sel.env, sel.project.root)
-    recipe = _recipe(sel, env)
+    recipe = resolve_recipe(sel, env)
     return build_recipe(recipe, sel.project.dist, formats, env=env, env_name=sel.env, echo=echo)
 
 
@@ -158,15 +74,6 @@ def _artifact(sel: Selection, loaded: Loaded, path: Path | None) -> Artifact:
     return artifact
 
 
-def _jobs(sel: Selection, loaded: Loaded, release_id: str) -> list[HostJob]:
-    return [HostJob(h, context_for(loaded, h, release_id, sel.env)) for h in loaded.hosts]
-
-
-def _lock(run_id: str, wait: float) -> LockSpec:
-    who = ledger.operator()
-    return LockSpec(run_id=run_id, holder=f"{who} pid={os.getpid()} run={run_id}", wait=wait)
-
-
 def _rollout(
     sel: Selection,
     opts: DeployOptions,
@@ -180,7 +87,7 @@ def _rollout(
     journal = Journal(sel.project.runs, run_id, header)
     fleet = FleetOutcome(run_id, action, loaded.recipe.app, sel.env, release_id)
     options = RolloutOptions(
-        lock=_lock(run_id, opts.lock_wait),
+        lock=lock_spec(run_id, opts.lock_wait),
         canary=opts.canary,
         batch=opts.batch,
         parallel=opts.parallel,
@@ -210,7 +117,7 @@ def _header(sel: Selection, loaded: Loaded, action: str, **extra: object) -> dic
 
 def _check(sel: Selection, loaded: Loaded, opts: DeployOptions) -> None:
     """Fail on any per-host path or rollout flag error before building or journaling."""
-    _jobs(sel, loaded, "")
+    jobs(sel, loaded, "")
     names = [h.name for h in loaded.hosts]
     failure_budget(opts.max_fail, len(names))
     plan_batches(names, canary=opts.canary, batch=opts.batch)
@@ -233,7 +140,7 @@ def deploy(sel: Selection, opts: DeployOptions, reporter: Reporter = silent) -> 
         sel, opts, reporter, run_id, "deploy", header, loaded, artifact.release_id
     )
     try:
-        return rollout.deploy(_jobs(sel, loaded, artifact.release_id), artifact)
+        return rollout.deploy(jobs(sel, loaded, artifact.release_id), artifact)
     finally:
         journal.close()
 
@@ -295,14 +202,14 @@ def rollback(
     rollout, journal = _rollout(sel, opts, reporter, run_id, "rollback", header, loaded, to)
     try:
         per_host = {h: t for h, t in targets.items() if t} if run is not None else None
-        return rollout.rollback(_jobs(sel, loaded, to or ""), to, per_host)
+        return rollout.rollback(jobs(sel, loaded, to or ""), to, per_host)
     finally:
         journal.close()
 
 
 def _last_hosts(sel: Selection) -> Selection:
     """With no -H, roll back the hosts of the last deploy of this app and env."""
-    recipe = _recipe(sel, load_env(sel.env, sel.project.root))
+    recipe = resolve_recipe(sel, load_env(sel.env, sel.project.root))
     header = last_run(sel.project.runs, app=recipe.app, env=sel.env)
     if header is None:
         return sel
@@ -311,90 +218,14 @@ def _last_hosts(sel: Selection) -> Selection:
     )
 
 
-@dataclass
-class HostStatus:
-    host: str
-    app: str
-    groups: list[str]
-    current: str | None = None
-    previous: str | None = None
-    releases: list[str] = field(default_factory=list)
-    lock: str | None = None
-    reachable: bool = True
-    error: str | None = None
-    drift: bool = False
-
-
-def status(sel: Selection, opts: DeployOptions = DeployOptions()) -> list[HostStatus]:
-    """Probe every host read-only; flag drift inside each group."""
-    loaded = load(sel)
-    jobs = _jobs(sel, loaded, "")
-    factory = transport_factory(
-        accept_new_host_keys=opts.accept_new_host_keys, max_connect=opts.max_connect
-    )
-
-    def one(job: HostJob) -> HostStatus:
-        row = HostStatus(job.host.name, loaded.recipe.app, list(job.host.groups))
-        try:
-            transport = factory(job.host)
-            try:
-                result = transport.run(steps.probe(job.ctx.layout, None).text)
-            finally:
-                transport.close()
-        except Exception as exc:
-            row.reachable, row.error = False, str(exc)
-            return row
-        if not result.ok:
-            row.error = result.tail()
-            return row
-        facts = steps.parse_facts(result.stdout)
-        row.current, row.previous, row.lock = facts.current, facts.previous, facts.lock
-        row.releases = facts.release_ids
-        return row
-
-    rows = parallel(one, jobs, opts.parallel)
-    _flag_drift(rows)
-    return rows
-
-
-def _flag_drift(rows: list[HostStatus]) -> None:
-    by_group: dict[str, set[str | None]] = {}
-    for row in rows:
-        for group in row.groups or ["(ungrouped)"]:
-            by_group.setdefault(group, set()).add(row.current if row.reachable else "?")
-    for row in rows:
-        groups = row.groups or ["(ungrouped)"]
-        row.drift = not row.reachable or any(len(by_group[g]) > 1 for g in groups)
-
-
-def history(sel: Selection, opts: DeployOptions = DeployOptions()) -> list[dict[str, Any]]:
-    """Every host's ledger, merged and sorted by time."""
-    loaded = load(sel)
-    jobs = _jobs(sel, loaded, "")
-    factory = transport_factory(
-        accept_new_host_keys=opts.accept_new_host_keys, max_connect=opts.max_connect
-    )
-
-    def one(job: HostJob) -> list[dict[str, Any]]:
-        transport = factory(job.host)
-        try:
-            result = transport.run(steps.read_ledger(job.ctx.layout).text)
-        finally:
-            transport.close()
-        return [{"host": job.host.name, **entry} for entry in ledger.parse(result.stdout)]
-
-    merged = [entry for entries in parallel(one, jobs, opts.parallel) for entry in entries]
-    return sorted(merged, key=lambda e: (str(e.get("time", "")), e["host"]))
-
-
 def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
     """`--dry-run`: the exact scripts a deploy would send, per host, without touching any."""
     loaded = load(sel)
     artifact = _artifact(sel, loaded, opts.artifact)
-    lock = _lock("DRY-RUN", opts.lock_wait)
+    lock = lock_spec("DRY-RUN", opts.lock_wait)
     halt = opts.on_failure != "rollback"
     out = []
-    for job in _jobs(sel, loaded, artifact.release_id):
+    for job in jobs(sel, loaded, artifact.release_id):
         ctx = job.ctx
         incoming = ctx.layout.incoming(f"{ctx.release_id}.{artifact.format}")
         upload = steps.Upload(incoming, artifact.sha256, artifact.format)
@@ -431,36 +262,21 @@ def unlock(sel: Selection, opts: DeployOptions) -> FleetOutcome:
     loaded = load(sel)
     run_id = new_run_id()
     fleet = FleetOutcome(run_id, "unlock", loaded.recipe.app, sel.env, None)
-    factory = transport_factory(
-        accept_new_host_keys=opts.accept_new_host_keys, max_connect=opts.max_connect
+    line = ledger.record(
+        "unlock",
+        app=loaded.recipe.app,
+        env=sel.env,
+        run=run_id,
+        from_release=None,
+        to_release=None,
+        result="ok",
+        who=ledger.operator(),
     )
-    who = ledger.operator()
-
-    def one(job: HostJob) -> HostOutcome:
-        outcome = HostOutcome(job.host.name, status=Status.OK)
-        line = ledger.record(
-            "unlock",
-            app=job.ctx.app,
-            env=sel.env,
-            run=run_id,
-            from_release=None,
-            to_release=None,
-            result="ok",
-            who=who,
-        )
-        try:
-            transport = factory(job.host)
-            try:
-                result = transport.run(steps.force_unlock(job.ctx.layout, line).text)
-            finally:
-                transport.close()
-        except TransportError as exc:
-            outcome.status, outcome.error = Status.UNREACHABLE, str(exc)
-            return outcome
-        if not result.ok:
+    unlock_script = lambda job: steps.force_unlock(job.ctx.layout, line).text  # noqa: E731
+    for job, result in run_on_each(sel, opts, jobs(sel, loaded, ""), unlock_script):
+        outcome = fleet.hosts[job.host.name] = HostOutcome(job.host.name, status=Status.OK)
+        if not isinstance(result, Result):
+            outcome.status, outcome.error = Status.UNREACHABLE, str(result)
+        elif not result.ok:
             outcome.status, outcome.error = Status.FAILED, f"host {job.host.name}: {result.tail()}"
-        return outcome
-
-    for outcome in parallel(one, _jobs(sel, loaded, ""), opts.parallel):
-        fleet.hosts[outcome.host] = outcome
     return fleet

@@ -1,0 +1,166 @@
+"""Configuration loaded once per verb, and the per-host context every verb builds on.
+
+`load` reads recipe, env stack and inventory into typed objects and selects
+the hosts; `jobs` resolves the recipe for each host (`{VAR}` in paths may
+differ per host).  `run_on_each` is the one-script-per-host fan-out the
+read-only verbs share.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import posixpath
+from collections import ChainMap
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleetdist.config.env import expand, load_env
+from fleetdist.config.hosts import select_hosts
+from fleetdist.config.loader import check_release_id, load_inventory, load_recipe
+from fleetdist.config.project import Project
+from fleetdist.config.schema import Host, Inventory, Recipe
+from fleetdist.errors import ConfigError, TransportError
+from fleetdist.orchestrate.runner import HostJob, parallel
+from fleetdist.release.layout import ReleaseLayout, host_root
+from fleetdist.release.lease import LockSpec
+from fleetdist.release.steps import Context
+from fleetdist.report import ledger
+from fleetdist.transport.base import Result
+from fleetdist.transport.factory import transport_factory
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What every verb is about: project, recipe, inventory, environment, hosts."""
+
+    project: Project
+    recipe: str | None = None
+    inventory: str | None = None
+    env: str = "prod"
+    hosts: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    canary: int = 0
+    batch: str | None = None
+    parallel: int = 10
+    max_connect: int = 10
+    max_fail: str | None = None
+    on_failure: str = "halt"
+    lock_wait: float = 0.0
+    accept_new_host_keys: bool = False
+    artifact: Path | None = None
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Configuration loaded once and validated; later code trusts it."""
+
+    recipe: Recipe
+    inventory: Inventory
+    env: dict[str, str]
+    hosts: list[Host]
+
+
+def resolve_recipe(sel: Selection, env: Mapping[str, str]) -> Recipe:
+    """Load the recipe and resolve `{VAR}` in its version (process env, then env file)."""
+    recipe = load_recipe(sel.project.recipe_path(sel.recipe))
+    where = f"{recipe.source_file}: version"
+    version = expand(recipe.version, ChainMap(dict(os.environ), dict(env)), where=where)
+    return dataclasses.replace(recipe, version=check_release_id(version, where))
+
+
+def load(sel: Selection, *, need_hosts: bool = True) -> Loaded:
+    env = load_env(sel.env, sel.project.root)
+    recipe = resolve_recipe(sel, env)
+    inventory = load_inventory(sel.project.inventory_path(sel.inventory), env, os.environ)
+    names = select_hosts(
+        sel.hosts,
+        list(inventory.hosts),
+        inventory.groups,
+        exclude=sel.exclude,
+        source=inventory.source,
+    )
+    if need_hosts and not names:
+        raise ConfigError(f"{inventory.source}: no hosts selected")
+    return Loaded(recipe, inventory, env, [inventory.hosts[n] for n in names])
+
+
+def expand_host_patterns(sel: Selection, patterns: Sequence[str]) -> list[str]:
+    """`fleetdist hosts PATTERN...`: inventory-aware expansion (groups allowed)."""
+    env = load_env(sel.env, sel.project.root)
+    inventory = load_inventory(sel.project.inventory_path(sel.inventory), env, os.environ)
+    return select_hosts(patterns, list(inventory.hosts), inventory.groups, source=inventory.source)
+
+
+def context_for(loaded: Loaded, host: Host, release_id: str, env_name: str) -> Context:
+    """Resolve the recipe for one host: `{VAR}` in deploy_root and env values."""
+    recipe = loaded.recipe
+    lookup = ChainMap(
+        {"host": host.name, "app": recipe.app, "env": env_name},
+        host.vars,
+        dict(os.environ),
+        loaded.env,
+    )
+    where = f"{recipe.source_file}: deploy_root (host {host.name})"
+    deploy_root = expand(recipe.deploy_root, lookup, where=where)
+    if not posixpath.isabs(deploy_root):
+        raise ConfigError(f"{where}: {deploy_root!r} is not an absolute path")
+    env = tuple(
+        (k, expand(v, lookup, where=f"{recipe.source_file}: env.{k}"))
+        for k, v in recipe.env.items()
+    )
+    return Context(
+        layout=ReleaseLayout(host_root(deploy_root, host.local_root)),
+        app=recipe.app,
+        release_id=release_id,
+        env_name=env_name,
+        host=host.name,
+        env=env,
+        secret_env=frozenset(recipe.secret_env),
+        test=recipe.test,
+        before_activate=recipe.hooks.before_activate,
+        after_activate=recipe.hooks.after_activate,
+        healthcheck=recipe.healthcheck,
+        keep=recipe.keep,
+    )
+
+
+def jobs(sel: Selection, loaded: Loaded, release_id: str) -> list[HostJob]:
+    return [HostJob(h, context_for(loaded, h, release_id, sel.env)) for h in loaded.hosts]
+
+
+def lock_spec(run_id: str, wait: float) -> LockSpec:
+    who = ledger.operator()
+    return LockSpec(run_id=run_id, holder=f"{who} pid={os.getpid()} run={run_id}", wait=wait)
+
+
+def run_on_each(
+    sel: Selection,
+    opts: DeployOptions,
+    host_jobs: Sequence[HostJob],
+    script: Callable[[HostJob], str],
+) -> list[tuple[HostJob, Result | TransportError]]:
+    """Connect to each host, run its one script, close: the read-only verbs' fan-out."""
+    factory = transport_factory(
+        accept_new_host_keys=opts.accept_new_host_keys, max_connect=opts.max_connect
+    )
+
+    def one(job: HostJob) -> tuple[HostJob, Result | TransportError]:
+        try:
+            transport = factory(job.host)
+        except TransportError as exc:
+            return job, exc
+        try:
+            return job, transport.run(script(job))
+        except TransportError as exc:
+            return job, exc
+        finally:
+            transport.close()
+
+    return parallel(one, host_jobs, opts.parallel)
