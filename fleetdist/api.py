@@ -229,7 +229,17 @@ def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
         ctx = job.ctx
         incoming = ctx.layout.incoming(f"{ctx.release_id}.{artifact.format}")
         upload = steps.Upload(incoming, artifact.sha256, artifact.format)
-        line = "(ledger line written at run time)"
+        line = {
+            result: ledger.template(
+                "deploy",
+                app=ctx.app,
+                env=sel.env,
+                run="DRY-RUN",
+                result=result,
+                who=ledger.operator(),
+            )
+            for result in ("ok", "reverted")
+        }
         planned = [
             ("probe", steps.probe(ctx.layout, lock).shown),
             (
@@ -240,7 +250,12 @@ def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
             (
                 "activate",
                 steps.activate(
-                    ctx, lock, ctx.release_id, ledger_ok=line, ledger_reverted=line, release=halt
+                    ctx,
+                    lock,
+                    ctx.release_id,
+                    ledger_ok=line["ok"],
+                    ledger_reverted=line["reverted"],
+                    release=halt,
                 ).shown,
             ),
         ]

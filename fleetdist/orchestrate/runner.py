@@ -56,6 +56,10 @@ class RolloutOptions:
     operator: str = "unknown"
 
 
+# Exit codes a rollback script ends with on purpose (anything else raises StepFailed).
+_ROLLBACK_ENDS = (0, LOCK_HELD, steps.REVERTED)
+
+
 class StepFailed(Exception):
     """Internal: a step exited non-zero; the message is the host's own last words."""
 
@@ -132,6 +136,18 @@ class Rollout:
             result=result,
             who=self.options.operator,
             **extra,
+        )
+
+    def _ledger_template(self, live: _Live, action: str, result: str) -> steps.Ledger:
+        """A ledger line whose from/to the activation script fills in on the host."""
+        ctx = live.job.ctx
+        return ledger.template(
+            action,
+            app=ctx.app,
+            env=ctx.env_name,
+            run=self.fleet.run_id,
+            result=result,
+            who=self.options.operator,
         )
 
     def _guard(self, live: _Live, work: Callable[[], None]) -> bool:
@@ -237,13 +253,16 @@ class Rollout:
             self.options.lock,
             target,
             prune=steps.prune_candidates(live.facts, target, ctx.keep) if prune else (),
-            ledger_ok=self._ledger_line(live, action, "ok", target),
-            ledger_reverted=self._ledger_line(live, action, "reverted", target),
+            ledger_ok=self._ledger_template(live, action, "ok"),
+            ledger_reverted=self._ledger_template(live, action, "reverted"),
             release=release,
         )
         assert live.transport is not None
         live.step = "activate"
-        result = live.transport.run(script.text)
+        self._activated(live, live.transport.run(script.text), target, released=release)
+
+    def _activated(self, live: _Live, result: Result, target: str, *, released: bool) -> None:
+        """Turn an activation script's result into the host's outcome."""
         if result.exit_code == steps.REVERTED:
             live.outcome.status, live.outcome.failed_step = Status.REVERTED, "healthcheck"
             live.outcome.error = result.tail()
@@ -254,7 +273,7 @@ class Rollout:
         if not result.ok:
             raise StepFailed(result.tail() or f"exit code {result.exit_code}")
         live.outcome.status, live.outcome.to_release = Status.OK, target
-        live.locked = live.locked and not release
+        live.locked = live.locked and not released
         self._stage(live, "activated", release=target)
 
     def _cut_over(self, live: _Live) -> None:
@@ -353,6 +372,41 @@ class Rollout:
 
     # -- rollback ------------------------------------------------------------
 
+    def _rollback_host(self, live: _Live, to: str | None) -> None:
+        """One script does it all (see `steps.rollback`); the same stale-lease retry as probe."""
+        live.step = "connect"
+        live.transport = self.factory(live.job.host)
+        self._stage(live, "connected")
+        templates = {r: self._ledger_template(live, "rollback", r) for r in ("ok", "reverted")}
+
+        def attempt(lock: LockSpec) -> Result:
+            script = steps.rollback(
+                live.job.ctx,
+                lock,
+                to,
+                ledger_ok=templates["ok"],
+                ledger_reverted=templates["reverted"],
+            )
+            return self._run(live, "rollback", script, allow=_ROLLBACK_ENDS)
+
+        result = attempt(self.options.lock)
+        stale = stale_run(result.stderr) if result.exit_code == LOCK_HELD else None
+        if stale:
+            result = attempt(dataclasses.replace(self.options.lock, takeover=stale))
+        if result.exit_code == LOCK_HELD:
+            live.step = "lock"
+            raise StepFailed(result.tail())
+        live.locked = not result.ok  # the script gave the lease back unless it stopped early
+        live.facts = steps.parse_facts(result.stdout)
+        live.outcome.from_release = live.facts.current
+        self._stage(live, "probed", current=live.facts.current)
+        target = next((ln[7:] for ln in result.stdout.splitlines() if ln.startswith("target ")), "")
+        live.outcome.to_release = target or None
+        if steps.UNCHANGED in result.stdout.splitlines():
+            live.outcome.status = Status.UNCHANGED
+            return
+        self._activated(live, result, target, released=True)
+
     def rollback(
         self, jobs: Sequence[HostJob], to: str | None, per_host: Mapping[str, str] | None = None
     ) -> FleetOutcome:
@@ -368,22 +422,8 @@ class Rollout:
 
         def one(live: _Live) -> None:
             def work() -> None:
-                self._connect_and_probe(live)
-                live.step = "rollback"
-                target = to or (per_host or {}).get(live.job.host.name) or live.facts.previous
-                if not target:
-                    raise FleetdistError(
-                        f"host {live.job.host.name}: no previous release to roll back to"
-                    )
-                live.outcome.to_release = target
-                if target == live.facts.current:
-                    live.outcome.status = Status.UNCHANGED
-                    return
-                if not live.facts.staged(target):
-                    raise FleetdistError(
-                        f"host {live.job.host.name}: release {target!r} is not on this host"
-                    )
-                self._activate(live, target, action="rollback", prune=False, release=True)
+                target = to or (per_host or {}).get(live.job.host.name)
+                self._rollback_host(live, target)
 
             self._guard(live, work)
 

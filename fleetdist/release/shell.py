@@ -6,7 +6,7 @@ the only quoting of a path happens once, in `assign`.
 
 from __future__ import annotations
 
-from fleetdist.release.command import Sh, assign, cmd
+from fleetdist.release.command import Sh, assign, cmd, raw
 from fleetdist.release.layout import ReleaseLayout
 
 
@@ -17,3 +17,25 @@ def root(layout: ReleaseLayout) -> Sh:
 def append_ledger(line: str) -> Sh:
     """Append one JSON line (rendered on the controller) to the host's ledger."""
     return cmd("printf", "%s\\n", line).append_to('"$R/.fleetdist/ledger.jsonl"')
+
+
+def append_ledger_filled(pieces: tuple[str, str, str], from_var: str, to_var: str) -> list[Sh]:
+    """Append a `ledger.template` line with "$from_var" and "$to_var" as its from/to.
+
+    Release ids never hold control characters, so escaping `\\` and `"`
+    makes them valid JSON strings; an empty value is JSON null.
+    """
+    head, middle, tail = pieces
+    return [
+        raw(
+            'jstr() { if [ -z "$1" ]; then printf null; else '
+            'printf \'"%s"\' "$(printf \'%s\' "$1" | sed \'s/[\\\\"]/\\\\&/g\')"; fi; }'
+        ),
+        assign("LA", head),
+        assign("LB", middle),
+        assign("LC", tail),
+        raw(
+            f'printf \'%s%s%s%s%s\\n\' "$LA" "$(jstr "${from_var}")" '
+            f'"$LB" "$(jstr "${to_var}")" "$LC" >> "$R/.fleetdist/ledger.jsonl"'
+        ),
+    ]

@@ -17,13 +17,13 @@ from fleetdist.release import packages
 from fleetdist.release.command import Sh, assign, export, fail, raw, script, user_shell
 from fleetdist.release.layout import MARKER, ReleaseLayout
 from fleetdist.release.lease import LockSpec, break_lock, give_back, renew, take
-from fleetdist.release.shell import append_ledger, root
+from fleetdist.release.shell import append_ledger, append_ledger_filled, root
 
 REVERTED = 76
 NOT_STAGED = 77
 # Lines the stage script prints as it gets past each stage, so a failure can
 # be pinned on the right step without a round trip per step.
-RECEIVED, STAGED = "@@received", "@@staged"
+RECEIVED, STAGED, UNCHANGED = "@@received", "@@staged", "@@unchanged"
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,15 @@ def probe(layout: ReleaseLayout, lock: LockSpec | None) -> Sh:
     parts = [root(layout)]
     if lock is not None:
         parts += take(lock)
-    parts.append(
+    return script([*parts, *_facts()])
+
+
+def _facts() -> list[Sh]:
+    """Print `current`, `previous`, `lock` and one `release` line per staged release.
+
+    Leaves "$cur" (the link's text) and "$prev" set for the rest of a script.
+    """
+    return [
         raw(
             'cur=$(readlink "$R/current" 2>/dev/null || true); printf \'current %s\\n\' "${cur#releases/}"\n'
             'prev=""; [ -f "$R/.fleetdist/previous" ] && read -r prev < "$R/.fleetdist/previous" || true\n'
@@ -102,8 +110,7 @@ def probe(layout: ReleaseLayout, lock: LockSpec | None) -> Sh:
             # One stat for all releases; "EPOCH ID/MARKER" per line, parsed by parse_facts.
             f"(cd \"$R/releases\" 2>/dev/null && stat -c 'release %.9Y %n' -- */{MARKER} 2>/dev/null) || true"
         )
-    )
-    return script(parts)
+    ]
 
 
 def parse_facts(stdout: str) -> Facts:
@@ -171,17 +178,61 @@ def _hooks(commands: Sequence[str], where: str) -> Sh:
     return Sh(f"( {inner.text} )", f"( {inner.shown} )")
 
 
+Ledger = tuple[str, str, str]  # a `report.ledger.template`: from/to filled in on the host
+
+
 def activate(
     ctx: Context,
     lock: LockSpec | None,
     target: str,
     *,
     prune: Iterable[str] = (),
-    ledger_ok: str,
-    ledger_reverted: str,
+    ledger_ok: Ledger,
+    ledger_reverted: Ledger,
     release: bool = False,
 ) -> Sh:
-    """Flip `current` to `target` atomically, run hooks and the healthcheck, then prune.
+    """Flip `current` to `target` (see `_activation`); with `release`, give the lease back.
+
+    Giving the lease back in the same script saves the rollout a round trip
+    per host.
+    """
+    parts = [root(ctx.layout)]
+    if lock is not None:
+        parts += renew(lock)
+    parts += [assign("ID", target), *_activation(ctx, prune, ledger_ok, ledger_reverted)]
+    if release and lock is not None:
+        parts += give_back(lock)
+    return script(parts)
+
+
+def rollback(
+    ctx: Context, lock: LockSpec, to: str | None, *, ledger_ok: Ledger, ledger_reverted: Ledger
+) -> Sh:
+    """A whole rollback in one round trip: lease, facts, target, activation, lease back.
+
+    The target is `to`, else the host's own `previous`; the script prints the
+    probe's facts and `target ID` so the controller can report from/to.
+    Rolling back to the release already live prints UNCHANGED and changes
+    nothing.
+    """
+    parts = [root(ctx.layout), *take(lock), *_facts(), assign("TO", to or "")]
+    parts.append(
+        raw(
+            "ID=${TO:-$prev}; printf 'target %s\\n' \"$ID\"\n"
+            'if [ -z "$ID" ]; then echo "no previous release to roll back to" >&2; exit 1; fi\n'
+            f'if [ "$ID" = "${{cur#releases/}}" ]; then echo {UNCHANGED}; else\n'
+            f'[ -f "$R/releases/$ID/{MARKER}" ] || {{ echo "release \'$ID\' is not on this host" >&2; exit {NOT_STAGED}; }}'
+        )
+    )
+    parts += _activation(ctx, (), ledger_ok, ledger_reverted)
+    parts += [raw("fi"), *give_back(lock)]
+    return script(parts)
+
+
+def _activation(
+    ctx: Context, prune: Iterable[str], ledger_ok: Ledger, ledger_reverted: Ledger
+) -> list[Sh]:
+    """Flip `current` to "$ID" atomically, run hooks and the healthcheck, then prune.
 
     The new link is made under a temporary name and renamed over `current`
     (`mv -T` is one rename(2)), so `current` is never missing.  If an
@@ -189,14 +240,9 @@ def activate(
     are put back as they were, the old release's after_activate hooks run
     again (to restart it), and the script exits REVERTED.  The matching
     ledger line is appended by the script itself, so a controller killed
-    right after the flip still leaves the record on the host.  With
-    `release`, a successful activation also gives the lease back, saving
-    the rollout a round trip per host.
+    right after the flip still leaves the record on the host.
     """
-    parts = [root(ctx.layout)]
-    if lock is not None:
-        parts += renew(lock)
-    parts += [assign("ID", target), *_exports(ctx)]
+    parts = [*_exports(ctx)]
     parts.append(
         raw(
             f'[ -f "$R/releases/$ID/{MARKER}" ] || {{ echo "release $ID is not staged here" >&2; exit {NOT_STAGED}; }}\n'
@@ -213,6 +259,7 @@ def activate(
                 raw('{ echo "before_activate hook failed" >&2; exit 1; }')
             )
         )
+    reverted = append_ledger_filled(ledger_reverted, "OLD", "ID")
     revert_hooks = _hooks(ctx.after_activate, '"$R/current"').text if ctx.after_activate else ":"
     parts.append(
         raw(
@@ -220,8 +267,8 @@ def activate(
             '  if [ -n "$OLD" ]; then flip "$OLD"; else rm -f "$R/current"; fi\n'
             '  remember "$PREV"\n'
             f'  if [ -n "$OLD" ]; then {revert_hooks} || true; fi\n'
-            f"  {append_ledger(ledger_reverted).text}\n"
-            f"  exit {REVERTED}\n"
+            + "".join(f"  {line.text}\n" for line in reverted)
+            + f"  exit {REVERTED}\n"
             "}"
         )
     )
@@ -252,10 +299,7 @@ def activate(
                 raw('drop "$X" || printf \'warning: could not prune %s\\n\' "$X" >&2')
             )
         )
-    parts.append(append_ledger(ledger_ok))
-    if release and lock is not None:
-        parts += give_back(lock)
-    return script(parts)
+    return parts + append_ledger_filled(ledger_ok, "OLD", "ID")
 
 
 def _drop_function() -> Sh:

@@ -64,6 +64,22 @@ def record(
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
+_FROM, _TO = "@@from@@", "@@to@@"
+
+
+def template(action: str, **fields: Any) -> tuple[str, str, str]:
+    """A ledger line cut around its `from` and `to` values, which the host fills in.
+
+    The host knows best which release it left and which it went to (a
+    rollback picks its target there), so the controller renders everything
+    else and the host splices in two JSON strings (see `release.shell`).
+    """
+    line = record(action, from_release=_FROM, to_release=_TO, **fields)
+    head, rest = line.split(json.dumps(_FROM), 1)
+    middle, tail = rest.split(json.dumps(_TO), 1)
+    return head, middle, tail
+
+
 def parse(text: str) -> list[dict[str, Any]]:
     """Read ledger lines back; a torn or foreign line is skipped, never fatal."""
     entries: list[dict[str, Any]] = []

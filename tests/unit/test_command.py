@@ -111,7 +111,7 @@ def test_secret_shown_masked_in_rendered_steps_but_sent_in_text() -> None:
     lock = LockSpec("run-1", "me")
     for sh in (
         stage(ctx, lock, None),
-        activate(ctx, lock, "1-abc", ledger_ok="{}", ledger_reverted="{}"),
+        activate(ctx, lock, "1-abc", ledger_ok=("{", ",", "}"), ledger_reverted=("{", ",", "}")),
     ):
         assert "export API_TOKEN=***" in sh.shown and "hunter2" not in sh.shown
         assert "export API_TOKEN=hunter2" in sh.text
