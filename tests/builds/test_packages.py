@@ -9,15 +9,10 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from conftest import BuildProject, docker, make_build_project
-
-from fleetdist import api
-from fleetdist.config.schema import Host
-from fleetdist.transport.base import Result, Transport
 
 pytestmark = pytest.mark.docker
 
@@ -76,52 +71,8 @@ def test_rpm_metadata_and_files(packages: BuildProject) -> None:
     assert all(p.startswith("/opt/hello/releases/1.0.0") for p in listed)
 
 
-class ExecTransport:
-    """The transport protocol over `docker exec`, standing in for SSH to a package host."""
-
-    def __init__(self, host: Host, container: str) -> None:
-        self.host, self.container = host, container
-
-    def run(self, script: str, *, timeout: float | None = None) -> Result:
-        proc = docker("exec", self.container, "sh", "-c", script, check=False, timeout=600)
-        return Result(proc.returncode, proc.stdout, proc.stderr)
-
-    def put(self, local: Path, remote: str) -> None:
-        docker("exec", self.container, "mkdir", "-p", os.path.dirname(remote))
-        docker("cp", str(local), f"{self.container}:{remote}")
-
-    def close(self) -> None:
-        """Nothing to close."""
-
-
-def test_debs_deploy_side_by_side_and_roll_back_by_flipping_current(
-    packages: BuildProject,
-    fresh_container: Callable[..., str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    box = fresh_container()
-
-    def factory(**_: Any) -> Callable[[Host], Transport]:
-        return lambda host: ExecTransport(host, box)
-
-    monkeypatch.setattr(api, "transport_factory", factory)
-    for deb, version in ((DEB_100, "1.0.0"), (DEB_110, "1.1.0")):
-        code, err = packages.run(
-            "deploy", "-r", "hello", "-i", "box", "--artifact", str(packages.dist / deb)
-        )
-        assert code == 0, err
-        assert sh(box, "readlink /opt/hello/current").stdout.strip() == f"releases/{version}"
-        assert sh(box, "/opt/hello/current/venv/bin/hello --version").stdout.strip() == version
-    installed = sh(box, "dpkg-query -W -f '${Package} ${Status}\\n' 'hello-*'").stdout
-    assert "hello-1.0.0 install ok installed" in installed
-    assert "hello-1.1.0 install ok installed" in installed
-    stamp = sh(box, "stat -c %Y /var/lib/dpkg/status").stdout
-
-    code, err = packages.run("rollback", "-r", "hello", "-i", "box")
-    assert code == 0, err
-    assert sh(box, "readlink /opt/hello/current").stdout.strip() == "releases/1.0.0"
-    assert sh(box, "/opt/hello/current/venv/bin/hello --version").stdout.strip() == "1.0.0"
-    assert sh(box, "stat -c %Y /var/lib/dpkg/status").stdout == stamp, "nothing reinstalled"
+# Deploying these debs to hosts, side by side, and rolling back by flipping
+# `current` is tested over real SSH in tests/integration/test_venv_bundle.py.
 
 
 @pytest.fixture(scope="module")

@@ -53,7 +53,9 @@ def test_debs_deploy_over_ssh_side_by_side_and_roll_back(
         listed = fleet.exec("web03", "dpkg-query -W -f '${Package} ${Status}\\n' 'hello-*'").stdout
         assert "hello-1.0.0 install ok installed" in listed
         assert "hello-1.1.0 install ok installed" in listed
+        dpkg_status = fleet.exec("web03", "stat -c %Y.%s /var/lib/dpkg/status").stdout
         assert project.run("rollback") == 0
+        assert fleet.exec("web03", "stat -c %Y.%s /var/lib/dpkg/status").stdout == dpkg_status
         assert fleet.exec("web03", "readlink /opt/hello/current").stdout.strip() == "releases/1.0.0"
     finally:
         fleet.exec("web03", "dpkg --purge hello-1.0.0 hello-1.1.0; rm -rf /opt/hello")
