@@ -60,8 +60,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sizes", default="10", help="comma list of fleet sizes N (default 10)")
     p.add_argument(
         "--variants",
-        default="N:10",
-        help="comma list of PARALLEL:MAX_CONNECT for fleetdist, N = fleet size (default N:10)",
+        default="10:10",
+        help="comma list of PARALLEL:MAX_CONNECT, N = fleet size (default 10:10: fleetdist's own)",
     )
     p.add_argument("--repeat", type=int, default=1,
                    help="rounds per N, interleaved; the tables show each op's fastest "

@@ -19,7 +19,8 @@ from fleetdist.config.env import load_env
 from fleetdist.errors import ConfigError
 from fleetdist.orchestrate.batches import failure_budget, plan_batches
 from fleetdist.orchestrate.outcome import FleetOutcome, HostOutcome, Status
-from fleetdist.orchestrate.runner import Rollout, RolloutOptions
+from fleetdist.orchestrate.runner import Rollout
+from fleetdist.orchestrate.work import RolloutOptions
 from fleetdist.release import steps
 from fleetdist.report import ledger
 from fleetdist.report.events import Reporter, fan_out, silent

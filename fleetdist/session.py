@@ -22,7 +22,7 @@ from fleetdist.config.loader import check_release_id, load_inventory, load_recip
 from fleetdist.config.project import Project
 from fleetdist.config.schema import Host, Inventory, Recipe
 from fleetdist.errors import ConfigError, TransportError
-from fleetdist.orchestrate.runner import HostJob, parallel
+from fleetdist.orchestrate.work import HostJob, parallel
 from fleetdist.release.layout import ReleaseLayout, host_root
 from fleetdist.release.lease import LockSpec
 from fleetdist.release.steps import Context

@@ -5,8 +5,9 @@ place, in parallel; nothing users see changes.  Phase 2 (cut over) flips
 `current` canary first, then batch by batch, only on hosts that passed, and
 stops starting batches once the failure budget is spent.  A worker never
 lets an exception escape: everything ends up in the host's HostOutcome.
-Leases are held until the whole rollout is over, so `--on-failure rollback`
-can still undo a host that was cut over early.
+A host gives its lease back in the same script that cuts it over, except
+under `--on-failure rollback`, which holds every lease until the rollout is
+over so it can still undo a host that was cut over early.
 """
 
 from __future__ import annotations
@@ -14,75 +15,23 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 from fleetdist.build.artifact import Artifact
-from fleetdist.config.schema import Host
 from fleetdist.errors import FleetdistError, TransportError
 from fleetdist.orchestrate.batches import failure_budget, plan_batches
 from fleetdist.orchestrate.outcome import FleetOutcome, HostOutcome, Status
 from fleetdist.orchestrate.stale import stale_run
+from fleetdist.orchestrate.work import HostJob, Live, RolloutOptions, StepFailed, parallel
 from fleetdist.release import steps
 from fleetdist.release.command import Sh
 from fleetdist.release.lease import LOCK_HELD, LockSpec
-from fleetdist.release.steps import Context, Facts
 from fleetdist.report import ledger
 from fleetdist.report.events import Event, Reporter
-from fleetdist.transport.base import Result, Transport, TransportFactory
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class HostJob:
-    """One host and the pure context its scripts are rendered from."""
-
-    host: Host
-    ctx: Context
-
-
-@dataclass(frozen=True)
-class RolloutOptions:
-    lock: LockSpec
-    canary: int = 0
-    batch: str | None = None
-    parallel: int = 10
-    max_fail: str | None = None
-    on_failure: str = "halt"
-    operator: str = "unknown"
-
+from fleetdist.transport.base import Result, TransportFactory
 
 # Exit codes a rollback script ends with on purpose (anything else raises StepFailed).
 _ROLLBACK_ENDS = (0, LOCK_HELD, steps.REVERTED)
-
-
-class StepFailed(Exception):
-    """Internal: a step exited non-zero; the message is the host's own last words."""
-
-
-def parallel(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
-    """Map `fn` over `items` on at most `workers` threads, results in input order."""
-    if not items:
-        return []
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items)))) as pool:
-        return list(pool.map(fn, items))
-
-
-@dataclass
-class _Live:
-    """A host during a rollout: its open transport and what the probe found."""
-
-    job: HostJob
-    outcome: HostOutcome
-    transport: Transport | None = None
-    facts: Facts = field(default_factory=Facts)
-    locked: bool = False
-    step: str = "connect"  # the step under way, named in the outcome if it fails
-    started: float = field(default_factory=time.monotonic)
 
 
 class Rollout:
@@ -100,11 +49,11 @@ class Rollout:
 
     # -- helpers -------------------------------------------------------------
 
-    def _stage(self, live: _Live, stage: str, **data: object) -> None:
+    def _stage(self, live: Live, stage: str, **data: object) -> None:
         live.outcome.stage = stage
         self.emit(Event("stage", live.job.host.name, stage, data=dict(data)))
 
-    def _run(self, live: _Live, step: str, script: Sh, allow: tuple[int, ...] = ()) -> Result:
+    def _run(self, live: Live, step: str, script: Sh, allow: tuple[int, ...] = ()) -> Result:
         """Run one step; a non-zero exit (other than those in `allow`) raises StepFailed."""
         assert live.transport is not None
         live.step = step
@@ -117,13 +66,13 @@ class Rollout:
             raise StepFailed(result.tail() or f"exit code {result.exit_code}")
         return result
 
-    def _fail(self, live: _Live, step: str, error: str, status: Status = Status.FAILED) -> None:
+    def _fail(self, live: Live, step: str, error: str, status: Status = Status.FAILED) -> None:
         o = live.outcome
         o.status, o.failed_step, o.error = status, step, error
         self.emit(Event("stage", live.job.host.name, "failed", error, {"step": step}))
 
     def _ledger_line(
-        self, live: _Live, action: str, result: str, to: str | None, **extra: str
+        self, live: Live, action: str, result: str, to: str | None, **extra: str
     ) -> str:
         ctx = live.job.ctx
         return ledger.record(
@@ -138,7 +87,7 @@ class Rollout:
             **extra,
         )
 
-    def _ledger_template(self, live: _Live, action: str, result: str) -> steps.Ledger:
+    def _ledger_template(self, live: Live, action: str, result: str) -> steps.Ledger:
         """A ledger line whose from/to the activation script fills in on the host."""
         ctx = live.job.ctx
         return ledger.template(
@@ -150,7 +99,7 @@ class Rollout:
             who=self.options.operator,
         )
 
-    def _guard(self, live: _Live, work: Callable[[], None]) -> bool:
+    def _guard(self, live: Live, work: Callable[[], None]) -> bool:
         """Run `work`; turn every failure into the host's outcome.  True if it succeeded."""
         name = live.job.host.name
         try:
@@ -169,7 +118,7 @@ class Rollout:
             self._fail(live, live.step, f"host {name}: internal error: {type(exc).__name__}: {exc}")
         return False
 
-    def _connect_and_probe(self, live: _Live) -> None:
+    def _connect_and_probe(self, live: Live) -> None:
         live.step = "connect"
         live.transport = self.factory(live.job.host)
         self._stage(live, "connected")
@@ -190,7 +139,7 @@ class Rollout:
         live.outcome.from_release = live.facts.current
         self._stage(live, "probed", current=live.facts.current)
 
-    def _release(self, live: _Live, lines: Iterable[str] = ()) -> None:
+    def _release(self, live: Live, lines: Iterable[str] = ()) -> None:
         """Append failure lines and give the lease back; best effort, then close."""
         if live.transport is None:
             return
@@ -207,7 +156,7 @@ class Rollout:
 
     # -- deploy --------------------------------------------------------------
 
-    def _prepare(self, live: _Live, artifact: Artifact) -> bool:
+    def _prepare(self, live: Live, artifact: Artifact) -> bool:
         ctx = live.job.ctx
 
         def work() -> None:
@@ -225,7 +174,7 @@ class Rollout:
 
         return self._guard(live, work) and live.outcome.status != Status.UNCHANGED
 
-    def _stage_and_test(self, live: _Live, script: Sh, stdin: Path | None) -> None:
+    def _stage_and_test(self, live: Live, script: Sh, stdin: Path | None) -> None:
         """Run the stage script; name the step it failed in from the markers it printed."""
         assert live.transport is not None
         live.step = "upload" if stdin else "test"
@@ -244,7 +193,7 @@ class Rollout:
         self._stage(live, "tested")
 
     def _activate(
-        self, live: _Live, target: str, *, action: str, prune: bool, release: bool = False
+        self, live: Live, target: str, *, action: str, prune: bool, release: bool = False
     ) -> None:
         """Flip `current` to `target`; with `release`, the same script gives the lease back."""
         ctx = live.job.ctx
@@ -261,7 +210,7 @@ class Rollout:
         live.step = "activate"
         self._activated(live, live.transport.run(script.text), target, released=release)
 
-    def _activated(self, live: _Live, result: Result, target: str, *, released: bool) -> None:
+    def _activated(self, live: Live, result: Result, target: str, *, released: bool) -> None:
         """Turn an activation script's result into the host's outcome."""
         if result.exit_code == steps.REVERTED:
             live.outcome.status, live.outcome.failed_step = Status.REVERTED, "healthcheck"
@@ -276,7 +225,7 @@ class Rollout:
         live.locked = live.locked and not released
         self._stage(live, "activated", release=target)
 
-    def _cut_over(self, live: _Live) -> None:
+    def _cut_over(self, live: Live) -> None:
         # Keep the lease only while --on-failure rollback may still need this host.
         keep = self.options.on_failure == "rollback"
         target = live.job.ctx.release_id
@@ -309,15 +258,10 @@ class Rollout:
                 if self.options.on_failure == "rollback":
                     self._undo([lv for lv in lives if lv.outcome.status == Status.OK])
         finally:
-            parallel(
-                lambda lv: self._release(lv, self._failure_lines(lv, "deploy")),
-                lives,
-                self.options.parallel,
-            )
-        self.emit(Event("run_finished", data=self.fleet.to_json()))
+            self._end(lives, "deploy")
         return self.fleet
 
-    def _cut_over_batches(self, candidates: list[_Live], budget: int | None, total: int) -> None:
+    def _cut_over_batches(self, candidates: list[Live], budget: int | None, total: int) -> None:
         by_name = {lv.job.host.name: lv for lv in candidates}
         batches = plan_batches(
             list(by_name), canary=self.options.canary, batch=self.options.batch, total=total
@@ -338,10 +282,10 @@ class Rollout:
         failed = sum(1 for o in self.fleet.hosts.values() if o.failed)
         return budget is None or failed <= budget
 
-    def _undo(self, lives: list[_Live]) -> None:
+    def _undo(self, lives: list[Live]) -> None:
         """--on-failure rollback: put hosts cut over by this rollout back where they were."""
 
-        def undo(live: _Live) -> None:
+        def undo(live: Live) -> None:
             previous = live.facts.current
             if previous is None:
                 return  # first deploy on this host: there is nothing older to go back to
@@ -354,7 +298,13 @@ class Rollout:
 
         parallel(undo, lives, self.options.parallel)
 
-    def _failure_lines(self, live: _Live, action: str) -> list[str]:
+    def _end(self, lives: list[Live], action: str) -> None:
+        """Whatever happened: record failures, give leases back, close, report the run."""
+        release = lambda lv: self._release(lv, self._failure_lines(lv, action))  # noqa: E731
+        parallel(release, lives, self.options.parallel)
+        self.emit(Event("run_finished", data=self.fleet.to_json()))
+
+    def _failure_lines(self, live: Live, action: str) -> list[str]:
         """A ledger line for failures the host's own scripts did not record."""
         o = live.outcome
         if not live.locked or o.status != Status.FAILED:
@@ -365,14 +315,14 @@ class Rollout:
             )
         ]
 
-    def _live(self, job: HostJob, target: str | None) -> _Live:
+    def _live(self, job: HostJob, target: str | None) -> Live:
         outcome = HostOutcome(job.host.name, to_release=target)
         self.fleet.hosts[job.host.name] = outcome
-        return _Live(job, outcome)
+        return Live(job, outcome)
 
     # -- rollback ------------------------------------------------------------
 
-    def _rollback_host(self, live: _Live, to: str | None) -> None:
+    def _rollback_host(self, live: Live, to: str | None) -> None:
         """One script does it all (see `steps.rollback`); the same stale-lease retry as probe."""
         live.step = "connect"
         live.transport = self.factory(live.job.host)
@@ -420,7 +370,7 @@ class Rollout:
             Event("run_started", data={"hosts": [j.host.name for j in jobs], "phase": "rollback"})
         )
 
-        def one(live: _Live) -> None:
+        def one(live: Live) -> None:
             def work() -> None:
                 target = to or (per_host or {}).get(live.job.host.name)
                 self._rollback_host(live, target)
@@ -430,10 +380,5 @@ class Rollout:
         try:
             parallel(one, lives, self.options.parallel)
         finally:
-            parallel(
-                lambda lv: self._release(lv, self._failure_lines(lv, "rollback")),
-                lives,
-                self.options.parallel,
-            )
-        self.emit(Event("run_finished", data=self.fleet.to_json()))
+            self._end(lives, "rollback")
         return self.fleet

@@ -1,0 +1,67 @@
+"""The units a rollout works with: a host job, its options, its live state, the fan-out.
+
+Kept apart from the runner so the read-only verbs (status, history) can
+fan out over hosts with the same `parallel` and `HostJob` without the
+rollout machinery.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from fleetdist.config.schema import Host
+from fleetdist.orchestrate.outcome import HostOutcome
+from fleetdist.release.lease import LockSpec
+from fleetdist.release.steps import Context, Facts
+from fleetdist.transport.base import Transport
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class HostJob:
+    """One host and the pure context its scripts are rendered from."""
+
+    host: Host
+    ctx: Context
+
+
+@dataclass(frozen=True)
+class RolloutOptions:
+    lock: LockSpec
+    canary: int = 0
+    batch: str | None = None
+    parallel: int = 10
+    max_fail: str | None = None
+    on_failure: str = "halt"
+    operator: str = "unknown"
+
+
+class StepFailed(Exception):
+    """Internal: a step exited non-zero; the message is the host's own last words."""
+
+
+def parallel(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
+    """Map `fn` over `items` on at most `workers` threads, results in input order."""
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items)))) as pool:
+        return list(pool.map(fn, items))
+
+
+@dataclass
+class Live:
+    """A host during a rollout: its open transport and what the probe found."""
+
+    job: HostJob
+    outcome: HostOutcome
+    transport: Transport | None = None
+    facts: Facts = field(default_factory=Facts)
+    locked: bool = False
+    step: str = "connect"  # the step under way, named in the outcome if it fails
+    started: float = field(default_factory=time.monotonic)
