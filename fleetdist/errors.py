@@ -48,9 +48,3 @@ class TransportError(FleetdistError):
 
 class HostKeyError(TransportError):
     """A host presented an unknown or changed key under strict checking."""
-
-
-class LockHeldError(FleetdistError):
-    """Another operator's rollout holds the per-app lock on a host."""
-
-    exit_code = 4

@@ -32,10 +32,6 @@ def stderr_echo(line: str) -> None:
         sys.stderr.flush()
 
 
-def quiet(line: str) -> None:
-    """An echo that drops everything (the log file still has it all)."""
-
-
 class BuildLog:
     """Append-only log of one build; use as a context manager so the file is closed."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from fleetdist.errors import HostPatternError
 
@@ -85,16 +85,6 @@ def expand_pattern(pattern: str) -> list[str]:
         if not _NAME.match(name):
             raise HostPatternError(f"host pattern {pattern!r}: {name!r} is not a valid host name")
     return names
-
-
-def expand_hosts(patterns: Iterable[str]) -> list[str]:
-    """Expand comma lists of patterns into unique host names, first seen first."""
-    seen: dict[str, None] = {}
-    for text in patterns:
-        for pattern in split_patterns(text):
-            for name in expand_pattern(pattern):
-                seen.setdefault(name)
-    return list(seen)
 
 
 def select_hosts(

@@ -23,40 +23,14 @@ MARKER = ".fleetdist-release"
 
 @dataclass(frozen=True)
 class ReleaseLayout:
+    """One app's root on one host.  Scripts address everything else relative to it
+    ("$R/releases/...", see the tree above), so the root is quoted exactly once."""
+
     root: str
 
-    @property
-    def releases(self) -> str:
-        return posixpath.join(self.root, "releases")
-
-    def release(self, release_id: str) -> str:
-        return posixpath.join(self.releases, release_id)
-
-    @property
-    def current(self) -> str:
-        return posixpath.join(self.root, "current")
-
-    @property
-    def state(self) -> str:
-        return posixpath.join(self.root, ".fleetdist")
-
-    @property
-    def ledger(self) -> str:
-        return posixpath.join(self.state, "ledger.jsonl")
-
-    @property
-    def lock(self) -> str:
-        return posixpath.join(self.state, "lock")
-
-    @property
-    def previous(self) -> str:
-        return posixpath.join(self.state, "previous")
-
     def incoming(self, filename: str) -> str:
-        return posixpath.join(self.state, "incoming", filename)
-
-    def staging(self, release_id: str) -> str:
-        return posixpath.join(self.state, "staging", release_id)
+        """Where an uploaded artifact lands before it is verified."""
+        return posixpath.join(self.root, ".fleetdist", "incoming", filename)
 
 
 def host_root(deploy_root: str, local_root: str | None) -> str:
