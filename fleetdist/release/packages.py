@@ -40,7 +40,7 @@ def _unpack_tar() -> list[Sh]:
     """
     return [
         raw('S="$R/.fleetdist/staging/$ID"; D="$R/releases/$ID"'),
-        raw('rm -rf "$S"; mkdir -p "$S"'),
+        raw('if [ -e "$S" ]; then rm -rf "$S"; fi; mkdir -p "$S"'),
         raw(
             'tar -xzf "$A" -C "$S" --no-same-owner || '
             '{ rm -rf "$S" "$A"; echo "unpack failed (disk full?): $(df -h "$R" | tail -1)" >&2; exit 1; }'

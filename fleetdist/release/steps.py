@@ -155,7 +155,7 @@ def stage(ctx: Context, lock: LockSpec, upload: Upload | None, *, bundle: bool =
             assign("SHA", upload.sha256),
             raw(
                 'cat > "$A" || { rm -f "$A"; echo "upload failed: $(df -Pk "$R" | awk \'NR==2 {print $4}\') KiB free on $R" >&2; exit 1; }\n'
-                'got=$(sha256sum < "$A" | cut -d" " -f1)\n'
+                'got=$(sha256sum < "$A"); got=${got%% *}\n'
                 'if [ "$got" != "$SHA" ]; then rm -f "$A"; echo "sha256 mismatch: uploaded $got, expected $SHA" >&2; exit 1; fi'
             ),
             raw(f"echo {RECEIVED}"),
