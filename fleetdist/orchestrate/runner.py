@@ -71,33 +71,28 @@ class Rollout:
         o.status, o.failed_step, o.error = status, step, error
         self.emit(Event("stage", live.job.host.name, "failed", error, {"step": step}))
 
-    def _ledger_line(
-        self, live: Live, action: str, result: str, to: str | None, **extra: str
-    ) -> str:
+    def _ledger_fields(self, live: Live, result: str) -> dict[str, str]:
         ctx = live.job.ctx
-        return ledger.record(
-            action,
+        return dict(
             app=ctx.app,
             env=ctx.env_name,
             run=self.fleet.run_id,
-            from_release=live.facts.current,
-            to_release=to,
             result=result,
             who=self.options.operator,
-            **extra,
+        )
+
+    def _ledger_line(
+        self, live: Live, action: str, result: str, to: str | None, **extra: str
+    ) -> str:
+        """A complete ledger line, for what the host's own scripts could not record."""
+        fields = self._ledger_fields(live, result)
+        return ledger.record(
+            action, from_release=live.facts.current, to_release=to, **fields, **extra
         )
 
     def _ledger_template(self, live: Live, action: str, result: str) -> steps.Ledger:
         """A ledger line whose from/to the activation script fills in on the host."""
-        ctx = live.job.ctx
-        return ledger.template(
-            action,
-            app=ctx.app,
-            env=ctx.env_name,
-            run=self.fleet.run_id,
-            result=result,
-            who=self.options.operator,
-        )
+        return ledger.template(action, **self._ledger_fields(live, result))
 
     def _guard(self, live: Live, work: Callable[[], None]) -> bool:
         """Run `work`; turn every failure into the host's outcome.  True if it succeeded."""
