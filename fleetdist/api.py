@@ -35,10 +35,10 @@ from fleetdist.session import (
     lock_spec,
     resolve_recipe,
     run_on_each,
+    transports,
 )
 from fleetdist.status import HostStatus, history, status
 from fleetdist.transport.base import Result
-from fleetdist.transport.factory import transport_factory
 
 __all__ = [
     "DeployOptions",
@@ -96,11 +96,11 @@ def _rollout(
         on_failure=opts.on_failure,
         operator=ledger.operator(),
     )
-    factory = transport_factory(
-        accept_new_host_keys=opts.accept_new_host_keys, max_connect=opts.max_connect
-    )
     return Rollout(
-        fleet=fleet, factory=factory, reporter=fan_out([journal, reporter]), options=options
+        fleet=fleet,
+        factory=transports(opts),
+        reporter=fan_out([journal, reporter]),
+        options=options,
     ), journal
 
 

@@ -27,7 +27,7 @@ from fleetdist.release.layout import ReleaseLayout, host_root
 from fleetdist.release.lease import LockSpec
 from fleetdist.release.steps import Context
 from fleetdist.report import ledger
-from fleetdist.transport.base import Result
+from fleetdist.transport.base import Result, TransportFactory
 from fleetdist.transport.factory import transport_factory
 
 
@@ -140,6 +140,13 @@ def lock_spec(run_id: str, wait: float) -> LockSpec:
     return LockSpec(run_id=run_id, holder=f"{who} pid={os.getpid()} run={run_id}", wait=wait)
 
 
+def transports(opts: DeployOptions) -> TransportFactory:
+    """The one transport factory of a run: shared known_hosts and handshake limit."""
+    return transport_factory(
+        accept_new_host_keys=opts.accept_new_host_keys, max_connect=opts.max_connect
+    )
+
+
 def run_on_each(
     sel: Selection,
     opts: DeployOptions,
@@ -147,9 +154,7 @@ def run_on_each(
     script: Callable[[HostJob], str],
 ) -> list[tuple[HostJob, Result | TransportError]]:
     """Connect to each host, run its one script, close: the read-only verbs' fan-out."""
-    factory = transport_factory(
-        accept_new_host_keys=opts.accept_new_host_keys, max_connect=opts.max_connect
-    )
+    factory = transports(opts)
 
     def one(job: HostJob) -> tuple[HostJob, Result | TransportError]:
         try:
