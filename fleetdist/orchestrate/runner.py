@@ -34,6 +34,14 @@ from fleetdist.transport.base import Result, TransportFactory
 _ROLLBACK_ENDS = (0, LOCK_HELD, steps.REVERTED)
 
 
+def _check(live: Live, result: Result) -> None:
+    """Raise StepFailed for a non-zero exit, blaming the lease if the script said so."""
+    if result.exit_code == LOCK_HELD:
+        live.step = "lock"
+    if not result.ok:
+        raise StepFailed(result.tail() or f"exit code {result.exit_code}")
+
+
 class Rollout:
     """One deploy or rollback across many hosts.  Create one per run."""
 
@@ -58,12 +66,8 @@ class Rollout:
         assert live.transport is not None
         live.step = step
         result = live.transport.run(script.text)
-        if result.exit_code in allow:
-            return result
-        if result.exit_code == LOCK_HELD:
-            live.step = "lock"
-        if not result.ok:
-            raise StepFailed(result.tail() or f"exit code {result.exit_code}")
+        if result.exit_code not in allow:
+            _check(live, result)
         return result
 
     def _fail(self, live: Live, step: str, error: str, status: Status = Status.FAILED) -> None:
@@ -181,10 +185,7 @@ class Rollout:
         if steps.STAGED in lines:
             self._stage(live, "staged")
             live.step = "test"
-        if result.exit_code == LOCK_HELD:
-            live.step = "lock"
-        if not result.ok:
-            raise StepFailed(result.tail() or f"exit code {result.exit_code}")
+        _check(live, result)
         self._stage(live, "tested")
 
     def _activate(
