@@ -22,6 +22,7 @@ import math
 import random
 import select
 import shlex
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -78,11 +79,21 @@ class SSHTransport:
         self.host = host
         self._conn = conn
         self._opener = opener
+        self.pooled = False  # set by the mux pool: this connection sat idle and may be dead
 
     def run(
-        self, script: str, *, stdin: Path | None = None, timeout: float | None = None
+        self,
+        script: str,
+        *,
+        stdin: Path | None = None,
+        timeout: float | None = None,
+        abort: socket.socket | None = None,
     ) -> Result:
         """Run `script` with `sh -c` on one session channel; stream `stdin` into it.
+
+        `abort` is the mux daemon's link to the run that asked: if that run
+        goes away (killed), the channel is closed as if its own connection had
+        dropped, rather than the script's output being waited for.
 
         `sh -c` rather than feeding the script on stdin: the stage script
         receives the artifact there, and no test or hook could then swallow
@@ -95,16 +106,13 @@ class SSHTransport:
         at a hundred hosts was a large share of the controller's CPU.
         """
         limit = self.host.command_timeout if timeout is None else timeout
-        self._ensure_open()
         command = f"sh -c {shlex.quote(script)}" + ("" if stdin else " </dev/null")
         try:
             with stdin.open("rb") if stdin else contextlib.nullcontext() as feed:
-                chan = self._conn.client.get_transport().open_session(
-                    timeout=self.host.connect_timeout
-                )
+                chan = self._session()
                 try:
                     chan.exec_command(command)
-                    return _exchange(chan, feed, time.monotonic() + limit)
+                    return _exchange(chan, feed, time.monotonic() + limit, abort)
                 finally:
                     chan.close()
         except TimeoutError as exc:
@@ -113,6 +121,38 @@ class SSHTransport:
         except (SSHException, OSError, EOFError) as exc:
             raise TransportError(f"host {self.host.name}: connection lost: {_reason(exc)}") from exc
 
+    def _session(self) -> Any:
+        """A new session channel; a pooled connection that died while idle is re-opened once.
+
+        Nothing has run on the host when opening a channel fails, so trying
+        again on a fresh connection cannot run a script twice.
+        """
+        if not self._conn.is_connected:
+            self._opener.open(self.host, self._conn)
+        try:
+            return self._conn.client.get_transport().open_session(timeout=self.host.connect_timeout)
+        except (SSHException, OSError, EOFError):
+            if not self.pooled:
+                raise
+        self.pooled = False
+        self.close()
+        self._opener.open(self.host, self._conn)
+        return self._conn.client.get_transport().open_session(timeout=self.host.connect_timeout)
+
+    def usable(self) -> bool:
+        """Still connected, and its host key is still in known_hosts (checked before reuse).
+
+        A key removed from known_hosts since the handshake must not keep a
+        pooled connection trusted: the next handshake re-applies the policy.
+        """
+        transport = self._conn.client.get_transport()
+        if not self._conn.is_connected or transport is None:
+            return False
+        key = transport.get_remote_server_key()
+        name = host_key_name(self._conn.host, int(self._conn.port))
+        known = known_hosts_for(self.host.known_hosts).lookup(name).get(key.get_name())
+        return bool(known == key)
+
     def close(self) -> None:
         """Close the connection and any jump connections."""
         try:
@@ -120,12 +160,10 @@ class SSHTransport:
         except (SSHException, OSError, EOFError) as exc:
             log.debug("host %s: error while closing: %s", self.host.name, _reason(exc))
 
-    def _ensure_open(self) -> None:
-        if not self._conn.is_connected:
-            self._opener.open(self.host, self._conn)
 
-
-def _exchange(chan: Any, feed: BinaryIO | None, deadline: float) -> Result:
+def _exchange(
+    chan: Any, feed: BinaryIO | None, deadline: float, abort: socket.socket | None = None
+) -> Result:
     """Send `feed`, then collect both output streams and the exit status by `deadline`.
 
     If the script stops reading early (it failed before taking the upload),
@@ -151,7 +189,9 @@ def _exchange(chan: Any, feed: BinaryIO | None, deadline: float) -> Result:
             raise TimeoutError
         if not chan.get_transport().is_active():
             raise EOFError("connection closed")
-        select.select([chan], [], [], min(left, 5.0))
+        ready, _, _ = select.select([chan, *([abort] if abort else [])], [], [], min(left, 5.0))
+        if abort in ready:  # it sends nothing while it waits: readable means closed
+            raise EOFError("the run that started this command went away")
         drain()
     if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):
         raise TimeoutError
