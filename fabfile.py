@@ -37,33 +37,34 @@ def _hosts(c: Any) -> list[str]:
 def deploy(c, env="prod", recipe=None, inventory=None, exclude=None, canary=0, batch=None,
            parallel=10, max_connect=10, max_fail=None, on_failure="halt", lock_wait=0.0,
            artifact=None, resume=None, force_unlock=False, dry_run=False, json=False,
-           accept_new_host_keys=False):  # fmt: skip
+           accept_new_host_keys=False, persist=60.0):  # fmt: skip
     """Roll out a release: prepare (stage + test in place) everywhere, then cut over."""
     run_verb("deploy", hosts=_hosts(c), env=env, recipe=recipe, inventory=inventory,
              exclude=exclude, canary=canary or None, batch=batch, parallel=parallel,
              max_connect=max_connect, max_fail=max_fail, on_failure=on_failure,
              lock_wait=lock_wait or None, artifact=artifact, resume=resume,
              force_unlock=force_unlock, dry_run=dry_run, json=json,
-             accept_new_host_keys=accept_new_host_keys)  # fmt: skip
+             accept_new_host_keys=accept_new_host_keys, persist=persist)  # fmt: skip
 
 
 @task(iterable=["exclude"])
 def rollback(c, env="prod", recipe=None, inventory=None, exclude=None, to=None, run=None,
              parallel=10, max_connect=10, lock_wait=0.0, json=False,
-             accept_new_host_keys=False):  # fmt: skip
+             accept_new_host_keys=False, persist=60.0):  # fmt: skip
     """Flip `current` back to the previous release (run it again to flip forward)."""
     run_verb("rollback", hosts=_hosts(c), env=env, recipe=recipe, inventory=inventory,
              exclude=exclude, to=to, run=run, parallel=parallel, max_connect=max_connect,
              lock_wait=lock_wait or None, json=json,
-             accept_new_host_keys=accept_new_host_keys)  # fmt: skip
+             accept_new_host_keys=accept_new_host_keys, persist=persist)  # fmt: skip
 
 
 @task(iterable=["exclude"])
 def status(c, env="prod", recipe=None, inventory=None, exclude=None, json=False,
-           accept_new_host_keys=False):  # fmt: skip
+           accept_new_host_keys=False, persist=60.0):  # fmt: skip
     """Show current and previous release per host, flagging drift."""
     run_verb("status", hosts=_hosts(c), env=env, recipe=recipe, inventory=inventory,
-             exclude=exclude, json=json, accept_new_host_keys=accept_new_host_keys)  # fmt: skip
+             exclude=exclude, json=json, accept_new_host_keys=accept_new_host_keys,
+             persist=persist)  # fmt: skip
 
 
 @task(iterable=["exclude"])
@@ -71,3 +72,9 @@ def history(c, env="prod", recipe=None, inventory=None, exclude=None, json=False
     """Merged ledgers of the selected hosts."""
     run_verb("history", hosts=_hosts(c), env=env, recipe=recipe, inventory=inventory,
              exclude=exclude, json=json)  # fmt: skip
+
+
+@task
+def disconnect(c):
+    """Close the SSH connections that --persist keeps open for the next run."""
+    run_verb("disconnect")

@@ -163,6 +163,7 @@ def resume(
             "artifact": Path(header["artifact"]),
             "run_id": run_id,
             "accept_new_host_keys": opts.accept_new_host_keys,
+            "persist": opts.persist,
         }
     )
     return deploy(same, merged, reporter)
@@ -296,3 +297,10 @@ def unlock(sel: Selection, opts: DeployOptions) -> FleetOutcome:
         elif not result.ok:
             outcome.status, outcome.error = Status.FAILED, f"host {job.host.name}: {result.tail()}"
     return fleet
+
+
+def disconnect() -> int:
+    """Close the connections `--persist` kept open; how many daemons held some."""
+    from fleetdist.transport.mux.client import stop_daemons
+
+    return stop_daemons()

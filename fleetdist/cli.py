@@ -45,6 +45,13 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="trust and record unknown host keys (changed keys are still refused)",
     )
     p.add_argument("--lock-wait", type=float, default=0.0, metavar="SECONDS")
+    p.add_argument(
+        "--persist",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="keep SSH connections open this long for the next run (0: close at exit)",
+    )
 
 
 def _rollout_flags(p: argparse.ArgumentParser) -> None:
@@ -78,6 +85,7 @@ def parser() -> argparse.ArgumentParser:
         ("unlock", "break the lock on hosts (recorded)"),
     ):
         _common(sub.add_parser(name, help=helptext))
+    sub.add_parser("disconnect", help="close the SSH connections --persist keeps open")
     h = sub.add_parser("hosts", help="expand host patterns")
     h.add_argument("-i", "--inventory")
     h.add_argument("--env", default="prod")
@@ -101,6 +109,8 @@ def _options(args: argparse.Namespace) -> api.DeployOptions:
     for flag in ("parallel", "max_connect"):
         if getattr(args, flag) < 1:
             raise FleetdistError(f"--{flag.replace('_', '-')}: must be at least 1")
+    if not 0 <= args.persist < float("inf"):
+        raise FleetdistError("--persist: must be 0 or more seconds")
     return api.DeployOptions(
         canary=getattr(args, "canary", 0),
         batch=getattr(args, "batch", None),
@@ -110,6 +120,7 @@ def _options(args: argparse.Namespace) -> api.DeployOptions:
         on_failure=getattr(args, "on_failure", "halt"),
         lock_wait=args.lock_wait,
         accept_new_host_keys=args.accept_new_host_keys,
+        persist=args.persist,
         artifact=getattr(args, "artifact", None),
     )
 
@@ -127,6 +138,10 @@ def _fleet(args: argparse.Namespace, fleet: FleetOutcome) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.verb == "disconnect":
+        closed = api.disconnect()
+        print("closed the kept connections" if closed else "no connections were kept")
+        return ExitCode.OK
     if args.verb == "hosts":
         for name in api.expand_host_patterns(_selection(args), args.patterns):
             print(name)

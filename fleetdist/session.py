@@ -53,6 +53,7 @@ class DeployOptions:
     on_failure: str = "halt"
     lock_wait: float = 0.0
     accept_new_host_keys: bool = False
+    persist: float = 60.0
     artifact: Path | None = None
     run_id: str | None = None
 
@@ -143,7 +144,9 @@ def lock_spec(run_id: str, wait: float) -> LockSpec:
 def transports(opts: DeployOptions) -> TransportFactory:
     """The one transport factory of a run: shared known_hosts and handshake limit."""
     return transport_factory(
-        accept_new_host_keys=opts.accept_new_host_keys, max_connect=opts.max_connect
+        accept_new_host_keys=opts.accept_new_host_keys,
+        max_connect=opts.max_connect,
+        persist=opts.persist,
     )
 
 

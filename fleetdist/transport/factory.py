@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 from fleetdist.config.schema import Host
@@ -10,9 +11,14 @@ from fleetdist.transport.local import LocalTransport
 
 
 def transport_factory(
-    *, accept_new_host_keys: bool = False, max_connect: int = 10
+    *, accept_new_host_keys: bool = False, max_connect: int = 10, persist: float = 0.0
 ) -> TransportFactory:
-    """One factory for a whole run; the SSH side shares its known_hosts and handshake limit."""
+    """One factory for a whole run; the SSH side shares its known_hosts and handshake limit.
+
+    With `persist` > 0, SSH hosts go through the mux daemon, which keeps each
+    connection open that many seconds after the run for the next one.  If the
+    daemon cannot run here, the run connects directly instead (and says so).
+    """
     ssh: list[TransportFactory] = []
     guard = threading.Lock()  # workers race to the first SSH host; build one factory only
 
@@ -21,14 +27,25 @@ def transport_factory(
             return LocalTransport(host)
         with guard:
             if not ssh:
-                # Imported lazily: local-only runs never pay for paramiko's import.
-                from fleetdist.transport.ssh import ssh_transport_factory
-
-                ssh.append(
-                    ssh_transport_factory(
-                        accept_new_host_keys=accept_new_host_keys, max_connect=max_connect
-                    )
-                )
+                ssh.append(_ssh_factory(accept_new_host_keys, max_connect, persist))
         return ssh[0](host)
 
     return make
+
+
+def _ssh_factory(accept_new: bool, max_connect: int, persist: float) -> TransportFactory:
+    # Imported lazily: local-only runs never pay for paramiko's import, and
+    # runs through the mux daemon never import it at all.
+    if persist > 0:
+        from fleetdist.transport.mux.client import MuxFactory
+
+        try:
+            return MuxFactory(
+                accept_new_host_keys=accept_new, max_connect=max_connect, persist=persist
+            )
+        except OSError as exc:
+            # A one-line notice, not a failure: the run itself is unaffected.
+            print(f"fleetdist: warning: connecting without --persist: {exc}", file=sys.stderr)
+    from fleetdist.transport.ssh import ssh_transport_factory
+
+    return ssh_transport_factory(accept_new_host_keys=accept_new, max_connect=max_connect)

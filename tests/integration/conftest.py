@@ -25,6 +25,8 @@ from typing import Any
 import paramiko
 import pytest
 
+from fleetdist import api
+
 from .fleet import SERVICES, Fleet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -234,9 +236,16 @@ def _fleet_clean(request: pytest.FixtureRequest) -> None:
 @pytest.fixture(autouse=True)
 def _hide_user_ssh(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    """Keep the developer's ~/.ssh (config, keys, known_hosts) and FLEETDIST_* out."""
+) -> Iterator[None]:
+    """Keep the developer's ~/.ssh (config, keys, known_hosts) and FLEETDIST_* out.
+
+    Each test also gets its own mux daemon (its socket lives under this HOME),
+    closed when the test ends, so no test reuses another's connections.
+    """
     monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     for name in [n for n in os.environ if n.startswith("FLEETDIST_")]:
         monkeypatch.delenv(name)
+    yield
+    api.disconnect()
