@@ -61,7 +61,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--variants",
         default="10:10",
-        help="comma list of PARALLEL:MAX_CONNECT, N = fleet size (default 10:10: fleetdist's own)",
+        help="comma list of PARALLEL:MAX_CONNECT[:PERSIST], N = fleet size; PERSIST is "
+        "--persist seconds, default fleetdist's 60 (0 = a handshake per host per run) "
+        "(default 10:10: fleetdist's own)",
     )
     p.add_argument("--repeat", type=int, default=1,
                    help="rounds per N, interleaved; the tables show each op's fastest "
@@ -91,8 +93,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error("--sizes: positive integers")
     for spec in args.variants.split(","):
         parts = spec.split(":")
-        if len(parts) != 2 or not all(x.upper() == "N" or x.isdigit() for x in parts):
-            p.error(f"--variants: bad entry {spec!r} (want P:C, e.g. N:10)")
+        if len(parts) not in (2, 3) or not all(x.upper() == "N" or x.isdigit() for x in parts):
+            p.error(f"--variants: bad entry {spec!r} (want P:C or P:C:PERSIST, e.g. N:10:0)")
     return args
 
 

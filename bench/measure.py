@@ -28,10 +28,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 class Measure:
     label: str
     wall_s: float
-    ctl_cpu_s: float  # controller user+sys (fleetdist process, or xargs + ssh + sh)
+    ctl_cpu_s: float  # controller user+sys (fleetdist + its mux daemon, or xargs + ssh + sh)
     ctl_user_s: float
     ctl_sys_s: float
-    peak_rss_mb: float  # ru_maxrss: the controller process (reference: the largest ssh)
+    peak_rss_mb: float  # ru_maxrss of fleetdist + its mux daemon's peak (ref: largest ssh)
     sum_rss_mb: float  # peak summed RSS of the whole process tree, sampled every 50 ms
     host_cpu_s: float | None  # containers' cgroups
     proxy_cpu_s: float | None  # docker-proxy forwarding the published ports
@@ -42,6 +42,9 @@ class Measure:
     hosts_total: int | None = None
     peak_threads: int | None = None
     background_cores: float | None = None  # machine load just before the run (other work)
+    mux_cpu_s: float = 0.0  # the part of ctl_cpu_s spent in fleetdist's mux daemon
+    mux_rss_mb: float = 0.0  # the part of peak_rss_mb that is the mux daemon's VmHWM
+    ctl_pss_mb: float | None = None  # peak sampled PSS of fleetdist + its mux daemon together
     note: str = ""
 
 
@@ -117,8 +120,45 @@ def _status(pid: int) -> dict[str, str]:
     return dict(line.split(":", 1) for line in lines if ":" in line)
 
 
+def _pss_kib(pid: int) -> int:
+    """Proportional set size: shared library pages split between the processes mapping them."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def _kib(value: str | None) -> int:
     return int(value.split()[0]) if value else 0
+
+
+def mux_daemons(home: Path | None) -> dict[int, tuple[float, int]]:
+    """fleetdist mux daemons of this bench (their socket is under `home`): pid -> (cpu s, peak KiB).
+
+    The daemon is detached from the run that started it, so the launcher's wait4
+    never sees it; its CPU and memory are the controller's all the same.
+    """
+    if home is None:
+        return {}
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            if b"fleetdist.transport.mux" not in cmdline or not any(
+                arg.startswith(str(home).encode()) for arg in cmdline
+            ):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        found[int(entry.name)] = (cpu, _kib(_status(int(entry.name)).get("VmHWM")))
+    return found
 
 
 def _kill_group(pid: int) -> None:
@@ -148,6 +188,7 @@ def measure(
     logs: Path,
     stdin: Path | None = None,
     settle_s: float = 0.0,
+    mux_home: Path | None = None,
 ) -> tuple[Measure, str]:
     """Run argv under the launcher; wall and rusage of the child, host-side CPU deltas.
 
@@ -160,8 +201,10 @@ def measure(
     ru_path = logs / f"{slug}.rusage"
     background = settle(settle_s) if settle_s > 0 else None
     host0, proxy0 = host_cpu_s(fleet.nodes)
+    mux0 = mux_daemons(mux_home)
+    mux_pids, next_scan = list(mux0), 0.0
     busy0 = machine_busy_s()
-    peak_threads = peak_sum_kib = 0
+    peak_threads = peak_sum_kib = peak_pss_kib = 0
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         stdin_f = open(stdin, "rb") if stdin else subprocess.DEVNULL  # noqa: SIM115
         try:
@@ -188,7 +231,14 @@ def measure(
                         seen += 1
                         total += _kib(_status(pid).get("VmRSS"))
                         todo.extend(_children(pid))
+                    if not mux_pids and time.monotonic() > next_scan:  # a cold run starts one
+                        mux_pids, next_scan = list(mux_daemons(mux_home)), time.monotonic() + 0.5
+                    for pid in mux_pids:
+                        total += _kib(_status(pid).get("VmRSS"))
                     peak_sum_kib = max(peak_sum_kib, total)
+                    if mux_home is not None:  # fleetdist runs: the controller's real footprint
+                        pss = _pss_kib(kids[0]) + sum(_pss_kib(pid) for pid in mux_pids)
+                        peak_pss_kib = max(peak_pss_kib, pss)
                 time.sleep(0.05)
         finally:
             if proc.poll() is None:
@@ -200,7 +250,12 @@ def measure(
     except (OSError, SyntaxError, ValueError) as exc:
         raise RuntimeError(f"{label}: launcher failed ({proc.returncode}): {exc}") from exc
     host1, proxy1 = host_cpu_s(fleet.nodes)
+    mux1 = mux_daemons(mux_home)
     busy1 = machine_busy_s()
+    mux_cpu = sum(cpu - mux0.get(pid, (0.0, 0))[0] for pid, (cpu, _) in mux1.items())
+    ctl += mux_cpu
+    mux_rss = max((peak for _, peak in mux1.values()), default=0)
+    maxrss += mux_rss
     host = None if host0 is None or host1 is None else host1 - host0
     proxy = None if proxy0 is None or proxy1 is None else proxy1 - proxy0
     total_cpu = ctl + (host or 0.0) + (proxy or 0.0) if host is not None else None
@@ -219,5 +274,8 @@ def measure(
         exit_code=code,
         peak_threads=peak_threads or None,
         background_cores=background,
+        mux_cpu_s=round(mux_cpu, 3),
+        mux_rss_mb=round(mux_rss / 1024, 1),
+        ctl_pss_mb=round(peak_pss_kib / 1024, 1) if peak_pss_kib else None,
     )
     return m, out_path.read_text(errors="replace")

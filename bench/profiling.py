@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from shell import log
-from workloads import Bench
+from workloads import Bench, Variant
 
 ENTRY_POINT = Path(__file__).resolve().with_name("fleet_bench.py")
 
@@ -24,8 +24,9 @@ ENTRY_POINT = Path(__file__).resolve().with_name("fleet_bench.py")
 def profile(bench: Bench, n: int, outdir: Path) -> dict[str, Any]:
     """Extra fleetdist round(s) at N=n under py-spy and/or a cProfile of every thread."""
     outdir.mkdir(parents=True, exist_ok=True)
-    parallel, max_connect = n, 10
-    result: dict[str, Any] = {"n": n, "parallel": parallel, "max_connect": max_connect}
+    # --persist 0: the SSH work then happens in the profiled process, not in the mux daemon.
+    variant = Variant(f"{n}:10:0", n, 10, 0.0)
+    result: dict[str, Any] = {"n": n, "parallel": n, "max_connect": 10, "persist": 0}
 
     def cprof(label: str) -> list[str]:
         return [bench.py, str(ENTRY_POINT), "_cprofile",
@@ -36,8 +37,7 @@ def profile(bench: Bench, n: int, outdir: Path) -> dict[str, Any]:
     log(f"profiling N={n} with cProfile (all threads) -> {outdir}")
     base = f"/srv/prof-cprof-n{n}"
     result["cprofile"] = [
-        asdict(m)
-        for m in bench.fleetdist_round(n, parallel, max_connect, base, "cprofile", wrap_for=cprof)
+        asdict(m) for m in bench.fleetdist_round(n, variant, base, "cprofile", wrap_for=cprof)
     ]
     bases = [base]
     pyspy = bench.args.py_spy or shutil.which("py-spy")
@@ -52,8 +52,7 @@ def profile(bench: Bench, n: int, outdir: Path) -> dict[str, Any]:
                     "--"]  # fmt: skip
 
         result["py_spy"] = [
-            asdict(m)
-            for m in bench.fleetdist_round(n, parallel, max_connect, base, "pyspy", wrap_for=spy)
+            asdict(m) for m in bench.fleetdist_round(n, variant, base, "pyspy", wrap_for=spy)
         ]
     else:
         log("py-spy not found (--py-spy PATH); cProfile only")

@@ -10,14 +10,19 @@ import argparse
 import json
 import os
 import shlex
+import subprocess
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from containers import Fleet
-from measure import Measure, measure
+from measure import Measure, measure, mux_daemons
 from project import Project
 from shell import REPO, log
+
+DEFAULT_PERSIST = 60.0  # fleetdist's own --persist default
 
 # Builds the command prefix (a profiler) for one labelled fleetdist run.
 Wrapper = Callable[[str], list[str]]
@@ -57,6 +62,26 @@ def resolve(spec: str, n: int) -> int:
     return n if spec.upper() == "N" else int(spec)
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One --variants entry resolved for a fleet size."""
+
+    spec: str
+    parallel: int
+    max_connect: int
+    persist: float
+
+    @classmethod
+    def parse(cls, spec: str, n: int) -> Variant:
+        fields = spec.split(":")
+        persist = float(resolve(fields[2], n)) if len(fields) > 2 else DEFAULT_PERSIST
+        return cls(spec, resolve(fields[0], n), resolve(fields[1], n), persist)
+
+    @property
+    def tag(self) -> str:
+        return f"p{self.parallel}c{self.max_connect}k{self.persist:g}"
+
+
 class Bench:
     """The measured runs against one fleet and project, sharing env, logs and artifacts."""
 
@@ -87,28 +112,42 @@ class Bench:
         m, out = measure(
             label, argv, self.fleet, env=self.env, cwd=self.project.root,
             timeout=self.args.op_timeout, logs=self.logs, settle_s=self.args.settle,
+            mux_home=Path(self.env["HOME"]),
         )  # fmt: skip
         m.hosts_ok, m.hosts_total = fleetdist_hosts(out)
         if m.exit_code != 0:
             m.note = f"exit {m.exit_code}, see logs/{label.replace(' ', '_').replace('#', '')}.err"
         return m
 
-    def fleetdist_round(self, n: int, parallel: int, max_connect: int, base: str,
-                        tag: str, wrap_for: Wrapper | None = None) -> list[Measure]:  # fmt: skip
-        """deploy#1, deploy#2, rollback on the first n hosts into deploy root `base`."""
+    def disconnect(self) -> None:
+        """Close the connections a previous round kept (untimed): deploy#1 starts cold."""
+        argv = [self.py, "-m", "fleetdist.cli", "disconnect"]
+        subprocess.run(argv, env=self.env, capture_output=True, timeout=60, check=True)
+        deadline = time.monotonic() + 30
+        while mux_daemons(Path(self.env["HOME"])):  # gone, so the next run cannot count it
+            if time.monotonic() > deadline:
+                raise RuntimeError("the mux daemon did not exit after disconnect")
+            time.sleep(0.1)
+
+    def fleetdist_round(self, n: int, variant: Variant, base: str, tag: str,
+                        wrap_for: Wrapper | None = None) -> list[Measure]:  # fmt: skip
+        """deploy#1 (cold: no kept connections), deploy#2, rollback on the first n hosts."""
         inv = self.project.inventory(n, base)
+        self.disconnect()
+        persist = ["--persist", f"{variant.persist:g}"]
         out = []
         for verb, label, extra in (
-            ("deploy", "deploy#1", ["--artifact", self.artifacts[0]["path"]]),
-            ("deploy", "deploy#2", ["--artifact", self.artifacts[1]["path"]]),
-            ("rollback", "rollback", []),
+            ("deploy", "deploy#1", ["--artifact", self.artifacts[0]["path"], *persist]),
+            ("deploy", "deploy#2", ["--artifact", self.artifacts[1]["path"], *persist]),
+            ("rollback", "rollback", persist),
         ):
             full = f"n{n} {tag} {label}"
             wrap = wrap_for(full) if wrap_for else []
-            m = self.fleetdist(verb, inv, parallel, max_connect, full, extra, wrap)
+            m = self.fleetdist(verb, inv, variant.parallel, variant.max_connect, full, extra, wrap)
             m.label = f"fleetdist {label}"
             log(
-                f"  {full}: {m.wall_s:.2f}s wall, ctl {m.ctl_cpu_s:.2f}s cpu, "
+                f"  {full}: {m.wall_s:.2f}s wall, ctl {m.ctl_cpu_s:.2f}s cpu "
+                f"(mux {m.mux_cpu_s:.2f}s), "
                 f"{m.peak_rss_mb:.0f} MB, hosts ok {m.hosts_ok}/{m.hosts_total} {m.note}"
             )
             out.append(m)
@@ -174,28 +213,30 @@ class Bench:
     def run_size(self, n: int) -> dict[str, Any]:
         """Every variant and the reference, --repeat times interleaved; per op the fastest."""
         log(f"N={n}")
-        specs: list[tuple[str, int, int]] = []
+        specs: list[Variant] = []
         for spec in self.args.variants.split(","):
-            p_spec, c_spec = spec.split(":")
-            entry = (spec, resolve(p_spec, n), resolve(c_spec, n))
-            if all(e[1:] != entry[1:] for e in specs):  # N:N is N:10 at N=10
-                specs.append(entry)
+            entry = Variant.parse(spec, n)
+            if all(
+                (e.parallel, e.max_connect, e.persist)
+                != (entry.parallel, entry.max_connect, entry.persist)
+                for e in specs
+            ):
+                specs.append(entry)  # N:N is N:10 at N=10
         runs: list[list[list[Measure]]] = [[] for _ in specs]
         ref_runs: list[list[Measure]] = []
         for rep in range(self.args.repeat):
             bases = []
-            for vi, (_, parallel, max_connect) in enumerate(specs):
+            for vi, variant in enumerate(specs):
                 base = f"/srv/fd-n{n}-v{vi}-r{rep}"
                 bases.append(base)
-                tag = f"p{parallel}c{max_connect}r{rep}"
-                runs[vi].append(self.fleetdist_round(n, parallel, max_connect, base, tag))
+                runs[vi].append(self.fleetdist_round(n, variant, base, f"{variant.tag}r{rep}"))
             base = f"/srv/ref-n{n}-r{rep}"
             bases.append(base)
             ref_runs.append(self.reference_round(n, base, rep))
             self.cleanup(n, bases)
         variants = [
-            {"parallel": parallel, "max_connect": max_connect, "spec": spec,
-             "measures": best(runs[vi]), "all": runs[vi]}
-            for vi, (spec, parallel, max_connect) in enumerate(specs)
+            {"parallel": v.parallel, "max_connect": v.max_connect, "persist": v.persist,
+             "spec": v.spec, "measures": best(runs[vi]), "all": runs[vi]}
+            for vi, v in enumerate(specs)
         ]  # fmt: skip
         return {"n": n, "variants": variants, "reference": best(ref_runs), "ref_all": ref_runs}
