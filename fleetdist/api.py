@@ -11,9 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fleetdist.build.artifact import Artifact, load_artifact
+from fleetdist.build.artifact import DEPLOYABLE, TAR_FORMATS, Artifact, load_artifact
 from fleetdist.build.buildlog import Echo, stderr_echo
-from fleetdist.build.formats import DEPLOYABLE, TAR_FORMATS, build_recipe
 from fleetdist.build.safety import check_tar
 from fleetdist.config.env import load_env
 from fleetdist.errors import ConfigError
@@ -58,6 +57,8 @@ __all__ = [
 
 def build(sel: Selection, formats: Sequence[str] = (), echo: Echo = stderr_echo) -> list[Artifact]:
     """Build the recipe's formats (or `formats`) into dist/; `echo` gets prefixed log lines."""
+    from fleetdist.build.formats import build_recipe  # the build stack: only runs that build
+
     env = load_env(sel.env, sel.project.root)
     recipe = resolve_recipe(sel, env)
     return build_recipe(recipe, sel.project.dist, formats, env=env, env_name=sel.env, echo=echo)
@@ -67,6 +68,8 @@ def _artifact(sel: Selection, loaded: Loaded, path: Path | None) -> Artifact:
     if path is not None:
         artifact = load_artifact(path, app=loaded.recipe.app)
     else:
+        from fleetdist.build.formats import build_recipe
+
         artifact = build_recipe(loaded.recipe, sel.project.dist, ("tar.gz",))[0]
     if artifact.format not in DEPLOYABLE:
         raise ConfigError(f"--artifact: {artifact.format} artifacts cannot be deployed yet")

@@ -15,6 +15,9 @@ from pathlib import Path
 
 from fleetdist.errors import ArtifactError
 
+DEPLOYABLE = ("tar.gz", "venv", "deb")
+TAR_FORMATS = ("tar.gz", "venv")  # checked member by member before upload
+
 CHUNK = 1 << 20
 
 

@@ -38,8 +38,6 @@ from fleetdist.config.buildspec import KNOWN_FORMATS, PACKAGE_FORMATS, BuildSpec
 from fleetdist.config.schema import Recipe
 from fleetdist.errors import ArtifactError, BuildError, ConfigError, FleetdistError
 
-DEPLOYABLE = ("tar.gz", "venv", "deb")
-TAR_FORMATS = ("tar.gz", "venv")  # checked member by member before upload
 CONTROLLER = "controller"
 
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, TextIO
 
 from fleetdist.orchestrate.outcome import FleetOutcome
 from fleetdist.report.events import Event
+
+if TYPE_CHECKING:  # rich is imported where it draws: a --json run never loads it
+    from rich.console import Console
+    from rich.table import Table
 
 
 class LineReporter:
@@ -52,6 +52,8 @@ class LiveReporter:
     STAGES = ("connected", "probed", "staged", "tested", "activated", "failed")
 
     def __init__(self, console: Console) -> None:
+        from rich.live import Live
+
         self.console = console
         self.latest: dict[str, str] = {}
         self.total = 0
@@ -59,6 +61,8 @@ class LiveReporter:
         self.live = Live(self._render(), console=console, refresh_per_second=8, transient=True)
 
     def _render(self) -> Table:
+        from rich.table import Table
+
         counts = Counter(self.latest.values())
         table = Table(title=f"{len(self.latest)}/{self.total} hosts {self.note}".strip())
         for stage in self.STAGES:
@@ -85,11 +89,16 @@ class LiveReporter:
 def reporter_for(stream: TextIO | None = None) -> LineReporter | LiveReporter:
     stream = stream or sys.stderr
     if stream.isatty():
+        from rich.console import Console
+
         return LiveReporter(Console(file=stream))
     return LineReporter(stream)
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=title or None)
     for header in headers:
         table.add_column(header)
