@@ -225,14 +225,16 @@ class Bench:
         runs: list[list[list[Measure]]] = [[] for _ in specs]
         ref_runs: list[list[Measure]] = []
         for rep in range(self.args.repeat):
-            bases = []
+            bases = [f"/srv/fd-n{n}-v{vi}-r{rep}" for vi in range(len(specs))]
+            bases.append(f"/srv/ref-n{n}-r{rep}")
+            # Odd rounds run the reference first: whatever runs first in a round (on
+            # hosts just cleaned up) is not always the side that benefits or suffers.
+            if rep % 2:
+                ref_runs.append(self.reference_round(n, bases[-1], rep))
             for vi, variant in enumerate(specs):
-                base = f"/srv/fd-n{n}-v{vi}-r{rep}"
-                bases.append(base)
-                runs[vi].append(self.fleetdist_round(n, variant, base, f"{variant.tag}r{rep}"))
-            base = f"/srv/ref-n{n}-r{rep}"
-            bases.append(base)
-            ref_runs.append(self.reference_round(n, base, rep))
+                runs[vi].append(self.fleetdist_round(n, variant, bases[vi], f"{variant.tag}r{rep}"))
+            if not rep % 2:
+                ref_runs.append(self.reference_round(n, bases[-1], rep))
             self.cleanup(n, bases)
         variants = [
             {"parallel": v.parallel, "max_connect": v.max_connect, "persist": v.persist,
