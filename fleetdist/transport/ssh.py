@@ -35,7 +35,7 @@ from paramiko.ssh_exception import AuthenticationException, BadHostKeyException,
 
 from fleetdist.config.schema import Host
 from fleetdist.errors import HostKeyError, TransportError
-from fleetdist.transport.base import Result, Transport
+from fleetdist.transport.base import Result
 from fleetdist.transport.hostkeys import (
     HostKeyPolicy,
     KnownHosts,
@@ -247,7 +247,7 @@ class _Opener:
         # (sharing one across worker threads fails at random under load).
         self.ssh_config = Config().base_ssh_config
 
-    def __call__(self, host: Host) -> Transport:
+    def __call__(self, host: Host) -> SSHTransport:
         conn = self.connection(host)
         self.open(host, conn)
         return SSHTransport(host, conn, self)
@@ -325,7 +325,7 @@ def _connect_error(host: Host, conn: Any, exc: Exception) -> TransportError:
 
 def ssh_transport_factory(
     *, accept_new_host_keys: bool = False, max_connect: int = 10
-) -> Callable[[Host], Transport]:
+) -> Callable[[Host], SSHTransport]:
     """A factory that opens one SSHTransport per host.
 
     Create one factory per rollout: its semaphore bounds concurrent handshakes

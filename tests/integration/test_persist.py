@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from fleetdist import cli
+from fleetdist.transport.mux import wire
+from fleetdist.transport.mux.client import MuxFactory
 
 from .fleet import Fleet
 from .project import Project
 from .test_rollout import current
+from .test_ssh_transport import host_for
 
 pytestmark = pytest.mark.integration
 
@@ -153,3 +158,33 @@ def test_a_killed_run_does_not_leave_its_command_to_the_daemon(fleet: Fleet) -> 
             proc.kill()
     time.sleep(4)  # the script's sleep is over: it wrote, and would have finished by now
     assert fleet.exec("web01", "test -e /tmp/finished").returncode != 0
+
+
+def test_a_daemon_that_exits_as_a_run_connects_is_replaced(fleet: Fleet) -> None:
+    # A stand-in for a daemon at the end of its life: it takes the factory's probe and
+    # the host's `open`, hangs up, and is gone.  The run must start a new daemon and go on.
+    path = wire.socket_path()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(2)
+    hung_up = []
+
+    def exiting_daemon() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            conn.recv(4)
+            conn.close()
+            hung_up.append(True)
+        listener.close()
+        path.unlink()
+
+    thread = threading.Thread(target=exiting_daemon, daemon=True)
+    thread.start()
+    factory = MuxFactory(accept_new_host_keys=False, max_connect=1, persist=60)
+    transport = factory(host_for(fleet, "web01"))
+    try:
+        assert transport.run("echo alive").stdout == "alive\n"
+    finally:
+        transport.close()
+    thread.join(5)
+    assert hung_up == [True, True]

@@ -27,9 +27,8 @@ from fleetdist.transport.mux import wire
 START_TIMEOUT = 15.0
 POLL = 0.02
 HANDSHAKE_ATTEMPTS = 8  # as many as the SSH transport retries a dropped handshake
-REPLY_MARGIN = (
-    30.0  # the daemon enforces the command timeout; this only guards against a hung daemon
-)
+# The daemon enforces each command's timeout; this margin only guards against a hung daemon.
+REPLY_MARGIN = 30.0
 
 
 class DaemonGone(TransportError):
@@ -76,11 +75,9 @@ class MuxTransport:
             wire.send(self._sock, request)
             reply = wire.receive(self._sock)
         except (OSError, ValueError) as exc:
-            raise TransportError(
-                f"host {self.host.name}: connection lost: mux daemon: {exc}"
-            ) from exc
+            raise DaemonGone(f"host {self.host.name}: connection lost: mux daemon: {exc}") from exc
         if reply is None:
-            raise TransportError(f"host {self.host.name}: connection lost: mux daemon went away")
+            raise DaemonGone(f"host {self.host.name}: connection lost: mux daemon went away")
         if "error" in reply:
             kind = HostKeyError if reply.get("kind") == "hostkey" else TransportError
             raise kind(str(reply["error"]))

@@ -74,9 +74,7 @@ class Pool:
                 idle = self._idle.get(key)
                 item = idle.pop() if idle else None
             if item is None:
-                transport = self._openers[accept_new](host)
-                assert isinstance(transport, SSHTransport)
-                return transport
+                return self._openers[accept_new](host)
             if item.transport.usable():
                 item.transport.host = host  # this run's name and timeouts
                 item.transport.pooled = True
