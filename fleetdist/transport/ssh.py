@@ -183,14 +183,20 @@ def _exchange(
         while chan.recv_stderr_ready():
             err.add(chan.recv_stderr(CHUNK))
 
+    # poll, not select: with hundreds of hosts open, descriptors pass select's 1024 limit.
+    watch = select.poll()
+    watch.register(chan, select.POLLIN)
+    if abort is not None:
+        watch.register(abort, select.POLLIN)
     while not chan.eof_received:
         left = deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError
         if not chan.get_transport().is_active():
             raise EOFError("connection closed")
-        ready, _, _ = select.select([chan, *([abort] if abort else [])], [], [], min(left, 5.0))
-        if abort in ready:  # it sends nothing while it waits: readable means closed
+        ready = watch.poll(min(left, 5.0) * 1000)
+        if abort is not None and any(fd == abort.fileno() for fd, _ in ready):
+            # It sends nothing while it waits: readable (or hung up) means it is gone.
             raise EOFError("the run that started this command went away")
         drain()
     if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -200,3 +201,25 @@ def test_twenty_hosts_through_max_startups_3(fleet: Fleet) -> None:
     assert results == [""] * 20
     listing = fleet.exec("crowded", "cat /srv/node*/who")
     assert listing.stdout.split() == [h.name for h in hosts]
+
+
+@pytest.mark.integration
+def test_commands_work_with_descriptors_past_1024(fleet: Fleet) -> None:
+    # A controller talking to hundreds of hosts holds a socket per host: the waits on a
+    # channel must not be select(), which fails on any descriptor past 1023.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = 1300
+    if hard != resource.RLIM_INFINITY and hard < need:
+        pytest.skip(f"hard RLIMIT_NOFILE {hard} < {need}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), hard))
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        transport = ssh_transport_factory()(host_for(fleet, "web01"))
+        try:
+            assert transport.run("echo over the limit").stdout == "over the limit\n"
+        finally:
+            transport.close()
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
