@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import resource
 import sys
 import threading
 
@@ -33,7 +35,23 @@ def transport_factory(
     return make
 
 
+def raise_open_files_limit() -> None:
+    """Lift the soft open-files limit to the hard one, as sshd and most daemons do.
+
+    A rollout holds a socket per host for its whole run (and the mux daemon a
+    second one per host), so the common soft limit of 1024 would cap a fleet
+    near a thousand hosts with "Too many open files".
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < want:
+        # ValueError/OSError: the kernel's own ceiling (nr_open) is lower; keep what we have.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
 def _ssh_factory(accept_new: bool, max_connect: int, persist: float) -> TransportFactory:
+    raise_open_files_limit()
     # Imported lazily: local-only runs never pay for paramiko's import, and
     # runs through the mux daemon never import it at all.
     if persist > 0:

@@ -1,4 +1,4 @@
-"""The mux daemon's meeting point (framing, private socket directory, hosts) and its CLI flags.
+"""The mux daemon's meeting point (framing, private socket, hosts), its CLI flags, fd headroom.
 
 Reuse of real SSH connections is proven over sshd in tests/integration/test_persist.py.
 """
@@ -6,7 +6,10 @@ Reuse of real SSH connections is proven over sshd in tests/integration/test_pers
 from __future__ import annotations
 
 import os
+import resource
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,3 +101,23 @@ def test_persist_must_be_a_finite_duration(
 ) -> None:
     assert cli.main(["status", "--project", str(tmp_path), "--persist", value]) == 2
     assert "--persist: must be 0 or more seconds" in capsys.readouterr().err
+
+
+def test_the_open_files_limit_is_raised_to_the_hard_limit() -> None:
+    # Run in a child with a soft limit of 256: a fleet holds a socket per host.
+    code = (
+        "import resource\n"
+        "from fleetdist.transport.factory import raise_open_files_limit\n"
+        "raise_open_files_limit()\n"
+        "print(*resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+    )
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def lower() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    out = subprocess.run(
+        [sys.executable, "-c", code], preexec_fn=lower, capture_output=True, text=True, check=True
+    ).stdout.split()
+    soft_after = int(out[0])
+    assert soft_after > 256 and soft_after == (hard if hard != resource.RLIM_INFINITY else 1 << 20)

@@ -23,6 +23,7 @@ from typing import Any
 
 from fleetdist.config.schema import Host
 from fleetdist.errors import FleetdistError, HostKeyError
+from fleetdist.transport.factory import raise_open_files_limit
 from fleetdist.transport.mux import wire
 from fleetdist.transport.ssh import SSHTransport, ssh_transport_factory
 
@@ -210,4 +211,5 @@ def serve(path: Path) -> None:
 def serve_forever(path: str) -> None:
     """The detached daemon's whole life: log warnings to stderr (the log file), serve."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s mux %(levelname)s %(message)s")
+    raise_open_files_limit()  # two descriptors per pooled host: its SSH socket and its client
     serve(Path(path))
