@@ -15,6 +15,10 @@ from typing import Protocol
 
 from fleetdist.config.schema import Host
 
+HANDSHAKE_ATTEMPTS = 8
+"""How often a handshake sshd dropped (MaxStartups) is tried; here, not in ssh.py, so the
+mux client can bound its wait on the daemon without importing Paramiko."""
+
 
 @dataclass(frozen=True)
 class Result:

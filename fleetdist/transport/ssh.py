@@ -35,7 +35,7 @@ from paramiko.ssh_exception import AuthenticationException, BadHostKeyException,
 
 from fleetdist.config.schema import Host
 from fleetdist.errors import HostKeyError, TransportError
-from fleetdist.transport.base import Result
+from fleetdist.transport.base import HANDSHAKE_ATTEMPTS, Result
 from fleetdist.transport.hostkeys import (
     HostKeyPolicy,
     KnownHosts,
@@ -46,7 +46,6 @@ from fleetdist.transport.hostkeys import (
 
 log = logging.getLogger(__name__)
 
-HANDSHAKE_ATTEMPTS = 8
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 2.0
 CHUNK = 1 << 16

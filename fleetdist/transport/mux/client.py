@@ -21,12 +21,11 @@ from typing import Any
 
 from fleetdist.config.schema import Host
 from fleetdist.errors import HostKeyError, TransportError
-from fleetdist.transport.base import Result, Transport
+from fleetdist.transport.base import HANDSHAKE_ATTEMPTS, Result, Transport
 from fleetdist.transport.mux import wire
 
 START_TIMEOUT = 15.0
 POLL = 0.02
-HANDSHAKE_ATTEMPTS = 8  # as many as the SSH transport retries a dropped handshake
 # The daemon enforces each command's timeout; this margin only guards against a hung daemon.
 REPLY_MARGIN = 30.0
 

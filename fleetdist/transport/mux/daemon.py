@@ -93,11 +93,12 @@ class Pool:
     def expire(self, everything: bool = False) -> bool:
         """Close what idled past its time; True when the daemon has nothing left to keep."""
         now = time.monotonic()
-        closing = []
+        closing: list[_Idle] = []
         with self._lock:
             for key, items in list(self._idle.items()):
-                keep = [i for i in items if not everything and i.expires > now]
-                closing += [i for i in items if i not in keep]
+                keep: list[_Idle] = []
+                for item in items:
+                    (closing if everything or item.expires <= now else keep).append(item)
                 if keep:
                     self._idle[key] = keep
                 else:
