@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 2.0
 CHUNK = 1 << 16
+BURST_PACKETS = 8  # upload bursts: see _upload
 OUTPUT_LIMIT = 1 << 20  # bytes of each output stream kept per command
 _DROP_MARKERS = ("protocol banner", "reset by peer", "EOF", "Connection closed")
 
@@ -169,9 +170,12 @@ def _exchange(
     sending stops quietly and its exit status tells what happened.
     """
     if feed is not None:
-        with contextlib.suppress(OSError, EOFError):
-            while chunk := feed.read(CHUNK):
-                chan.sendall(chunk)
+        try:
+            _upload(chan, feed, deadline)
+        except TimeoutError:
+            raise
+        except (OSError, EOFError):
+            pass  # the script stopped reading: its exit status and stderr tell why
         with contextlib.suppress(OSError, EOFError):
             chan.shutdown_write()
     out, err = _Tail(), _Tail()
@@ -202,6 +206,33 @@ def _exchange(
         raise TimeoutError
     drain()
     return Result(chan.recv_exit_status(), out.text(), err.text())
+
+
+def _upload(chan: Any, feed: BinaryIO, deadline: float) -> None:
+    """Stream `feed` in bursts of whole SSH packets, each sent once the window has room for it.
+
+    sshd grants window as its child drains the data, often a few KiB at a
+    time, and Paramiko's `sendall` sends at once whatever the window allows:
+    the upload then turns into thousands of 4-16 KiB packets, each costing a
+    write, a wake-up and a decrypt on both ends (a deploy took twice the
+    CPU).  Waiting for room for a burst of full packets costs the host
+    nothing, as sshd still holds most of its window (2 MiB) of earlier data.
+    The burst is a quarter of the window at most, so a server with a small
+    window is still fed.  The wait is bounded by the command's deadline
+    (Paramiko's own waits for window without one).
+    """
+    payload = max(1024, chan.out_max_packet_size - 64)  # Paramiko's own per-packet limit
+    burst = max(1, min(BURST_PACKETS * payload, chan.out_window_size // 4))
+    while data := feed.read(burst):
+        with chan.lock:  # the condition Paramiko's window adjustments notify
+            while chan.out_window_size < len(data) and not (chan.closed or chan.eof_sent):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                if not chan.get_transport().is_active():
+                    raise EOFError("connection closed")
+                chan.out_buffer_cv.wait(min(left, 1.0))
+        chan.sendall(data)
 
 
 class _Tail:

@@ -110,6 +110,23 @@ def test_script_that_stops_reading_early_still_reports(fleet: Fleet, tmp_path: P
 
 
 @pytest.mark.integration
+def test_command_timeout_holds_while_the_host_does_not_read_the_upload(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """5 MB is more than sshd's 2 MB window: the upload waits for window that never comes."""
+    local = tmp_path / "big.bin"
+    local.write_bytes(os.urandom(5 * 1024 * 1024))
+    transport = ssh_transport_factory()(host_for(fleet, "web04"))
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransportError, match=r"^host web04: command timed out after 2s"):
+            transport.run("sleep 30", stdin=local, timeout=2)
+    finally:
+        transport.close()
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.integration
 def test_command_timeout_is_a_transport_error(fleet: Fleet) -> None:
     transport = ssh_transport_factory()(host_for(fleet, "web04"))
     started = time.monotonic()
