@@ -246,11 +246,10 @@ def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
             for result in ("ok", "reverted")
         }
         planned = [
-            ("probe", steps.probe(ctx.layout, lock).shown),
             (
-                "stage",
-                f"# stdin: {artifact.path} (skipped, and no upload, if already staged)\n"
-                + steps.stage(ctx, lock, upload, bundle=artifact.format == "venv").shown,
+                "prepare",
+                f"# stdin: {artifact.path} (sent only after the host prints {steps.SEND})\n"
+                + steps.prepare(ctx, lock, upload, bundle=artifact.format == "venv").shown,
             ),
             (
                 "activate",

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 
 from fleetdist.build.artifact import Artifact
 from fleetdist.errors import FleetdistError, TransportError
@@ -117,27 +116,6 @@ class Rollout:
             self._fail(live, live.step, f"host {name}: internal error: {type(exc).__name__}: {exc}")
         return False
 
-    def _connect_and_probe(self, live: Live) -> None:
-        live.step = "connect"
-        live.transport = self.factory(live.job.host)
-        self._stage(live, "connected")
-        probe = steps.probe(live.job.ctx.layout, self.options.lock)
-        result = self._run(live, "probe", probe, allow=(LOCK_HELD,))
-        stale = stale_run(result.stderr) if result.exit_code == LOCK_HELD else None
-        if stale:
-            self.emit(Event("stage", live.job.host.name, "takeover", f"stale lease of run {stale}"))
-            probe = steps.probe(
-                live.job.ctx.layout, dataclasses.replace(self.options.lock, takeover=stale)
-            )
-            result = self._run(live, "probe", probe)
-        elif not result.ok:
-            live.step = "lock"
-            raise StepFailed(result.tail())
-        live.locked = True
-        live.facts = steps.parse_facts(result.stdout)
-        live.outcome.from_release = live.facts.current
-        self._stage(live, "probed", current=live.facts.current)
-
     def _release(self, live: Live, lines: Iterable[str] = ()) -> None:
         """Append failure lines and give the lease back; best effort, then close."""
         if live.transport is None:
@@ -156,30 +134,53 @@ class Rollout:
     # -- deploy --------------------------------------------------------------
 
     def _prepare(self, live: Live, artifact: Artifact) -> bool:
+        """Phase 1 on one host: one script takes the lease, stages and tests (`steps.prepare`).
+
+        A stale lease (its holder provably dead) is taken over with one retry,
+        as in `_rollback_host`; the script asks for the artifact only after
+        the lease is ours, so that retry never uploads twice.
+        """
         ctx = live.job.ctx
 
         def work() -> None:
-            self._connect_and_probe(live)
-            if live.facts.current == ctx.release_id:
-                live.outcome.status = Status.UNCHANGED
-                return
-            upload = None
-            if not live.facts.staged(ctx.release_id):
-                incoming = ctx.layout.incoming(f"{ctx.release_id}.{artifact.format}")
-                upload = steps.Upload(incoming, artifact.sha256, artifact.format)
+            live.step = "connect"
+            transport = live.transport = self.factory(live.job.host)
+            self._stage(live, "connected")
+            incoming = ctx.layout.incoming(f"{ctx.release_id}.{artifact.format}")
+            upload = steps.Upload(incoming, artifact.sha256, artifact.format)
             bundle = artifact.format == "venv"  # shebangs and interpreter must fit this host
-            script = steps.stage(ctx, self.options.lock, upload, bundle=bundle)
-            self._stage_and_test(live, script, artifact.path if upload else None)
+
+            def attempt(lock: LockSpec) -> Result:
+                script = steps.prepare(ctx, lock, upload, bundle=bundle)
+                live.step = "prepare"  # until its output tells which part failed
+                return transport.run(script.text, stdin=artifact.path, stdin_after=steps.SEND)
+
+            result = attempt(self.options.lock)
+            stale = stale_run(result.stderr) if result.exit_code == LOCK_HELD else None
+            if stale:
+                self.emit(
+                    Event("stage", live.job.host.name, "takeover", f"stale lease of run {stale}")
+                )
+                result = attempt(dataclasses.replace(self.options.lock, takeover=stale))
+            self._prepared(live, result)
 
         return self._guard(live, work) and live.outcome.status != Status.UNCHANGED
 
-    def _stage_and_test(self, live: Live, script: Sh, stdin: Path | None) -> None:
-        """Run the stage script; name the step it failed in from the markers it printed."""
-        assert live.transport is not None
-        live.step = "upload" if stdin else "test"
-        result = live.transport.run(script.text, stdin=stdin)
+    def _prepared(self, live: Live, result: Result) -> None:
+        """Read the prepare script's facts and markers into the host's state and events."""
+        if result.exit_code == LOCK_HELD:
+            live.step = "lock"
+            raise StepFailed(result.tail())
+        live.locked = True
+        live.facts = steps.parse_facts(result.stdout)
+        live.outcome.from_release = live.facts.current
+        self._stage(live, "probed", current=live.facts.current)
         lines = result.stdout.splitlines()
-        if stdin and steps.RECEIVED in lines:
+        if steps.UNCHANGED in lines:
+            live.outcome.status = Status.UNCHANGED
+            return
+        live.step = "upload" if steps.SEND in lines else "probe"
+        if steps.RECEIVED in lines:
             self._stage(live, "uploaded")
             live.step = "unpack"
         if steps.STAGED in lines:

@@ -1,6 +1,6 @@
 """Pure: how an uploaded artifact becomes a staged release, by format, on the host.
 
-Fragments over the variables the stage script sets (`$R` root, `$ID`
+Fragments over the variables the prepare script sets (`$R` root, `$ID`
 release id, `$A` the verified upload).  An archive is unpacked into a
 staging directory that gets its marker and is then renamed into
 `releases/`, so a half-unpacked release never looks staged.  A `.deb` is
@@ -99,7 +99,7 @@ def bundle_check() -> list[Sh]:
             '  if [ "$got" != "$want" ]; then echo "python ABI mismatch: bundle built for $want, host $home/python3 is $got" >&2; bad=1; fi\n'
             "fi\n"
             '"$D/venv/bin/python" -c "import sys" || { echo "venv/bin/python does not start here" >&2; bad=1; }\n'
-            # A fragment: stop the stage script only when something is wrong.
+            # A fragment: stop the prepare script only when something is wrong.
             'if [ "$bad" -ne 0 ]; then exit 1; fi'
         ),
     ]

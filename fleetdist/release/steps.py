@@ -21,9 +21,11 @@ from fleetdist.release.shell import append_ledger, append_ledger_filled, root
 
 REVERTED = 76
 NOT_STAGED = 77
-# Lines the stage script prints as it gets past each stage, so a failure can
+# Lines the prepare script prints as it gets past each stage, so a failure can
 # be pinned on the right step without a round trip per step.
 RECEIVED, STAGED, UNCHANGED = "@@received", "@@staged", "@@unchanged"
+# The line after which `prepare` reads the artifact (see Transport.run's `stdin_after`).
+SEND = "@@send"
 
 
 @dataclass(frozen=True)
@@ -138,30 +140,36 @@ def parse_facts(stdout: str) -> Facts:
     return Facts(current, previous, tuple(releases), lock)
 
 
-def stage(ctx: Context, lock: LockSpec, upload: Upload | None, *, bundle: bool = False) -> Sh:
-    """Receive the artifact on stdin, verify, place it, then test it in place: one round trip.
+def prepare(ctx: Context, lock: LockSpec, upload: Upload, *, bundle: bool = False) -> Sh:
+    """Phase 1 on one host in one round trip: lease, facts, upload if needed, tests.
 
-    With `upload`, stdin is written to "$A" first (a full disk fails here,
-    naming the free space), its sha256 must match, and `packages.place`
-    turns it into the staged release.  Then, staged already or just now,
-    the venv bundle check (`bundle`) and the recipe's `test:` commands run
-    inside the release, first failure stops.  RECEIVED and STAGED lines on
-    stdout tell the runner how far it got.
+    Takes the lease and prints the probe's facts (see `parse_facts`).  If the
+    release is already live it prints UNCHANGED and stops.  If it is not
+    staged yet, it prints SEND and only then reads stdin: the transport
+    streams the artifact once it sees that line, so a host that already has
+    the release is sent nothing.  The upload is written to "$A" (a full disk
+    fails here, naming the free space), its sha256 must match, and
+    `packages.place` turns it into the staged release.  Then, staged already
+    or just now, the venv bundle check (`bundle`) and the recipe's `test:`
+    commands run inside the release, with stdin empty, first failure stops.
+    RECEIVED and STAGED lines on stdout tell the runner how far it got.
     """
-    parts = [root(ctx.layout), *renew(lock), assign("ID", ctx.release_id)]
-    if upload is not None:
-        parts += [
-            assign("A", upload.incoming),
-            assign("SHA", upload.sha256),
-            raw(
-                'cat > "$A" || { rm -f "$A"; echo "upload failed: $(df -Pk "$R" | awk \'NR==2 {print $4}\') KiB free on $R" >&2; exit 1; }\n'
-                'got=$(sha256sum < "$A"); got=${got%% *}\n'
-                'if [ "$got" != "$SHA" ]; then rm -f "$A"; echo "sha256 mismatch: uploaded $got, expected $SHA" >&2; exit 1; fi'
-            ),
-            raw(f"echo {RECEIVED}"),
-            *packages.place(upload.format),
-        ]
-    parts.append(raw(f"echo {STAGED}"))
+    parts = [root(ctx.layout), *take(lock), assign("ID", ctx.release_id), *_facts()]
+    parts += [
+        raw(f'if [ "${{cur#releases/}}" = "$ID" ]; then echo {UNCHANGED}; exit 0; fi'),
+        assign("A", upload.incoming),
+        assign("SHA", upload.sha256),
+        raw(f'if [ ! -f "$R/releases/$ID/{MARKER}" ]; then\necho {SEND}'),
+        raw(
+            'cat > "$A" || { rm -f "$A"; echo "upload failed: $(df -Pk "$R" | awk \'NR==2 {print $4}\') KiB free on $R" >&2; exit 1; }\n'
+            'got=$(sha256sum < "$A"); got=${got%% *}\n'
+            'if [ "$got" != "$SHA" ]; then rm -f "$A"; echo "sha256 mismatch: uploaded $got, expected $SHA" >&2; exit 1; fi'
+        ),
+        raw(f"echo {RECEIVED}"),
+        *packages.place(upload.format),
+        raw("fi"),
+        raw(f"exec </dev/null; echo {STAGED}"),
+    ]
     if bundle:
         parts += packages.bundle_check()
     parts += [*_exports(ctx), raw('cd "$R/releases/$ID"')]

@@ -46,6 +46,10 @@ class Transport(Protocol):
     With `stdin`, that file is streamed to the script's standard input (this
     is how artifacts travel: on the same channel as the script that receives
     them, so an upload costs no extra round trip); without it, stdin is empty.
+    With `stdin_after` too, the file is sent only once the script has printed
+    that line on stdout: the script looks at the host first and asks for the
+    upload only if it needs it (a script that never prints it gets none, and
+    must not read stdin before printing it).
     It raises `TransportError` only when the host cannot be reached, the
     connection drops, or `timeout` seconds pass.
     """
@@ -53,7 +57,12 @@ class Transport(Protocol):
     host: Host
 
     def run(
-        self, script: str, *, stdin: Path | None = None, timeout: float | None = None
+        self,
+        script: str,
+        *,
+        stdin: Path | None = None,
+        stdin_after: str | None = None,
+        timeout: float | None = None,
     ) -> Result: ...
 
     def close(self) -> None: ...

@@ -30,8 +30,14 @@ class LocalTransport:
             ) from None
 
     def run(
-        self, script: str, *, stdin: Path | None = None, timeout: float | None = None
+        self,
+        script: str,
+        *,
+        stdin: Path | None = None,
+        stdin_after: str | None = None,
+        timeout: float | None = None,
     ) -> Result:
+        """`sh -c script` here; `stdin_after` needs no wait, as a file costs nothing unread."""
         try:
             with stdin.open("rb") if stdin else open(os.devnull, "rb") as feed:
                 proc = subprocess.run(

@@ -86,6 +86,7 @@ class SSHTransport:
         script: str,
         *,
         stdin: Path | None = None,
+        stdin_after: str | None = None,
         timeout: float | None = None,
         abort: socket.socket | None = None,
     ) -> Result:
@@ -95,7 +96,7 @@ class SSHTransport:
         goes away (killed), the channel is closed as if its own connection had
         dropped, rather than the script's output being waited for.
 
-        `sh -c` rather than feeding the script on stdin: the stage script
+        `sh -c` rather than feeding the script on stdin: the prepare script
         receives the artifact there, and no test or hook could then swallow
         the rest of the script.  Without `stdin`, stdin is /dev/null so no
         command can hang waiting for input.  (The script is visible in the
@@ -112,7 +113,8 @@ class SSHTransport:
                 chan = self._session()
                 try:
                     chan.exec_command(command)
-                    return _exchange(chan, feed, time.monotonic() + limit, abort)
+                    after = stdin_after.encode() if stdin_after is not None else None
+                    return _exchange(chan, feed, time.monotonic() + limit, abort, after)
                 finally:
                     chan.close()
         except TimeoutError as exc:
@@ -162,23 +164,24 @@ class SSHTransport:
 
 
 def _exchange(
-    chan: Any, feed: BinaryIO | None, deadline: float, abort: socket.socket | None = None
+    chan: Any,
+    feed: BinaryIO | None,
+    deadline: float,
+    abort: socket.socket | None = None,
+    after: bytes | None = None,
 ) -> Result:
-    """Send `feed`, then collect both output streams and the exit status by `deadline`.
+    """Send `feed` (once the script printed the line `after`, if given), then collect
+    both output streams and the exit status by `deadline`.
 
     If the script stops reading early (it failed before taking the upload),
     sending stops quietly and its exit status tells what happened.
     """
-    if feed is not None:
-        try:
-            _upload(chan, feed, deadline)
-        except TimeoutError:
-            raise
-        except (OSError, EOFError):
-            pass  # the script stopped reading: its exit status and stderr tell why
-        with contextlib.suppress(OSError, EOFError):
-            chan.shutdown_write()
     out, err = _Tail(), _Tail()
+    # poll, not select: with hundreds of hosts open, descriptors pass select's 1024 limit.
+    watch = select.poll()
+    watch.register(chan, select.POLLIN)
+    if abort is not None:
+        watch.register(abort, select.POLLIN)
 
     def drain() -> None:
         while chan.recv_ready():
@@ -186,22 +189,32 @@ def _exchange(
         while chan.recv_stderr_ready():
             err.add(chan.recv_stderr(CHUNK))
 
-    # poll, not select: with hundreds of hosts open, descriptors pass select's 1024 limit.
-    watch = select.poll()
-    watch.register(chan, select.POLLIN)
-    if abort is not None:
-        watch.register(abort, select.POLLIN)
-    while not chan.eof_received:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
-        if not chan.get_transport().is_active():
-            raise EOFError("connection closed")
-        ready = watch.poll(min(left, 5.0) * 1000)
-        if abort is not None and any(fd == abort.fileno() for fd, _ in ready):
-            # It sends nothing while it waits: readable (or hung up) means it is gone.
-            raise EOFError("the run that started this command went away")
-        drain()
+    def wait(done: Callable[[], bool]) -> None:
+        while not chan.eof_received and not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            if not chan.get_transport().is_active():
+                raise EOFError("connection closed")
+            ready = watch.poll(min(left, 5.0) * 1000)
+            if abort is not None and any(fd == abort.fileno() for fd, _ in ready):
+                # It sends nothing while it waits: readable (or hung up) means it is gone.
+                raise EOFError("the run that started this command went away")
+            drain()
+
+    if feed is not None:
+        if after is not None:
+            wait(lambda: out.has_line(after))
+        if after is None or out.has_line(after):
+            try:
+                _upload(chan, feed, deadline)
+            except TimeoutError:
+                raise
+            except (OSError, EOFError):
+                pass  # the script stopped reading: its exit status and stderr tell why
+        with contextlib.suppress(OSError, EOFError):
+            chan.shutdown_write()
+    wait(lambda: False)
     if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):
         raise TimeoutError
     drain()
@@ -248,6 +261,9 @@ class _Tail:
 
     def text(self) -> str:
         return self.data[-OUTPUT_LIMIT:].decode("utf-8", errors="replace")
+
+    def has_line(self, line: bytes) -> bool:
+        return self.data.startswith(line + b"\n") or b"\n" + line + b"\n" in self.data
 
 
 class _FleetTransport(paramiko.Transport):

@@ -94,6 +94,33 @@ def test_stdin_streams_a_file_on_the_same_channel(fleet: Fleet, tmp_path: Path) 
     assert remote.stdout.split()[0] == hashlib.sha256(local.read_bytes()).hexdigest()
 
 
+def sent_bytes(transport: object) -> int:
+    """Bytes Paramiko has written on this connection (its rekeying counter)."""
+    packetizer = transport._conn.client.get_transport().packetizer  # type: ignore[attr-defined]
+    return int(packetizer._Packetizer__sent_bytes)
+
+
+@pytest.mark.integration
+def test_stdin_after_sends_only_once_the_script_asks(fleet: Fleet, tmp_path: Path) -> None:
+    local = tmp_path / "artifact.bin"
+    local.write_bytes(os.urandom(5 * 1024 * 1024))
+    transport = ssh_transport_factory()(host_for(fleet, "web03"))
+    try:
+        before = sent_bytes(transport)
+        skipped = transport.run("echo have it", stdin=local, stdin_after="@@send")
+        between = sent_bytes(transport)
+        asked = transport.run(
+            'echo "send x"; echo @@send; wc -c | tr -d " "', stdin=local, stdin_after="@@send"
+        )
+        after = sent_bytes(transport)
+    finally:
+        transport.close()
+    assert (skipped.exit_code, skipped.stdout) == (0, "have it\n")
+    assert between - before < 64 * 1024  # the script, not the 5 MB
+    assert asked.stdout == f"send x\n@@send\n{5 * 1024 * 1024}\n", asked.stderr
+    assert after - between > 5 * 1024 * 1024
+
+
 @pytest.mark.integration
 def test_script_that_stops_reading_early_still_reports(fleet: Fleet, tmp_path: Path) -> None:
     local = tmp_path / "big.bin"

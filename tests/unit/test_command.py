@@ -22,7 +22,7 @@ from fleetdist.release.command import (
 )
 from fleetdist.release.layout import ReleaseLayout, host_root
 from fleetdist.release.lease import LockSpec
-from fleetdist.release.steps import Context, Upload, activate, finish, probe, stage
+from fleetdist.release.steps import Context, Upload, activate, finish, prepare, probe
 from fleetdist.report import ledger
 
 
@@ -110,7 +110,7 @@ def test_secret_shown_masked_in_rendered_steps_but_sent_in_text() -> None:
     )
     lock = LockSpec("run-1", "me")
     for sh in (
-        stage(ctx, lock, None),
+        prepare(ctx, lock, Upload("/srv/app/.fleetdist/incoming/1-abc.tar.gz", "ab", "tar.gz")),
         activate(ctx, lock, "1-abc", ledger_ok=("{", ",", "}"), ledger_reverted=("{", ",", "}")),
     ):
         assert "export API_TOKEN=***" in sh.shown and "hunter2" not in sh.shown
@@ -121,7 +121,7 @@ def test_secret_shown_masked_in_rendered_steps_but_sent_in_text() -> None:
 def test_steps_assign_hostile_values_once_and_quote_them() -> None:
     root = "/srv/-rf x/$(touch PWNED)"
     ctx = Context(layout=ReleaseLayout(root), app="app", release_id="1 $(id) 'x")
-    sh = stage(ctx, LockSpec("r", "me"), Upload("/tmp/in coming.tar.gz", "abc", "tar.gz"))
+    sh = prepare(ctx, LockSpec("r", "me"), Upload("/tmp/in coming.tar.gz", "abc", "tar.gz"))
     assert "R='/srv/-rf x/$(touch PWNED)'" in sh.text
     assert "ID='1 $(id) '\"'\"'x'" in sh.text
     # every occurrence sits inside a single-quoted assignment, never bare

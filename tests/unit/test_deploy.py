@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from fleetdist.release import steps
 from fleetdist.transport.local import LocalTransport
 
 from .conftest import HOSTS, Project
@@ -267,9 +268,11 @@ def test_already_staged_release_is_not_uploaded_again(
     real_run = LocalTransport.run
 
     def run(self: LocalTransport, script: str, **kw: Any) -> Any:
-        if kw.get("stdin") is not None:
+        result = real_run(self, script, **kw)
+        if steps.SEND in result.stdout.splitlines():  # the host asked for the artifact
+            assert kw.get("stdin_after") == steps.SEND
             uploads.append(kw["stdin"])
-        return real_run(self, script, **kw)
+        return result
 
     monkeypatch.setattr(LocalTransport, "run", run)
     result = project.run("deploy", "--json")
@@ -299,7 +302,7 @@ def test_dry_run_prints_scripts_and_touches_nothing(project: Project) -> None:
     result = project.run("deploy", "--dry-run")
     assert result.code == 0, result.err
     for host in HOSTS:
-        for step in ("probe", "stage", "activate"):
+        for step in ("prepare", "activate"):
             assert f"# {host}: {step}\n" in result.out
     assert "set -eu" in result.out
     assert "test -f hello/__init__.py" in result.out
@@ -332,7 +335,7 @@ def test_plan_json_is_valid(project: Project) -> None:
     assert [p["host"] for p in planned] == list(HOSTS)
     for host in planned:
         assert host["root"] == str(project.host_root(host["host"]))
-        assert [s["name"] for s in host["steps"]] == ["probe", "stage", "activate"]
+        assert [s["name"] for s in host["steps"]] == ["prepare", "activate"]
         assert all(isinstance(s["script"], str) for s in host["steps"])
     assert not project.fleet.exists()
 

@@ -12,7 +12,7 @@ from fleetdist.release import packages
 from fleetdist.release.command import Sh, assign, script
 from fleetdist.release.layout import ReleaseLayout
 from fleetdist.release.lease import LockSpec
-from fleetdist.release.steps import Context, Upload, stage
+from fleetdist.release.steps import Context, Upload, prepare
 
 LOCK = LockSpec(run_id="r1", holder="me")
 
@@ -22,7 +22,7 @@ def ctx(root: str, rid: str = "1.0.0") -> Context:
 
 
 def staged(fmt: str, root: str, incoming: str) -> str:
-    return stage(ctx(root), LOCK, Upload(incoming, "ab", fmt)).text
+    return prepare(ctx(root), LOCK, Upload(incoming, "ab", fmt)).text
 
 
 def check_bundle(c: Context) -> Sh:

@@ -51,7 +51,12 @@ class MuxTransport:
         self._call(request, self.host.connect_timeout * 4 * HANDSHAKE_ATTEMPTS + REPLY_MARGIN)
 
     def run(
-        self, script: str, *, stdin: Path | None = None, timeout: float | None = None
+        self,
+        script: str,
+        *,
+        stdin: Path | None = None,
+        stdin_after: str | None = None,
+        timeout: float | None = None,
     ) -> Result:
         """As `SSHTransport.run`, executed by the daemon on its connection."""
         limit = self.host.command_timeout if timeout is None else timeout
@@ -60,6 +65,7 @@ class MuxTransport:
             "script": script,
             "timeout": limit,
             "stdin": str(stdin.resolve()) if stdin else None,
+            "stdin_after": stdin_after,
         }
         reply = self._call(request, limit + self.host.connect_timeout * 2 + REPLY_MARGIN)
         return Result(int(reply["exit"]), str(reply["stdout"]), str(reply["stderr"]))

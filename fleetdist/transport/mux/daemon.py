@@ -162,6 +162,7 @@ def _run(transport: SSHTransport, request: dict[str, Any], client: socket.socket
         result = transport.run(
             request["script"],
             stdin=Path(stdin) if stdin else None,
+            stdin_after=request.get("stdin_after"),
             timeout=request.get("timeout"),
             abort=client,
         )
