@@ -76,6 +76,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.add_argument("--op-timeout", type=float, default=600, help="seconds per measured run")
     p.add_argument("--ready-timeout", type=float, default=180, help="seconds for the fleet")
+    p.add_argument("--warmup", type=int, default=2,
+                   help="untimed reference deploys through the whole fleet before measuring "
+                        "(default 2): the rig is faster for its first ~1 GB, so without them "
+                        "whichever side runs first gets the faster rig; 0 = none")  # fmt: skip
     p.add_argument("--settle", type=float, default=20.0,
                    help="before each run, wait up to this many seconds for the machine to "
                         "be quiet (< 0.3 cores busy); 0 = don't (default 20)")  # fmt: skip
@@ -88,6 +92,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.repeat < 1:
         p.error("--repeat: at least 1")
+    if args.warmup < 0:
+        p.error("--warmup: 0 or more")
     args.size_list = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     if not args.size_list or min(args.size_list) < 1:
         p.error("--sizes: positive integers")
@@ -132,6 +138,8 @@ def main(argv: list[str]) -> int:
             bench.artifacts.append(art)
             log(f"built {art['release_id']}: {art['size'] / 1e6:.2f} MB in {art['build_s']:.2f}s")
         doc["artifacts"] = bench.artifacts
+        doc["warmup"] = args.warmup
+        bench.warm_up(args.warmup)
         for n in args.size_list:
             res = bench.run_size(n)
             print_size(res, human)
