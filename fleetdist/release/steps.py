@@ -148,7 +148,8 @@ def prepare(ctx: Context, lock: LockSpec, upload: Upload, *, bundle: bool = Fals
     staged yet, it prints SEND and only then reads stdin: the transport
     streams the artifact once it sees that line, so a host that already has
     the release is sent nothing.  The upload is written to "$A" (a full disk
-    fails here, naming the free space), its sha256 must match, and
+    fails here, naming the free space), its sha256 (by `openssl dgst` where
+    there is one, else `sha256sum`) must match, and
     `packages.place` turns it into the staged release.  Then, staged already
     or just now, the venv bundle check (`bundle`) and the recipe's `test:`
     commands run inside the release, with stdin empty, first failure stops.
@@ -162,7 +163,9 @@ def prepare(ctx: Context, lock: LockSpec, upload: Upload, *, bundle: bool = Fals
         raw(f'if [ ! -f "$R/releases/$ID/{MARKER}" ]; then\necho {SEND}'),
         raw(
             'cat > "$A" || { rm -f "$A"; echo "upload failed: $(df -Pk "$R" | awk \'NR==2 {print $4}\') KiB free on $R" >&2; exit 1; }\n'
-            'got=$(sha256sum < "$A"); got=${got%% *}\n'
+            # OpenSSL's sha256 uses the CPU's SHA extensions: twice as fast as coreutils'.
+            'got=""; if command -v openssl >/dev/null 2>&1; then got=$(openssl dgst -sha256 -r < "$A" 2>/dev/null) || got=""; fi\n'
+            'if [ -z "$got" ]; then got=$(sha256sum < "$A"); fi; got=${got%% *}\n'
             'if [ "$got" != "$SHA" ]; then rm -f "$A"; echo "sha256 mismatch: uploaded $got, expected $SHA" >&2; exit 1; fi'
         ),
         raw(f"echo {RECEIVED}"),
