@@ -131,6 +131,10 @@ def main(argv: list[str]) -> int:
         fleet.ensure_image()
         fleet.make_keys()
         fleet.up(args.ready_timeout)
+        doc["userland_proxy"] = any(node.proxy_pids for node in fleet.nodes)
+        log("published ports reached through " + (
+            "docker-proxy (Docker's userland proxy)" if doc["userland_proxy"]
+            else "iptables (dockerd --userland-proxy=false)"))  # fmt: skip
         project = Project(work / "project", fleet, args.payload_mb, args.with_tests)
         bench = Bench(args, fleet, project, work)
         for version in ("1.0.0", "2.0.0"):
@@ -142,6 +146,7 @@ def main(argv: list[str]) -> int:
         bench.warm_up(args.warmup)
         for n in args.size_list:
             res = bench.run_size(n)
+            res["userland_proxy"] = doc["userland_proxy"]
             print_size(res, human)
             human.flush()
             doc["results"].append(size_json(res))

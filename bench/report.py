@@ -36,7 +36,8 @@ def _tag(variant: dict[str, Any]) -> str:
 def print_size(res: dict[str, Any], out: TextIO) -> None:
     """The table, ratios and targets for one N; also stores the targets in res["targets"]."""
     n = res["n"]
-    print(f"\n=== N = {n} hosts ===", file=out)
+    via = "docker-proxy" if res.get("userland_proxy") else "iptables, no userland proxy"
+    print(f"\n=== N = {n} hosts (ports via {via}) ===", file=out)
     head = (f"{'run':<40} {'wall s':>7} {'ctl cpu':>8} {'rss MB':>7} {'sum rss':>7} "
             f"{'pss':>6} {'thr':>4} {'host cpu':>8} {'proxy':>6} {'total':>7} {'machine':>8} "
             f"{'bg':>5}  ok")  # fmt: skip

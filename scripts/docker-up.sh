@@ -39,7 +39,15 @@ mkdir -p "$CACHE_DIR"
 if ! { [ -f /var/run/docker.pid ] && kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; }; then
     log "starting dockerd (log: $LOG_FILE)"
     # setsid: dockerd must outlive this script and the CI step's process group.
-    setsid dockerd >"$LOG_FILE" 2>&1 < /dev/null &
+    # No userland proxy: 127.0.0.1-published ports are NATed by iptables rather than
+    # relayed by one docker-proxy process per port, which made the fleet's SSH traffic
+    # cost up to twice the CPU after its first gigabyte (bench/README.md).
+    setsid dockerd --userland-proxy=false >"$LOG_FILE" 2>&1 < /dev/null &
+    # Without the proxy, Docker (before 25) sets route_localnet on its bridges, so a
+    # neighbour could route to 127.0.0.1-published ports: drop 127/8 from anywhere but lo.
+    # (Replies from the containers are masqueraded to the bridge address, not 127/8.)
+    rule=(PREROUTING ! -i lo -d 127.0.0.0/8 -j DROP)
+    iptables -t raw -C "${rule[@]}" 2>/dev/null || iptables -t raw -I "${rule[@]}"
 fi
 
 for _ in $(seq "$WAIT_SECONDS"); do
