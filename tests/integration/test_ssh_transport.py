@@ -46,6 +46,17 @@ def key_line(fleet: Fleet, port: int, key: paramiko.PKey | None = None) -> str:
     return f"[127.0.0.1]:{port} {key.get_name()} {key.get_base64()}\n"
 
 
+UPLOAD_BYTES = 5 * 1024 * 1024  # more than sshd's 2 MiB channel window
+
+
+@pytest.fixture
+def upload(tmp_path: Path) -> Path:
+    """5 MiB of random bytes to stream as a command's stdin."""
+    path = tmp_path / "upload.bin"
+    path.write_bytes(os.urandom(UPLOAD_BYTES))
+    return path
+
+
 @pytest.mark.integration
 def test_run_returns_output_and_reuses_one_connection(fleet: Fleet) -> None:
     transport = ssh_transport_factory()(host_for(fleet, "web01"))
@@ -81,17 +92,15 @@ def test_stdin_is_empty_so_nothing_waits_for_input(fleet: Fleet) -> None:
 
 
 @pytest.mark.integration
-def test_stdin_streams_a_file_on_the_same_channel(fleet: Fleet, tmp_path: Path) -> None:
-    local = tmp_path / "artifact.bin"
-    local.write_bytes(os.urandom(5 * 1024 * 1024))
+def test_stdin_streams_a_file_on_the_same_channel(fleet: Fleet, upload: Path) -> None:
     transport = ssh_transport_factory()(host_for(fleet, "web03"))
     try:
-        result = transport.run("mkdir -p /srv/in && cat > /srv/in/a.bin && echo ok", stdin=local)
+        result = transport.run("mkdir -p /srv/in && cat > /srv/in/a.bin && echo ok", stdin=upload)
     finally:
         transport.close()
     assert result.stdout == "ok\n", result.stderr
     remote = fleet.exec("web03", "sha256sum /srv/in/a.bin")
-    assert remote.stdout.split()[0] == hashlib.sha256(local.read_bytes()).hexdigest()
+    assert remote.stdout.split()[0] == hashlib.sha256(upload.read_bytes()).hexdigest()
 
 
 def sent_bytes(transport: object) -> int:
@@ -101,34 +110,30 @@ def sent_bytes(transport: object) -> int:
 
 
 @pytest.mark.integration
-def test_stdin_after_sends_only_once_the_script_asks(fleet: Fleet, tmp_path: Path) -> None:
-    local = tmp_path / "artifact.bin"
-    local.write_bytes(os.urandom(5 * 1024 * 1024))
+def test_stdin_after_sends_only_once_the_script_asks(fleet: Fleet, upload: Path) -> None:
     transport = ssh_transport_factory()(host_for(fleet, "web03"))
     try:
         before = sent_bytes(transport)
-        skipped = transport.run("echo have it", stdin=local, stdin_after="@@send")
+        skipped = transport.run("echo have it", stdin=upload, stdin_after="@@send")
         between = sent_bytes(transport)
         asked = transport.run(
-            'echo "send x"; echo @@send; wc -c | tr -d " "', stdin=local, stdin_after="@@send"
+            'echo "send x"; echo @@send; wc -c | tr -d " "', stdin=upload, stdin_after="@@send"
         )
         after = sent_bytes(transport)
     finally:
         transport.close()
     assert (skipped.exit_code, skipped.stdout) == (0, "have it\n")
     assert between - before < 64 * 1024  # the script, not the 5 MB
-    assert asked.stdout == f"send x\n@@send\n{5 * 1024 * 1024}\n", asked.stderr
-    assert after - between > 5 * 1024 * 1024
+    assert asked.stdout == f"send x\n@@send\n{UPLOAD_BYTES}\n", asked.stderr
+    assert after - between > UPLOAD_BYTES
 
 
 @pytest.mark.integration
-def test_script_that_stops_reading_early_still_reports(fleet: Fleet, tmp_path: Path) -> None:
-    local = tmp_path / "big.bin"
-    local.write_bytes(os.urandom(5 * 1024 * 1024))  # /srv on "tiny" holds 3 MB
-    transport = ssh_transport_factory()(host_for(fleet, "tiny"))
+def test_script_that_stops_reading_early_still_reports(fleet: Fleet, upload: Path) -> None:
+    transport = ssh_transport_factory()(host_for(fleet, "tiny"))  # its /srv holds 3 MB
     try:
-        early = transport.run("echo refused >&2; exit 9", stdin=local, timeout=30)
-        full = transport.run("cat > /srv/big.bin || { rm -f /srv/big.bin; exit 4; }", stdin=local)
+        early = transport.run("echo refused >&2; exit 9", stdin=upload, timeout=30)
+        full = transport.run("cat > /srv/big.bin || { rm -f /srv/big.bin; exit 4; }", stdin=upload)
         assert transport.run("echo still usable").stdout == "still usable\n"
     finally:
         transport.close()
@@ -138,16 +143,14 @@ def test_script_that_stops_reading_early_still_reports(fleet: Fleet, tmp_path: P
 
 @pytest.mark.integration
 def test_command_timeout_holds_while_the_host_does_not_read_the_upload(
-    fleet: Fleet, tmp_path: Path
+    fleet: Fleet, upload: Path
 ) -> None:
-    """5 MB is more than sshd's 2 MB window: the upload waits for window that never comes."""
-    local = tmp_path / "big.bin"
-    local.write_bytes(os.urandom(5 * 1024 * 1024))
+    """The upload outgrows sshd's window and waits for window that never comes."""
     transport = ssh_transport_factory()(host_for(fleet, "web04"))
     started = time.monotonic()
     try:
         with pytest.raises(TransportError, match=r"^host web04: command timed out after 2s"):
-            transport.run("sleep 30", stdin=local, timeout=2)
+            transport.run("sleep 30", stdin=upload, timeout=2)
     finally:
         transport.close()
     assert time.monotonic() - started < 10
