@@ -49,9 +49,6 @@ class Facts:
     releases: tuple[tuple[str, float], ...] = ()
     lock: str | None = None
 
-    def staged(self, release_id: str) -> bool:
-        return any(rid == release_id for rid, _ in self.releases)
-
     @property
     def release_ids(self) -> list[str]:
         return [rid for rid, _ in self.releases]

@@ -170,9 +170,9 @@ def _exchange(
     abort: socket.socket | None = None,
     after: bytes | None = None,
 ) -> Result:
-    """Send `feed` (once the script printed the line `after`, if given), then collect
-    both output streams and the exit status by `deadline`.
+    """Send `feed` (after the script printed the line `after`, if given); collect the rest.
 
+    Both output streams and the exit status are collected by `deadline`.
     If the script stops reading early (it failed before taking the upload),
     sending stops quietly and its exit status tells what happened.
     """
