@@ -214,7 +214,7 @@ def _exchange(
                 pass  # the script stopped reading: its exit status and stderr tell why
         with contextlib.suppress(OSError, EOFError):
             chan.shutdown_write()
-    wait(lambda: False)
+    wait(lambda: False)  # until the script closes its output
     if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):
         raise TimeoutError
     drain()
