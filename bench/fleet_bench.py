@@ -78,8 +78,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--ready-timeout", type=float, default=180, help="seconds for the fleet")
     p.add_argument("--warmup", type=int, default=2,
                    help="untimed reference deploys through the whole fleet before measuring "
-                        "(default 2): the rig is faster for its first ~1 GB, so without them "
-                        "whichever side runs first gets the faster rig; 0 = none")  # fmt: skip
+                        "(default 2): through docker-proxy the rig is cheaper for its "
+                        "first ~1 GB, so without them whichever side runs first gets the "
+                        "cheaper rig; 0 = none")  # fmt: skip
     p.add_argument("--settle", type=float, default=20.0,
                    help="before each run, wait up to this many seconds for the machine to "
                         "be quiet (< 0.3 cores busy); 0 = don't (default 20)")  # fmt: skip

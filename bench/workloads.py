@@ -62,6 +62,11 @@ def resolve(spec: str, n: int) -> int:
     return n if spec.upper() == "N" else int(spec)
 
 
+def unpack(d: str) -> str:
+    """The reference's host command for an artifact on stdin (deploys and warm-up alike)."""
+    return f"mkdir -p {d} && tar -xzf - -C {d}"
+
+
 @dataclass(frozen=True)
 class Variant:
     """One --variants entry resolved for a fleet size."""
@@ -194,7 +199,7 @@ class Bench:
         for i, art in enumerate(self.artifacts[:2], 1):
             rel = art["release_id"]
             d = f"{root}/releases/{rel}"
-            remote = f"mkdir -p {d} && tar -xzf - -C {d} && {flip(rel)}"
+            remote = f"{unpack(d)} && {flip(rel)}"
             out.append(self.ref_xargs(n, remote, art["path"], f"deploy#{i}", f" r{rep}"))
         rollback = flip(self.artifacts[0]["release_id"])
         out.append(self.ref_xargs(n, rollback, None, "rollback", f" r{rep}"))
@@ -211,15 +216,16 @@ class Bench:
     def warm_up(self, rounds: int) -> None:
         """Untimed reference deploys through every container (see --warmup).
 
-        Measured here: the first ~1 GB through a fresh fleet costs the hosts and
-        docker-proxy about 30% less CPU per byte than everything after it, for
-        both sides, and idling or compacting memory does not bring that back.
+        Measured here: through docker-proxy, the first ~1 GB through a fresh
+        fleet costs the hosts and the proxy about 30% less CPU per byte than
+        everything after it, for both sides, and idling or compacting memory
+        does not bring that back.  Without the userland proxy they only cost time.
         """
         n = len(self.fleet.nodes)
         for i in range(rounds):
             art = self.artifacts[i % len(self.artifacts)]
             d = f"/srv/warmup/releases/{art['release_id']}"
-            self.ref_xargs(n, f"mkdir -p {d} && tar -xzf - -C {d}", art["path"], f"warm-up {i + 1}")
+            self.ref_xargs(n, unpack(d), art["path"], f"warm-up {i + 1}")
         if rounds:
             self.cleanup(n, ["/srv/warmup"])
 
