@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fleetdist.build.artifact import DEPLOYABLE, TAR_FORMATS, Artifact, load_artifact
+from fleetdist.build.artifact import DEPLOYABLE, Artifact, load_artifact
 from fleetdist.build.buildlog import Echo, stderr_echo
-from fleetdist.build.safety import check_tar
+from fleetdist.build.payload import shipped
 from fleetdist.config.env import load_env
 from fleetdist.errors import ConfigError
 from fleetdist.orchestrate.batches import failure_budget, plan_batches
@@ -73,8 +73,6 @@ def _artifact(sel: Selection, loaded: Loaded, path: Path | None) -> Artifact:
         artifact = build_recipe(loaded.recipe, sel.project.dist, ("tar.gz",))[0]
     if artifact.format not in DEPLOYABLE:
         raise ConfigError(f"--artifact: {artifact.format} artifacts cannot be deployed yet")
-    if artifact.format in TAR_FORMATS:
-        check_tar(artifact.path)
     return artifact
 
 
@@ -131,22 +129,23 @@ def deploy(sel: Selection, opts: DeployOptions, reporter: Reporter = silent) -> 
     loaded = load(sel)
     _check(sel, loaded, opts)
     artifact = _artifact(sel, loaded, opts.artifact)
-    run_id = opts.run_id or new_run_id()
-    header = _header(
-        sel,
-        loaded,
-        "deploy",
-        release_id=artifact.release_id,
-        artifact=str(artifact.path),
-        options=_options_json(opts),
-    )
-    rollout, journal = _rollout(
-        sel, opts, reporter, run_id, "deploy", header, loaded, artifact.release_id
-    )
-    try:
-        return rollout.deploy(jobs(sel, loaded, artifact.release_id), artifact)
-    finally:
-        journal.close()
+    with shipped(artifact) as payload:  # checked here: a bad archive leaves no run behind
+        run_id = opts.run_id or new_run_id()
+        header = _header(
+            sel,
+            loaded,
+            "deploy",
+            release_id=artifact.release_id,
+            artifact=str(artifact.path),
+            options=_options_json(opts),
+        )
+        rollout, journal = _rollout(
+            sel, opts, reporter, run_id, "deploy", header, loaded, artifact.release_id
+        )
+        try:
+            return rollout.deploy(jobs(sel, loaded, artifact.release_id), artifact, payload)
+        finally:
+            journal.close()
 
 
 def resume(
@@ -227,13 +226,15 @@ def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
     """`--dry-run`: the exact scripts a deploy would send, per host, without touching any."""
     loaded = load(sel)
     artifact = _artifact(sel, loaded, opts.artifact)
+    with shipped(artifact) as payload:  # only its digest and format outlive the block
+        inflated = payload.path != artifact.path
+    sent = f"{artifact.path}{', inflated to a plain tar' if inflated else ''}"
     lock = lock_spec("DRY-RUN", opts.lock_wait)
     halt = opts.on_failure != "rollback"
     out = []
     for job in jobs(sel, loaded, artifact.release_id):
         ctx = job.ctx
-        incoming = ctx.layout.incoming(f"{ctx.release_id}.{artifact.format}")
-        upload = steps.Upload(incoming, artifact.sha256, artifact.format)
+        upload = steps.Upload.of(ctx, payload.sha256, payload.format, artifact.sha256)
         line = {
             result: ledger.template(
                 "deploy",
@@ -248,7 +249,7 @@ def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
         planned = [
             (
                 "prepare",
-                f"# stdin: {artifact.path} (sent only after the host prints {steps.SEND})\n"
+                f"# stdin: {sent} (sent only after the host prints {steps.SEND})\n"
                 + steps.prepare(ctx, lock, upload, bundle=artifact.format == "venv").shown,
             ),
             (

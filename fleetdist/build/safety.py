@@ -18,28 +18,33 @@ def _escapes(path: str) -> bool:
     return path.startswith("/") or norm == ".." or norm.startswith("../")
 
 
-def check_tar(path: Path) -> None:
-    """Raise ArtifactError naming the first member that is absolute, climbs out, or is special."""
+def check_tar(path: Path, shown: Path | None = None) -> None:
+    """Raise ArtifactError naming the first member that is absolute, climbs out, or is special.
+
+    Messages name `shown` (the artifact) when `path` is a copy of it, such as
+    the plain tar `payload.shipped` sends instead of a tar.gz.
+    """
+    at = shown or path
     try:
         with tarfile.open(path, "r:*") as tar:
             for member in tar:
                 name = member.name
                 if _escapes(name) or ".." in name.split("/"):
-                    raise ArtifactError(f"{path}: member {name!r} would unpack outside the release")
+                    raise ArtifactError(f"{at}: member {name!r} would unpack outside the release")
                 if member.issym():
                     target = posixpath.join(posixpath.dirname(name), member.linkname)
                     if member.linkname.startswith("/") or _escapes(target):
                         raise ArtifactError(
-                            f"{path}: symlink {name!r} -> {member.linkname!r} escapes the release"
+                            f"{at}: symlink {name!r} -> {member.linkname!r} escapes the release"
                         )
                 elif member.islnk():
                     if _escapes(member.linkname) or ".." in member.linkname.split("/"):
                         raise ArtifactError(
-                            f"{path}: hard link {name!r} -> {member.linkname!r} escapes the release"
+                            f"{at}: hard link {name!r} -> {member.linkname!r} escapes the release"
                         )
                 elif not (member.isfile() or member.isdir()):
                     raise ArtifactError(
-                        f"{path}: member {name!r} is a device, fifo or other special file"
+                        f"{at}: member {name!r} is a device, fifo or other special file"
                     )
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ArtifactError(f"{path}: not a readable tar archive ({exc})") from None
+        raise ArtifactError(f"{at}: not a readable tar archive ({exc})") from None

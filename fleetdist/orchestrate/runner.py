@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from fleetdist.build.artifact import Artifact
+from fleetdist.build.payload import Payload
 from fleetdist.errors import FleetdistError, TransportError
 from fleetdist.orchestrate.batches import failure_budget, plan_batches
 from fleetdist.orchestrate.outcome import FleetOutcome, HostOutcome, Status
@@ -133,7 +134,7 @@ class Rollout:
 
     # -- deploy --------------------------------------------------------------
 
-    def _prepare(self, live: Live, artifact: Artifact) -> bool:
+    def _prepare(self, live: Live, artifact: Artifact, payload: Payload) -> bool:
         """Phase 1 on one host: one script takes the lease, stages and tests (`steps.prepare`).
 
         A stale lease (its holder provably dead) is taken over with one retry,
@@ -146,14 +147,13 @@ class Rollout:
             live.step = "connect"
             transport = live.transport = self.factory(live.job.host)
             self._stage(live, "connected")
-            incoming = ctx.layout.incoming(f"{ctx.release_id}.{artifact.format}")
-            upload = steps.Upload(incoming, artifact.sha256, artifact.format)
+            upload = steps.Upload.of(ctx, payload.sha256, payload.format, artifact.sha256)
             bundle = artifact.format == "venv"  # shebangs and interpreter must fit this host
 
             def attempt(lock: LockSpec) -> Result:
                 script = steps.prepare(ctx, lock, upload, bundle=bundle)
                 live.step = "prepare"  # until its output tells which part failed
-                return transport.run(script.text, stdin=artifact.path, stdin_after=steps.SEND)
+                return transport.run(script.text, stdin=payload.path, stdin_after=steps.SEND)
 
             result = attempt(self.options.lock)
             stale = stale_run(result.stderr) if result.exit_code == LOCK_HELD else None
@@ -231,7 +231,7 @@ class Rollout:
             lambda: self._activate(live, target, action="deploy", prune=True, release=not keep),
         )
 
-    def deploy(self, jobs: Sequence[HostJob], artifact: Artifact) -> FleetOutcome:
+    def deploy(self, jobs: Sequence[HostJob], artifact: Artifact, payload: Payload) -> FleetOutcome:
         lives = [self._live(job, artifact.release_id) for job in jobs]
         budget = failure_budget(self.options.max_fail, len(lives))
         # Check --canary/--batch now: a bad spec is a usage error before any host is touched.
@@ -244,7 +244,9 @@ class Rollout:
             Event("run_started", data={"hosts": [j.host.name for j in jobs], "phase": "prepare"})
         )
         try:
-            ready = parallel(lambda lv: self._prepare(lv, artifact), lives, self.options.parallel)
+            ready = parallel(
+                lambda lv: self._prepare(lv, artifact, payload), lives, self.options.parallel
+            )
             candidates = [lv for lv, ok in zip(lives, ready, strict=True) if ok]
             if not self._within(budget):
                 self.fleet.aborted = "failure budget exceeded while preparing"

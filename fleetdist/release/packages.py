@@ -1,7 +1,7 @@
 """Pure: how an uploaded artifact becomes a staged release, by format, on the host.
 
 Fragments over the variables the prepare script sets (`$R` root, `$ID`
-release id, `$A` the verified upload).  An archive is unpacked into a
+release id, `$A` the verified upload, `$ASHA` the artifact's sha256).  An archive is unpacked into a
 staging directory that gets its marker and is then renamed into
 `releases/`, so a half-unpacked release never looks staged.  A `.deb` is
 not unpacked by fleetdist: the host's package manager installs it
@@ -27,11 +27,14 @@ ABI_FILE = ".fleetdist-abi"
 
 
 def place(fmt: str) -> list[Sh]:
-    """Turn the verified upload "$A" into the staged release "$R/releases/$ID"."""
-    return _install_deb() if fmt == "deb" else _unpack_tar()
+    """Turn the verified upload "$A" into the staged release "$R/releases/$ID".
+
+    `fmt` "tar" is a tar.gz the controller inflated (see `build.payload`).
+    """
+    return _install_deb() if fmt == "deb" else _unpack_tar(gzip=fmt != "tar")
 
 
-def _unpack_tar() -> list[Sh]:
+def _unpack_tar(*, gzip: bool) -> list[Sh]:
     """Unpack into staging, mark it, rename it into place.
 
     The archive was checked on the controller (no absolute paths, no `..`,
@@ -42,10 +45,10 @@ def _unpack_tar() -> list[Sh]:
         raw('S="$R/.fleetdist/staging/$ID"; D="$R/releases/$ID"'),
         raw('if [ -e "$S" ]; then rm -rf "$S"; fi; mkdir -p "$S"'),
         raw(
-            'tar -xzf "$A" -C "$S" --no-same-owner || '
+            f'tar -x{"z" if gzip else ""}f "$A" -C "$S" --no-same-owner || '
             '{ rm -rf "$S" "$A"; echo "unpack failed (disk full?): $(df -h "$R" | tail -1)" >&2; exit 1; }'
         ),
-        raw(f'printf \'%s %s\\n\' "$ID" "$SHA" > "$S/{MARKER}"'),
+        raw(f'printf \'%s %s\\n\' "$ID" "$ASHA" > "$S/{MARKER}"'),
         raw(f'if [ -e "$D" ] && [ ! -f "$D/{MARKER}" ]; then rm -rf "$D"; fi'),
         raw('mv -T "$S" "$D"; rm -f "$A"'),
     ]

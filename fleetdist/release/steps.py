@@ -30,11 +30,22 @@ SEND = "@@send"
 
 @dataclass(frozen=True)
 class Upload:
-    """An artifact on its way to a host: where it lands, its sha256, its format."""
+    """A payload on its way to a host: where it lands, its sha256, how it unpacks.
+
+    `artifact_sha256` is what the release marker records: the artifact's own
+    digest, which differs from `sha256` when a tar.gz is sent inflated
+    (see `build.payload`).
+    """
 
     incoming: str
     sha256: str
     format: str
+    artifact_sha256: str = ""
+
+    @classmethod
+    def of(cls, ctx: Context, sha256: str, fmt: str, artifact_sha256: str) -> Upload:
+        """The upload of one host's release, landing in its `incoming/` directory."""
+        return cls(ctx.layout.incoming(f"{ctx.release_id}.{fmt}"), sha256, fmt, artifact_sha256)
 
 
 @dataclass(frozen=True)
@@ -157,6 +168,7 @@ def prepare(ctx: Context, lock: LockSpec, upload: Upload, *, bundle: bool = Fals
         raw(f'if [ "${{cur#releases/}}" = "$ID" ]; then echo {UNCHANGED}; exit 0; fi'),
         assign("A", upload.incoming),
         assign("SHA", upload.sha256),
+        assign("ASHA", upload.artifact_sha256 or upload.sha256),
         raw(f'if [ ! -f "$R/releases/$ID/{MARKER}" ]; then\necho {SEND}'),
         raw(
             'cat > "$A" || { rm -f "$A"; echo "upload failed: $(df -Pk "$R" | awk \'NR==2 {print $4}\') KiB free on $R" >&2; exit 1; }\n'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -62,6 +63,27 @@ def test_deploy_five_hosts_in_parallel(
         ledger = fleet.exec(host, f"cat {ROOT}/.fleetdist/ledger.jsonl").stdout.splitlines()
         assert json.loads(ledger[-1])["to"] == target
     assert max(starts) < min(ends), "in-place tests ran one host after another"
+
+
+def test_incompressible_app_is_sent_as_plain_tar(fleet: Fleet, project: Project) -> None:
+    """Hosts unpack the plain tar and get exactly the artifact's files: no gzip needed there."""
+    blob = os.urandom(1 << 20)
+    (project.root / "app" / "hello" / "blob.bin").write_bytes(blob)
+    fleet.exec("web01", "mv /bin/gzip /bin/gzip.off")
+    try:
+        assert project.run("deploy") == 0
+    finally:
+        fleet.exec("web01", "mv /bin/gzip.off /bin/gzip")
+    [art] = (project.root / "dist").glob("*.tar.gz")
+    rid = current(fleet, "web01")
+    assert rid is not None and rid in art.name
+    want = f"{rid} {hashlib.sha256(art.read_bytes()).hexdigest()}\n"
+    for host in WEB:
+        release = f"{ROOT}/releases/{rid}"
+        got = fleet.exec(host, ["sha256sum", f"{release}/hello/blob.bin"]).stdout.split()[0]
+        assert got == hashlib.sha256(blob).hexdigest(), host
+        assert fleet.exec(host, ["cat", f"{release}/.fleetdist-release"]).stdout == want
+        assert fleet.exec(host, ["ls", "-A", f"{ROOT}/.fleetdist/incoming"]).stdout == ""
 
 
 def test_failing_test_on_one_host(
