@@ -190,9 +190,20 @@ class Rollout:
         self._stage(live, "tested")
 
     def _activate(
-        self, live: Live, target: str, *, action: str, prune: bool, release: bool = False
+        self,
+        live: Live,
+        target: str,
+        *,
+        action: str,
+        prune: bool,
+        release: bool = False,
+        seen: str | None = None,
     ) -> None:
-        """Flip `current` to `target`; with `release`, the same script gives the lease back."""
+        """Flip `current` to `target`; with `release`, the same script gives the lease back.
+
+        `seen` is where `current` points now, as far as this rollout knows
+        (the host checks it): by default what the prepare script found.
+        """
         ctx = live.job.ctx
         script = steps.activate(
             ctx,
@@ -202,6 +213,7 @@ class Rollout:
             ledger_ok=self._ledger_template(live, action, "ok"),
             ledger_reverted=self._ledger_template(live, action, "reverted"),
             release=release,
+            seen=live.facts.current if seen is None else seen,
         )
         assert live.transport is not None
         live.step = "activate"
@@ -290,7 +302,14 @@ class Rollout:
                 return  # first deploy on this host: there is nothing older to go back to
 
             def work() -> None:
-                self._activate(live, previous, action="rollback", prune=False, release=True)
+                self._activate(
+                    live,
+                    previous,
+                    action="rollback",
+                    prune=False,
+                    release=True,
+                    seen=live.job.ctx.release_id,  # this rollout cut it over
+                )
                 live.outcome.status, live.outcome.to_release = Status.ROLLED_BACK, previous
 
             self._guard(live, work)

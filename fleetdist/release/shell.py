@@ -23,21 +23,21 @@ def append_ledger_filled(pieces: tuple[str, str, str], from_var: str, to_var: st
     """Append a `ledger.template` line with "$from_var" and "$to_var" as its from/to.
 
     Release ids never hold control characters, so escaping `\\` and `"`
-    makes them valid JSON strings; an empty value is JSON null.
+    makes them valid JSON strings; an empty value is JSON null.  `jstr` sets
+    "$J" rather than printing, so no subshell is forked for a plain id.
     """
     head, middle, tail = pieces
     return [
         raw(
             # sed only for ids that need escaping: every fork counts on a hundred hosts.
-            'jstr() { case "$1" in "") printf null;; *[\\\\\\"]*) printf \'"%s"\' '
-            '"$(printf \'%s\' "$1" | sed \'s/[\\\\"]/\\\\&/g\')";; '
-            '*) printf \'"%s"\' "$1";; esac; }'
+            'jstr() { case "$1" in "") J=null;; *[\\\\\\"]*) J="\\"$(printf \'%s\' "$1" | '
+            'sed \'s/[\\\\"]/\\\\&/g\')\\"";; *) J="\\"$1\\"";; esac; }'
         ),
         assign("LA", head),
         assign("LB", middle),
         assign("LC", tail),
         raw(
-            f'printf \'%s%s%s%s%s\\n\' "$LA" "$(jstr "${from_var}")" '
-            f'"$LB" "$(jstr "${to_var}")" "$LC" >> "$R/.fleetdist/ledger.jsonl"'
+            f'jstr "${from_var}"; JF=$J; jstr "${to_var}"\n'
+            'printf \'%s%s%s%s%s\\n\' "$LA" "$JF" "$LB" "$J" "$LC" >> "$R/.fleetdist/ledger.jsonl"'
         ),
     ]

@@ -97,7 +97,8 @@ def _exports(ctx: Context) -> list[Sh]:
 def probe(layout: ReleaseLayout, lock: LockSpec | None) -> Sh:
     """Print the host's facts; with `lock`, take the lease first.
 
-    Output lines: `current ID`, `previous ID`, `release EPOCH ID`, `lock HOLDER`.
+    Output lines: `previous ID`, `lock HOLDER`, `stat EPOCH current -> releases/ID` and
+    `stat EPOCH releases/ID/MARKER` (see `parse_facts`).
     The release id is always the last field, so ids with spaces survive.
     """
     parts = [root(layout)]
@@ -107,18 +108,18 @@ def probe(layout: ReleaseLayout, lock: LockSpec | None) -> Sh:
 
 
 def _facts() -> list[Sh]:
-    """Print `current`, `previous`, `lock` and one `release` line per staged release.
+    """Print `previous`, `lock`, then the `current` link and the staged releases (one `stat`).
 
-    Leaves "$cur" (the link's text) and "$prev" set for the rest of a script.
+    Leaves "$prev" set for the rest of a script, and the working directory at "$R".
     """
     return [
         raw(
-            'cur=$(readlink "$R/current" 2>/dev/null || true); printf \'current %s\\n\' "${cur#releases/}"\n'
             'prev=""; [ -f "$R/.fleetdist/previous" ] && read -r prev < "$R/.fleetdist/previous" || true\n'
             'holder=""; [ -f "$R/.fleetdist/lock/holder" ] && read -r holder < "$R/.fleetdist/lock/holder" || true\n'
             'printf \'previous %s\\nlock %s\\n\' "$prev" "$holder"\n'
-            # One stat for all releases; "EPOCH ID/MARKER" per line, parsed by parse_facts.
-            f"(cd \"$R/releases\" 2>/dev/null && stat -c 'release %.9Y %n' -- */{MARKER} 2>/dev/null) || true"
+            # One exec for the link and every marker: "stat EPOCH current -> releases/ID" and
+            # "stat EPOCH releases/ID/MARKER" lines (QUOTING_STYLE: %N unquoted), read by parse_facts.
+            f"cd \"$R\" 2>/dev/null && QUOTING_STYLE=literal stat -c 'stat %.9Y %N' -- current releases/*/{MARKER} 2>/dev/null || true"
         )
     ]
 
@@ -129,20 +130,21 @@ def parse_facts(stdout: str) -> Facts:
     releases: list[tuple[str, float]] = []
     for line in stdout.splitlines():
         kind, _, rest = line.partition(" ")
-        if kind == "current" and rest:
-            current = rest
-        elif kind == "previous" and rest:
+        if kind == "previous" and rest:
             previous = rest
         elif kind == "lock" and rest:
             lock = rest
-        elif kind == "release":
-            epoch, _, rid = rest.partition(" ")
+        elif kind == "stat":
+            epoch, _, name = rest.partition(" ")
             try:
                 staged = float(epoch)
             except ValueError:
                 continue
-            rid = rid.removesuffix(f"/{MARKER}")
-            if rid and "/" not in rid:
+            if name.startswith("current -> "):
+                current = name.removeprefix("current -> ").removeprefix("releases/") or None
+                continue
+            rid = name.removeprefix("releases/").removesuffix(f"/{MARKER}")
+            if rid and "/" not in rid and name != rid:
                 releases.append((rid, staged))
     releases.sort(key=lambda item: (-item[1], item[0]))
     return Facts(current, previous, tuple(releases), lock)
@@ -165,7 +167,7 @@ def prepare(ctx: Context, lock: LockSpec, upload: Upload, *, bundle: bool = Fals
     """
     parts = [root(ctx.layout), *take(lock), assign("ID", ctx.release_id), *_facts()]
     parts += [
-        raw(f'if [ "${{cur#releases/}}" = "$ID" ]; then echo {UNCHANGED}; exit 0; fi'),
+        raw(f'if [ "$R/current" -ef "$R/releases/$ID" ]; then echo {UNCHANGED}; exit 0; fi'),
         assign("A", upload.incoming),
         assign("SHA", upload.sha256),
         assign("ASHA", upload.artifact_sha256 or upload.sha256),
@@ -210,16 +212,27 @@ def activate(
     ledger_ok: Ledger,
     ledger_reverted: Ledger,
     release: bool = False,
+    seen: str | None = None,
 ) -> Sh:
     """Flip `current` to `target` (see `_activation`); with `release`, give the lease back.
 
     Giving the lease back in the same script saves the rollout a round trip
-    per host.
+    per host.  `seen` is the release the controller last saw live there: the
+    script confirms it with `test -ef` (a builtin) and reads the link itself
+    only if that fails, which spares most hosts a fork and an exec.
     """
     parts = [root(ctx.layout)]
     if lock is not None:
         parts += renew(lock)
-    parts += [assign("ID", target), *_activation(ctx, prune, ledger_ok, ledger_reverted)]
+    parts += [assign("ID", target), assign("SEEN", seen or "")]
+    parts.append(
+        raw(
+            'OLD=$SEEN\nif [ -n "$OLD" ] && [ "$R/current" -ef "$R/releases/$OLD" ]; then :\n'
+            'elif [ -z "$OLD" ] && [ ! -e "$R/current" ] && [ ! -h "$R/current" ]; then :\n'
+            'else OLD=$(readlink "$R/current" 2>/dev/null || true); OLD=${OLD#releases/}; fi'
+        )
+    )
+    parts += _activation(ctx, prune, ledger_ok, ledger_reverted)
     if release and lock is not None:
         parts += give_back(lock)
     return script(parts)
@@ -238,13 +251,14 @@ def rollback(
     parts = [root(ctx.layout), *take(lock), *_facts(), assign("TO", to or "")]
     parts.append(
         raw(
+            'cur=$(readlink "$R/current" 2>/dev/null || true)\n'
             "ID=${TO:-$prev}; printf 'target %s\\n' \"$ID\"\n"
             'if [ -z "$ID" ]; then echo "no previous release to roll back to" >&2; exit 1; fi\n'
             f'if [ "$ID" = "${{cur#releases/}}" ]; then echo {UNCHANGED}; else\n'
             f'[ -f "$R/releases/$ID/{MARKER}" ] || {{ echo "release \'$ID\' is not on this host" >&2; exit {NOT_STAGED}; }}'
         )
     )
-    parts += _activation(ctx, (), ledger_ok, ledger_reverted)
+    parts += [raw("OLD=${cur#releases/}"), *_activation(ctx, (), ledger_ok, ledger_reverted)]
     parts += [raw("fi"), *give_back(lock)]
     return script(parts)
 
@@ -252,7 +266,7 @@ def rollback(
 def _activation(
     ctx: Context, prune: Iterable[str], ledger_ok: Ledger, ledger_reverted: Ledger
 ) -> list[Sh]:
-    """Flip `current` to "$ID" atomically, run hooks and the healthcheck, then prune.
+    """Flip `current` from "$OLD" (set by the caller) to "$ID", run hooks and checks, prune.
 
     The new link is made under a temporary name and renamed over `current`
     (`mv -T` is one rename(2)), so `current` is never missing.  If an
@@ -266,7 +280,6 @@ def _activation(
     parts.append(
         raw(
             f'[ -f "$R/releases/$ID/{MARKER}" ] || {{ echo "release $ID is not staged here" >&2; exit {NOT_STAGED}; }}\n'
-            'OLD=$(readlink "$R/current" 2>/dev/null || true); OLD=${OLD#releases/}\n'
             'PREV=""; [ -f "$R/.fleetdist/previous" ] && read -r PREV < "$R/.fleetdist/previous" || true\n'
             'flip() { ln -sfn "releases/$1" "$R/.current.tmp" && mv -T "$R/.current.tmp" "$R/current"; }\n'
             'remember() { if [ -n "$1" ]; then printf \'%s\\n\' "$1" > "$R/.fleetdist/previous.tmp" && '

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from fleetdist.release.layout import MARKER
 from fleetdist.release.steps import Facts, parse_facts, prune_candidates
 
 from .conftest import HOSTS, Project
@@ -76,7 +77,10 @@ def test_ids_with_spaces_and_dashes_are_just_names() -> None:
 
 
 def test_same_second_releases_order_by_name() -> None:
-    f = parse_facts("current b\nrelease 5 a\nrelease 5 c\nrelease 5 b\nrelease 4 0-older\n")
+    staged = [(5, "a"), (5, "c"), (5, "b"), (4, "0-older")]
+    lines = [f"stat {t} releases/{rid}/{MARKER}" for t, rid in staged]
+    f = parse_facts("\n".join(["stat 9 current -> releases/b", *lines]))
+    assert f.current == "b"
     assert f.release_ids == ["a", "b", "c", "0-older"]
     assert prune_candidates(f, "d", keep=3) == ["c", "0-older"]
 
