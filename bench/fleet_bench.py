@@ -6,7 +6,8 @@
 One invocation brings up max(--sizes) sshd containers (the integration image
 `fleetdist/sshd-test:bookworm`, ports published on 127.0.0.1 only), waits for
 each with a real SSH handshake, writes known_hosts, inventories and a
-throwaway project whose app carries --payload-mb of incompressible data, and
+throwaway project whose app carries --payload-mb of incompressible data (or
+of text, `--payload text`), and
 builds two releases of it.  Then, for each N (the first N containers):
 
   * fleetdist `deploy` of release 1, `deploy` of release 2 and `rollback`,
@@ -68,7 +69,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=1,
                    help="rounds per N, interleaved; the tables show each op's fastest "
                         "(default 1)")  # fmt: skip
-    p.add_argument("--payload-mb", type=float, default=5.0, help="random bytes in the app (5)")
+    p.add_argument("--payload-mb", type=float, default=5.0, help="payload MB in the app (5)")
+    p.add_argument("--payload", choices=("random", "text"), default="random",
+                   help="random bytes (default), or words that gzip halves like source code "
+                        "(--payload-mb 11 gives a ~5 MB tar.gz)")  # fmt: skip
     p.add_argument("--with-tests", action="store_true",
                    help="recipe runs the hello app's in-place tests + healthcheck "
                         "(the reference does not, so the comparison is no longer equal "
@@ -124,7 +128,8 @@ def main(argv: list[str]) -> int:
     fleet = Fleet(work, max(args.size_list), tag, args.tmpfs_mb)
     started = time.monotonic()
     doc: dict[str, Any] = {"sizes": args.size_list, "variants": args.variants,
-                           "payload_mb": args.payload_mb, "with_tests": args.with_tests,
+                           "payload_mb": args.payload_mb, "payload": args.payload,
+                           "with_tests": args.with_tests,
                            "cpus": os.cpu_count(), "results": []}  # fmt: skip
     human = sys.stderr if args.json else sys.stdout
     code = 0
@@ -136,7 +141,7 @@ def main(argv: list[str]) -> int:
         log("published ports reached through " + (
             "docker-proxy (Docker's userland proxy)" if doc["userland_proxy"]
             else "iptables (dockerd --userland-proxy=false)"))  # fmt: skip
-        project = Project(work / "project", fleet, args.payload_mb, args.with_tests)
+        project = Project(work / "project", fleet, args.payload_mb, args.with_tests, args.payload)
         bench = Bench(args, fleet, project, work)
         for version in ("1.0.0", "2.0.0"):
             art = project.build(version, bench.env, args.python)

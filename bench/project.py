@@ -1,14 +1,18 @@
 """The throwaway fleetdist project both sides deploy: env/, the hello app, a recipe,
 per-round inventories, and the two release artifacts built from it.
 
-The app carries a random payload so the artifacts are incompressible and the same
-bytes go over the wire for fleetdist and for the OpenSSH reference.
+The app carries a random payload by default, so the artifacts are incompressible:
+about the same bytes go over the wire for fleetdist (which sends such a tar.gz
+inflated, see fleetdist/build/payload.py) and for the OpenSSH reference.  With
+`--payload text` it carries made-up words instead, which gzip shrinks to
+less than half, as it does source code: then both sides send the same tar.gz.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import time
 from pathlib import Path
@@ -21,8 +25,10 @@ from shell import REPO, sh
 class Project:
     """A throwaway fleetdist project: env/, recipes/hello.yaml, app/ with a random payload."""
 
-    def __init__(self, root: Path, fleet: Fleet, payload_mb: float, with_tests: bool) -> None:
-        self.root, self.fleet, self.payload_mb = root, fleet, payload_mb
+    def __init__(
+        self, root: Path, fleet: Fleet, payload_mb: float, with_tests: bool, kind: str = "random"
+    ) -> None:
+        self.root, self.fleet, self.payload_mb, self.kind = root, fleet, payload_mb, kind
         shutil.copytree(REPO / "env", root / "env")
         shutil.copytree(
             REPO / "examples" / "hello", root / "app",
@@ -70,7 +76,7 @@ class Project:
     def build(self, version: str, env: dict[str, str], py: str) -> dict[str, Any]:
         """`fleetdist build` with a fresh payload; the tar.gz artifact's JSON plus build_s."""
         payload = self.root / "app" / "hello" / "payload.bin"
-        payload.write_bytes(os.urandom(int(self.payload_mb * 1024 * 1024)))
+        payload.write_bytes(self.payload_bytes(int(self.payload_mb * 1024 * 1024)))
         argv = [py, "-m", "fleetdist.cli", "build", "--project", str(self.root), "--json"]
         t0 = time.monotonic()
         proc = sh(argv, 300, check=False, env={**env, "HELLO_VERSION": version}, cwd=self.root)
@@ -81,3 +87,14 @@ class Project:
         )
         artifact["build_s"] = round(time.monotonic() - t0, 3)
         return artifact
+
+    def payload_bytes(self, size: int) -> bytes:
+        """`size` fresh bytes: random, or lines of words from a random 4096-word vocabulary."""
+        if self.kind == "random":
+            return os.urandom(size)
+        rng = random.Random(os.urandom(16))
+        letters = "abcdefghijklmnopqrstuvwxyz_"
+        vocab = ["".join(rng.choices(letters, k=rng.randint(2, 12))) for _ in range(4096)]
+        words = rng.choices(vocab, k=size // 6)
+        lines = (" ".join(words[i : i + 10]) for i in range(0, len(words), 10))
+        return "\n".join(lines).encode()[:size].ljust(size, b"\n")
