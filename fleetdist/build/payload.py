@@ -65,27 +65,39 @@ def shipped(artifact: Artifact) -> Iterator[Payload]:
             check_tar(artifact.path)
             yield Payload(artifact.path, artifact.sha256, artifact.format)
             return
-        raw.flush()
         path = Path(raw.name)
         check_tar(path, artifact.path)
         yield Payload(path, sha, "tar")
 
 
 def _inflate(artifact: Artifact, out: IO[bytes], *, limit: int) -> str | None:
-    """Write the inflated artifact to `out` and return its sha256, or None past `limit` bytes.
+    """Write the inflated artifact to `out` and return its sha256; None to send it as it is.
 
-    Gives up as soon as the output grows past `limit`, so a well-compressed
-    artifact costs inflating about `limit` bytes of it, not all of it.
+    None once the output grows past `limit` (so a well-compressed artifact
+    costs inflating about `limit` bytes of it, not all of it), or when the
+    temporary copy cannot be written: it only saves the hosts work, so a full
+    temp directory must not fail the deploy.  Unreadable gzip data must.
     """
     digest, written = hashlib.sha256(), 0
-    try:
-        with gzip.open(artifact.path, "rb") as src:
-            while chunk := src.read(CHUNK):
-                written += len(chunk)
-                if written > limit:
-                    return None
-                digest.update(chunk)
+    with gzip.open(artifact.path, "rb") as src:
+        while True:
+            try:
+                chunk = src.read(CHUNK)
+            except (OSError, EOFError, zlib.error) as exc:
+                unreadable = f"{artifact.path}: not a readable tar archive ({exc})"
+                raise ArtifactError(unreadable) from None
+            if not chunk:
+                break
+            written += len(chunk)
+            if written > limit:
+                return None
+            digest.update(chunk)
+            try:
                 out.write(chunk)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ArtifactError(f"{artifact.path}: not a readable tar archive ({exc})") from None
+            except OSError:
+                return None
+    try:
+        out.flush()
+    except OSError:
+        return None
     return digest.hexdigest()

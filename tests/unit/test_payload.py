@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import io
 import os
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,23 @@ def test_incompressible_tar_gz_is_sent_as_its_plain_tar(tmp_path: Path) -> None:
 
 def test_compressible_tar_gz_is_sent_as_it_is(tmp_path: Path) -> None:
     art = tar_gz(tmp_path / "a.tar.gz", {"app.py": b"print('hello')\n" * 20_000})
+    with shipped(art) as payload:
+        assert (payload.path, payload.sha256, payload.format) == (art.path, art.sha256, "tar.gz")
+
+
+def test_no_room_for_the_plain_tar_sends_the_artifact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inflating only saves the hosts work: a full temp directory must not fail the deploy."""
+
+    class Full(io.BytesIO):
+        name = str(tmp_path / "full.tar")
+
+        def write(self, data: object) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", lambda **_: Full())
+    art = tar_gz(tmp_path / "a.tar.gz", {"blob.bin": os.urandom(300_000)})
     with shipped(art) as payload:
         assert (payload.path, payload.sha256, payload.format) == (art.path, art.sha256, "tar.gz")
 
