@@ -65,7 +65,7 @@ class Rollout:
         """Run one step; a non-zero exit (other than those in `allow`) raises StepFailed."""
         assert live.transport is not None
         live.step = step
-        result = live.transport.run(script.text)
+        result = live.transport.run(script.text, stdin_head=script.stdin_head)
         if result.exit_code not in allow:
             _check(live, result)
         return result
@@ -153,7 +153,12 @@ class Rollout:
             def attempt(lock: LockSpec) -> Result:
                 script = steps.prepare(ctx, lock, upload, bundle=bundle)
                 live.step = "prepare"  # until its output tells which part failed
-                return transport.run(script.text, stdin=payload.path, stdin_after=steps.SEND)
+                return transport.run(
+                    script.text,
+                    stdin=payload.path,
+                    stdin_after=steps.SEND,
+                    stdin_head=script.stdin_head,
+                )
 
             result = attempt(self.options.lock)
             stale = stale_run(result.stderr) if result.exit_code == LOCK_HELD else None
@@ -217,7 +222,8 @@ class Rollout:
         )
         assert live.transport is not None
         live.step = "activate"
-        self._activated(live, live.transport.run(script.text), target, released=release)
+        result = live.transport.run(script.text, stdin_head=script.stdin_head)
+        self._activated(live, result, target, released=release)
 
     def _activated(self, live: Live, result: Result, target: str, *, released: bool) -> None:
         """Turn an activation script's result into the host's outcome."""

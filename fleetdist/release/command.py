@@ -1,11 +1,14 @@
 """Host commands as data: the one place that quotes.
 
 A `Sh` fragment carries two texts built side by side: `text`, what the host
-runs, and `shown`, what logs and `--dry-run` print, with secret values masked
-as `***`.  Fragments are built from argv lists (`cmd`), variable assignments
-(`assign`) or the user's own shell snippets (`user_shell`, which run under
-`sh -c` so their quoting is theirs, and ours stays intact), and combined with
-`and_then`, `or_else` and `script`.  No caller ever formats a path into a
+runs, and `shown`, what logs and `--dry-run` print, with secret values
+masked as `***`. A secret env value is in neither: it rides in `secrets`,
+and `script` makes the host read it from stdin (`stdin_head`), because a
+script's text is the argv of a process anyone on the host can list.
+Fragments are built from argv lists (`cmd`), variable assignments (`assign`)
+or the user's own shell snippets (`user_shell`, which run under `sh -c` so
+their quoting is theirs, and ours stays intact), and combined with
+`and_then`, `or_else` and `script`. No caller ever formats a path into a
 shell string by hand.
 """
 
@@ -13,27 +16,47 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MASK = "***"
 
 
 @dataclass(frozen=True)
 class Sh:
-    """One piece of POSIX sh, with its display twin."""
+    """One piece of POSIX sh, with its display twin and the secret values it exports."""
 
     text: str
     shown: str
+    # (variable, value) in the order exported; out of repr, so no traceback shows a value
+    secrets: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     def and_then(self, other: Sh) -> Sh:
-        return Sh(f"{self.text} && {other.text}", f"{self.shown} && {other.shown}")
+        return Sh(
+            f"{self.text} && {other.text}",
+            f"{self.shown} && {other.shown}",
+            self.secrets + other.secrets,
+        )
 
     def or_else(self, other: Sh) -> Sh:
-        return Sh(f"{self.text} || {other.text}", f"{self.shown} || {other.shown}")
+        return Sh(
+            f"{self.text} || {other.text}",
+            f"{self.shown} || {other.shown}",
+            self.secrets + other.secrets,
+        )
 
     def append_to(self, target: str) -> Sh:
         """Append stdout to `target`, a shell expression over assigned variables ("$R/x")."""
-        return Sh(f"{self.text} >> {target}", f"{self.shown} >> {target}")
+        return Sh(f"{self.text} >> {target}", f"{self.shown} >> {target}", self.secrets)
+
+    @property
+    def stdin_head(self) -> bytes:
+        """What the host must be sent first on stdin: one line per secret (see `script`).
+
+        `\\` and newlines are escaped, so any value fits on one line; the
+        script undoes that with `printf %b`.
+        """
+        lines = (v.replace("\\", "\\\\").replace("\n", "\\n") + "\n" for _, v in self.secrets)
+        return "".join(lines).encode()
 
 
 def cmd(*argv: str, secret: Iterable[str] = ()) -> Sh:
@@ -50,7 +73,10 @@ def assign(name: str, value: str, *, secret: bool = False) -> Sh:
 
 
 def export(name: str, value: str, *, secret: bool = False) -> Sh:
+    """`export NAME=value`; a secret's value is left to `script` to read from stdin."""
     a = assign(name, value, secret=secret)
+    if secret:
+        return Sh(f"export {name}", f"export {a.shown}", ((name, value),))
     return Sh(f"export {a.text}", f"export {a.shown}")
 
 
@@ -76,6 +102,21 @@ def fail(fmt: str, *args: str, code: int = 1) -> Sh:
 
 
 def script(parts: Iterable[Sh]) -> Sh:
-    """Join fragments into one script that stops at the first failing line."""
-    items = [raw("set -eu"), *parts]
-    return Sh("\n".join(p.text for p in items), "\n".join(p.shown for p in items))
+    """Join fragments into one script that stops at the first failing line.
+
+    The script first reads its fragments' secret values, a line each, from
+    stdin (the transport sends `stdin_head` before anything else), so no
+    value is in its text; a fragment's `export NAME` then exports it.
+    """
+    items = list(parts)
+    secrets: dict[str, str] = {}
+    for name, value in (s for p in items for s in p.secrets):
+        if secrets.setdefault(name, value) != value:
+            raise ValueError(f"secret {name} exported with two values")
+    reads = [raw(f'IFS= read -r {n}; {n}=$(printf "%bx" "${n}"); {n}=${{{n}%x}}') for n in secrets]
+    items = [raw("set -eu"), *reads, *items]
+    return Sh(
+        "\n".join(p.text for p in items),
+        "\n".join(p.shown for p in items),
+        tuple(secrets.items()),
+    )

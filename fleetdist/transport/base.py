@@ -49,7 +49,10 @@ class Transport(Protocol):
     With `stdin_after` too, the file is sent only once the script has printed
     that line on stdout: the script looks at the host first and asks for the
     upload only if it needs it (a script that never prints it gets none, and
-    must not read stdin before printing it).
+    must not read stdin before printing it).  `stdin_head` is sent before
+    all that, at once: the script reads exactly those bytes first (this is
+    how secret values travel, never in the script's text, see
+    `release.command.script`).
     It raises `TransportError` only when the host cannot be reached, the
     connection drops, or `timeout` seconds pass.
     """
@@ -62,6 +65,7 @@ class Transport(Protocol):
         *,
         stdin: Path | None = None,
         stdin_after: str | None = None,
+        stdin_head: bytes = b"",
         timeout: float | None = None,
     ) -> Result: ...
 

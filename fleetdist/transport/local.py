@@ -8,8 +8,11 @@ so the same rendered steps work on both transports.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from fleetdist.config.schema import Host
 from fleetdist.errors import TransportError
@@ -35,11 +38,15 @@ class LocalTransport:
         *,
         stdin: Path | None = None,
         stdin_after: str | None = None,
+        stdin_head: bytes = b"",
         timeout: float | None = None,
     ) -> Result:
-        """`sh -c script` here; `stdin_after` needs no wait, as a file costs nothing unread."""
+        """`sh -c script` here; `stdin_after` needs no wait, as a file costs nothing unread.
+
+        With `stdin_head`, stdin is a temporary file of the head and then `stdin`.
+        """
         try:
-            with stdin.open("rb") if stdin else open(os.devnull, "rb") as feed:
+            with _feed(stdin, stdin_head) as feed:
                 proc = subprocess.run(
                     ["sh", "-c", script],
                     cwd=self.root,
@@ -58,3 +65,16 @@ class LocalTransport:
 
 def _text(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
+
+
+def _feed(stdin: Path | None, head: bytes) -> BinaryIO:
+    """An open file holding `head` and then `stdin` (or /dev/null for neither)."""
+    if not head:
+        return stdin.open("rb") if stdin else open(os.devnull, "rb")
+    feed = tempfile.TemporaryFile()  # noqa: SIM115 (the caller's `with` closes it)
+    feed.write(head)
+    if stdin:
+        with stdin.open("rb") as src:
+            shutil.copyfileobj(src, feed)
+    feed.seek(0)
+    return feed

@@ -87,6 +87,7 @@ class SSHTransport:
         *,
         stdin: Path | None = None,
         stdin_after: str | None = None,
+        stdin_head: bytes = b"",
         timeout: float | None = None,
         abort: socket.socket | None = None,
     ) -> Result:
@@ -98,23 +99,25 @@ class SSHTransport:
 
         `sh -c` rather than feeding the script on stdin: the prepare script
         receives the artifact there, and no test or hook could then swallow
-        the rest of the script.  Without `stdin`, stdin is /dev/null so no
-        command can hang waiting for input.  (The script is visible in the
-        host's process list: secret values belong in env files, not inline.)
+        the rest of the script.  Without `stdin` or `stdin_head`, stdin is
+        /dev/null so no command can hang waiting for input; with only a head,
+        it ends right after it.  The script is visible in the host's process
+        list, so secret values come in `stdin_head`, never in its text.
 
         A bare Paramiko channel instead of Fabric's `run`: one reader in this
         thread instead of invoke's three polling threads per command, which
         at a hundred hosts was a large share of the controller's CPU.
         """
         limit = self.host.command_timeout if timeout is None else timeout
-        command = f"sh -c {shlex.quote(script)}" + ("" if stdin else " </dev/null")
+        command = f"sh -c {shlex.quote(script)}" + ("" if stdin or stdin_head else " </dev/null")
         try:
             with stdin.open("rb") if stdin else contextlib.nullcontext() as feed:
                 chan = self._session()
                 try:
                     chan.exec_command(command)
                     after = stdin_after.encode() if stdin_after is not None else None
-                    return _exchange(chan, feed, time.monotonic() + limit, abort, after)
+                    deadline = time.monotonic() + limit
+                    return _exchange(chan, feed, deadline, abort, after, stdin_head)
                 finally:
                     chan.close()
         except TimeoutError as exc:
@@ -169,8 +172,9 @@ def _exchange(
     deadline: float,
     abort: socket.socket | None = None,
     after: bytes | None = None,
+    head: bytes = b"",
 ) -> Result:
-    """Send `feed` (after the script printed the line `after`, if given); collect the rest.
+    """Send `head`, then `feed` (after the script printed the line `after`, if given); collect.
 
     Both output streams and the exit status are collected by `deadline`.
     If the script stops reading early (it failed before taking the upload),
@@ -202,6 +206,10 @@ def _exchange(
                 raise EOFError("the run that started this command went away")
             drain()
 
+    if head:  # a few lines the script reads first: the window always has room for them
+        chan.sendall(head)
+        if feed is None:
+            chan.shutdown_write()
     if feed is not None:
         if after is not None:
             wait(lambda: out.has_line(after))

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,31 @@ def test_incompressible_app_is_sent_as_plain_tar(fleet: Fleet, project: Project)
         assert got == hashlib.sha256(blob).hexdigest(), host
         assert fleet.exec(host, ["cat", f"{release}/.fleetdist-release"]).stdout == want
         assert fleet.exec(host, ["ls", "-A", f"{ROOT}/.fleetdist/incoming"]).stdout == ""
+
+
+def test_secret_is_not_in_the_hosts_process_list(fleet: Fleet, project: Project) -> None:
+    """While the in-place test runs, `ps` on the host shows no secret, yet the test gets it."""
+    secret = "hunter2 $(id) \\n"
+    project.recipe(
+        env={"DB_PASSWORD": secret},
+        secret_env=["DB_PASSWORD"],
+        test=['test "$DB_PASSWORD" = "$(cat /tmp/want)" && touch /tmp/ok && sleep 3'],
+    )
+    for host in WEB:
+        fleet.exec(host, ["sh", "-c", 'printf "%s" "$1" > /tmp/want; rm -f /tmp/ok', "-", secret])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        deploying = pool.submit(project.run, "deploy", "-H", "web01")
+        listings = []
+        for _ in range(100):  # at most ~20 s: the test sleeps 3 s once it has the secret
+            listings.append(fleet.exec("web01", ["ps", "-eo", "args"]).stdout)
+            if fleet.exec("web01", ["test", "-e", "/tmp/ok"]).returncode == 0:
+                listings.append(fleet.exec("web01", ["ps", "-eo", "args"]).stdout)
+                break
+            time.sleep(0.2)
+        assert deploying.result(timeout=120) == 0
+    assert fleet.exec("web01", ["test", "-e", "/tmp/ok"]).returncode == 0
+    assert "sleep 3" in listings[-1], "the listing was taken while the step ran"
+    assert not [ps for ps in listings if "hunter2" in ps]
 
 
 def test_failing_test_on_one_host(

@@ -56,10 +56,33 @@ def test_assign_and_export_mask_secret_values() -> None:
     assert a.text == "TOKEN='p@ss word'"
     assert a.shown == "TOKEN=***"
     e = export("TOKEN", "p@ss word", secret=True)
-    assert e.text == "export TOKEN='p@ss word'"
+    assert e.text == "export TOKEN"  # the value is read from stdin: see script()
     assert e.shown == "export TOKEN=***"
+    assert e.secrets == (("TOKEN", "p@ss word"),)
     plain = export("HOME_DIR", "/srv/x y")
     assert plain.text == plain.shown == "export HOME_DIR='/srv/x y'"
+    assert plain.secrets == ()
+
+
+SECRETS = ["p@ss word", "a\\b\\nc", "two\nlines\n", " lead and trail ", "%s %b \\c $(id) '\"", ""]
+
+
+def test_script_reads_secret_values_from_stdin_only() -> None:
+    """No value in the text (a process's argv is public on the host); each arrives intact."""
+    parts = [export(f"S{i}", v, secret=True) for i, v in enumerate(SECRETS)]
+    parts += [export("S0", SECRETS[0], secret=True), export("PLAIN", "x")]  # twice: read once
+    show = "".join(f'printf "[%s]" "$S{i}"; ' for i in range(len(SECRETS)))
+    s = script([*parts, raw(f'{show}sh -c \'printf "[%s]" "$S2"\'')])
+    for value in filter(None, SECRETS):
+        assert value not in s.text and value not in s.shown
+    done = subprocess.run(["sh", "-c", s.text], input=s.stdin_head, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode() == "".join(f"[{v}]" for v in SECRETS) + f"[{SECRETS[2]}]"
+
+
+def test_script_refuses_one_secret_with_two_values() -> None:
+    with pytest.raises(ValueError, match="secret S exported with two values"):
+        script([export("S", "a", secret=True), export("S", "b", secret=True)])
 
 
 @pytest.mark.parametrize("name", ["1A", "A-B", "A B", "$(x)", ""])
@@ -76,6 +99,8 @@ def test_composition_helpers() -> None:
     secret = assign("S", "v", secret=True)
     both = secret.and_then(b)
     assert both.text == "S=v && echo 'x y'" and both.shown == "S=*** && echo 'x y'"
+    hidden = export("S", "v", secret=True)
+    assert hidden.and_then(b).or_else(hidden).append_to("f").secrets == (("S", "v"),) * 2
 
 
 def test_script_stops_at_first_failure() -> None:
@@ -98,7 +123,7 @@ def test_user_shell_runs_under_sh_c() -> None:
     assert run_sh(sh.text).stdout == "sh A b\n"
 
 
-def test_secret_shown_masked_in_rendered_steps_but_sent_in_text() -> None:
+def test_secret_masked_in_rendered_steps_and_sent_on_stdin() -> None:
     ctx = Context(
         layout=ReleaseLayout("/srv/app"),
         app="app",
@@ -114,7 +139,8 @@ def test_secret_shown_masked_in_rendered_steps_but_sent_in_text() -> None:
         activate(ctx, lock, "1-abc", ledger_ok=("{", ",", "}"), ledger_reverted=("{", ",", "}")),
     ):
         assert "export API_TOKEN=***" in sh.shown and "hunter2" not in sh.shown
-        assert "export API_TOKEN=hunter2" in sh.text
+        assert "hunter2" not in sh.text and "hunter2" not in repr(sh)
+        assert sh.stdin_head == b"hunter2\n"
         assert "export PUBLIC=visible" in sh.shown
 
 

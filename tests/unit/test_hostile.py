@@ -11,10 +11,12 @@ import os
 import shlex
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fleetdist.release.command import assign, cmd, export, script
+from fleetdist.transport.local import LocalTransport
 
 from .conftest import HOSTS, REPO, Project
 
@@ -116,3 +118,23 @@ def test_rendered_fragments_run_in_sh_keep_values_literal(tmp_path: Path) -> Non
         ).stdout
         assert out == f"{value}|$E"
     assert pwned(tmp_path) == []
+
+
+def test_secret_values_are_in_no_script_text(
+    hostile: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A script's text is a process's argv on the host: secrets come on stdin instead."""
+    texts: list[str] = []
+    real_run = LocalTransport.run
+
+    def run(self: LocalTransport, script: str, **kw: Any) -> Any:
+        texts.append(script)
+        return real_run(self, script, **kw)
+
+    monkeypatch.setattr(LocalTransport, "run", run)
+    hostile.deploy()
+    hostile.bump("v2")
+    hostile.deploy()
+    assert hostile.run("rollback").code == 0
+    assert len(texts) >= 3 * len(HOSTS)
+    assert not [t for t in texts if "s3cr3t" in t]

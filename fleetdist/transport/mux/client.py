@@ -8,6 +8,7 @@ opens the file by path and streams it to the host itself.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import os
@@ -56,6 +57,7 @@ class MuxTransport:
         *,
         stdin: Path | None = None,
         stdin_after: str | None = None,
+        stdin_head: bytes = b"",
         timeout: float | None = None,
     ) -> Result:
         """As `SSHTransport.run`, executed by the daemon on its connection."""
@@ -66,6 +68,7 @@ class MuxTransport:
             "timeout": limit,
             "stdin": str(stdin.resolve()) if stdin else None,
             "stdin_after": stdin_after,
+            "stdin_head": base64.b64encode(stdin_head).decode(),
         }
         reply = self._call(request, limit + self.host.connect_timeout * 2 + REPLY_MARGIN)
         return Result(int(reply["exit"]), str(reply["stdout"]), str(reply["stderr"]))

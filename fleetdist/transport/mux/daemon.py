@@ -11,6 +11,7 @@ Started as `python -m fleetdist.transport.mux SOCKET` (see `__main__.py`).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import os
@@ -163,6 +164,7 @@ def _run(transport: SSHTransport, request: dict[str, Any], client: socket.socket
             request["script"],
             stdin=Path(stdin) if stdin else None,
             stdin_after=request.get("stdin_after"),
+            stdin_head=base64.b64decode(request.get("stdin_head") or ""),
             timeout=request.get("timeout"),
             abort=client,
         )
