@@ -145,18 +145,26 @@ class SSHTransport:
         return self._conn.client.get_transport().open_session(timeout=self.host.connect_timeout)
 
     def usable(self) -> bool:
-        """Still connected, and its host key is still in known_hosts (checked before reuse).
+        """Still connected, and every hop's host key still in known_hosts (checked before reuse).
 
-        A key removed from known_hosts since the handshake must not keep a
-        pooled connection trusted: the next handshake re-applies the policy.
+        A key removed from known_hosts since the handshake, the target's or a
+        jump host's, must not keep a pooled connection trusted: the next
+        handshake re-applies the policy.
         """
-        transport = self._conn.client.get_transport()
-        if not self._conn.is_connected or transport is None:
+        if not self._conn.is_connected:
             return False
-        key = transport.get_remote_server_key()
-        name = host_key_name(self._conn.host, int(self._conn.port))
-        known = known_hosts_for(self.host.known_hosts).lookup(name).get(key.get_name())
-        return bool(known == key)
+        store = known_hosts_for(self.host.known_hosts)
+        hop = self._conn
+        while isinstance(hop, Connection):  # the target, then each jump host
+            transport = hop.client.get_transport()
+            if transport is None or not transport.is_active():
+                return False
+            key = transport.get_remote_server_key()
+            known = store.lookup(host_key_name(hop.host, int(hop.port))).get(key.get_name())
+            if known != key:
+                return False
+            hop = hop.gateway
+        return True
 
     def close(self) -> None:
         """Close the connection and any jump connections."""

@@ -222,10 +222,14 @@ def test_jump_host_is_checked_too(fleet: Fleet, tmp_path: Path) -> None:
     known_hosts.write_text(f"web02 {key.get_name()} {key.get_base64()}\n")  # no jump entry
     with pytest.raises(HostKeyError, match=r"unknown host key for \[127\.0\.0\.1\]:"):
         ssh_transport_factory()(replace(host, known_hosts=str(known_hosts)))
-    known_hosts.write_text(known_hosts.read_text() + fleet.known_hosts.read_text())
+    target_only = known_hosts.read_text()
+    known_hosts.write_text(target_only + fleet.known_hosts.read_text())
     transport = ssh_transport_factory()(replace(host, known_hosts=str(known_hosts)))
     try:
         assert transport.run("hostname").stdout.strip() == fleet.containers["web02"][:12]
+        assert transport.usable()
+        known_hosts.write_text(target_only)  # the jump host's key is no longer trusted
+        assert not transport.usable(), "a pooled connection must re-check every hop's key"
     finally:
         transport.close()
 
