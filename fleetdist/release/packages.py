@@ -1,13 +1,14 @@
 """Pure: how an uploaded artifact becomes a staged release, by format, on the host.
 
 Fragments over the variables the prepare script sets (`$R` root, `$ID`
-release id, `$A` the verified upload, `$ASHA` the artifact's sha256).  An archive is unpacked into a
-staging directory that gets its marker and is then renamed into
-`releases/`, so a half-unpacked release never looks staged.  A `.deb` is
-not unpacked by fleetdist: the host's package manager installs it
-(resolving its dependencies) into `/opt/<app>/releases/<version>/`, which
-already holds fleetdist's release marker, so activation and rollback flip
-`current` exactly as for archives, and rollback never reinstalls.
+release id, `$A` the verified upload, `$ASHA` the artifact's sha256). An
+archive is unpacked into a staging directory that gets its marker and is
+then renamed into `releases/`, so a half-unpacked release never looks
+staged. A `.deb` is not unpacked by fleetdist: the host's package manager
+installs it (resolving its dependencies) into
+`/opt/<app>/releases/<version>/`, which already holds fleetdist's release
+marker, so activation and rollback flip `current` exactly as for archives,
+and rollback never reinstalls.
 
 A venv bundle unpacks like a tar.gz, but before the tests `bundle_check`
 proves it can run here: every shebang in `venv/bin` names an interpreter
