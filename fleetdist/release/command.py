@@ -113,7 +113,13 @@ def script(parts: Iterable[Sh]) -> Sh:
     for name, value in (s for p in items for s in p.secrets):
         if secrets.setdefault(name, value) != value:
             raise ValueError(f"secret {name} exported with two values")
-    reads = [raw(f'IFS= read -r {n}; {n}=$(printf "%bx" "${n}"); {n}=${{{n}%x}}') for n in secrets]
+    reads = [
+        raw(
+            f'IFS= read -r {n} || {{ echo "secret {n} did not arrive on stdin" >&2; exit 1; }}\n'
+            f'{n}=$(printf "%bx" "${n}"); {n}=${{{n}%x}}'
+        )
+        for n in secrets
+    ]
     items = [raw("set -eu"), *reads, *items]
     return Sh(
         "\n".join(p.text for p in items),

@@ -80,6 +80,14 @@ def test_script_reads_secret_values_from_stdin_only() -> None:
     assert done.stdout.decode() == "".join(f"[{v}]" for v in SECRETS) + f"[{SECRETS[2]}]"
 
 
+def test_script_without_its_secrets_on_stdin_stops_first(tmp_path: Path) -> None:
+    s = script([export("TOKEN", "v", secret=True), raw("touch ran")])
+    done = subprocess.run(["sh", "-c", s.text], input=b"", capture_output=True, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == b"secret TOKEN did not arrive on stdin\n"
+    assert not (tmp_path / "ran").exists()
+
+
 def test_script_refuses_one_secret_with_two_values() -> None:
     with pytest.raises(ValueError, match="secret S exported with two values"):
         script([export("S", "a", secret=True), export("S", "b", secret=True)])
