@@ -28,7 +28,7 @@ from fleetdist.release.command import Sh
 from fleetdist.release.lease import LOCK_HELD, LockSpec
 from fleetdist.report import ledger
 from fleetdist.report.events import Event, Reporter
-from fleetdist.transport.base import Result, TransportFactory
+from fleetdist.transport.base import Result, Stdin, TransportFactory
 
 # Exit codes a rollback script ends with on purpose (anything else raises StepFailed).
 _ROLLBACK_ENDS = (0, LOCK_HELD, steps.REVERTED)
@@ -65,7 +65,7 @@ class Rollout:
         """Run one step; a non-zero exit (other than those in `allow`) raises StepFailed."""
         assert live.transport is not None
         live.step = step
-        result = live.transport.run(script.text, stdin_head=script.stdin_head)
+        result = live.transport.run(script.text, stdin=Stdin(head=script.stdin_head))
         if result.exit_code not in allow:
             _check(live, result)
         return result
@@ -153,12 +153,8 @@ class Rollout:
             def attempt(lock: LockSpec) -> Result:
                 script = steps.prepare(ctx, lock, upload, bundle=bundle)
                 live.step = "prepare"  # until its output tells which part failed
-                return transport.run(
-                    script.text,
-                    stdin=payload.path,
-                    stdin_after=steps.SEND,
-                    stdin_head=script.stdin_head,
-                )
+                feed = Stdin(payload.path, after=steps.SEND, head=script.stdin_head)
+                return transport.run(script.text, stdin=feed)
 
             result = attempt(self.options.lock)
             stale = stale_run(result.stderr) if result.exit_code == LOCK_HELD else None
@@ -222,7 +218,7 @@ class Rollout:
         )
         assert live.transport is not None
         live.step = "activate"
-        result = live.transport.run(script.text, stdin_head=script.stdin_head)
+        result = live.transport.run(script.text, stdin=Stdin(head=script.stdin_head))
         self._activated(live, result, target, released=release)
 
     def _activated(self, live: Live, result: Result, target: str, *, released: bool) -> None:

@@ -24,7 +24,7 @@ NOT_STAGED = 77
 # Lines the prepare script prints as it gets past each stage, so a failure can
 # be pinned on the right step without a round trip per step.
 RECEIVED, STAGED, UNCHANGED = "@@received", "@@staged", "@@unchanged"
-# The line after which `prepare` reads the artifact (see Transport.run's `stdin_after`).
+# The line after which `prepare` reads the artifact (see `transport.base.Stdin`).
 SEND = "@@send"
 
 

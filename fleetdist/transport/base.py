@@ -38,35 +38,47 @@ class Result:
         return " | ".join(text[-lines:])
 
 
+@dataclass(frozen=True)
+class Stdin:
+    """What a script's standard input carries; by default nothing (/dev/null).
+
+    `head` is sent first, at once: the script reads exactly those bytes
+    before anything else (how secret values travel, never in the script's
+    text, see `release.command.script`).  Then `file` is streamed (how
+    artifacts travel: on the same channel as the script that receives them,
+    so an upload costs no extra round trip).  With `after`, the file is sent
+    only once the script has printed that line on stdout: the script looks
+    at the host first and asks for the upload only if it needs it (a script
+    that never prints it gets none, and must not read past the head before
+    printing it).
+    """
+
+    file: Path | None = None
+    after: str | None = None
+    head: bytes = b""
+
+    @property
+    def empty(self) -> bool:
+        return self.file is None and not self.head
+
+
+NO_STDIN = Stdin()
+
+
 class Transport(Protocol):
     """One open connection to one host.
 
-    `run` executes a POSIX sh script (already quoted by `release.command`) and
-    never raises for a non-zero exit: the caller decides what failure means.
-    With `stdin`, that file is streamed to the script's standard input (this
-    is how artifacts travel: on the same channel as the script that receives
-    them, so an upload costs no extra round trip); without it, stdin is empty.
-    With `stdin_after` too, the file is sent only once the script has printed
-    that line on stdout: the script looks at the host first and asks for the
-    upload only if it needs it (a script that never prints it gets none, and
-    must not read stdin before printing it).  `stdin_head` is sent before
-    all that, at once: the script reads exactly those bytes first (this is
-    how secret values travel, never in the script's text, see
-    `release.command.script`).
-    It raises `TransportError` only when the host cannot be reached, the
-    connection drops, or `timeout` seconds pass.
+    `run` executes a POSIX sh script (already quoted by `release.command`),
+    its standard input fed as `stdin` says, and never raises for a non-zero
+    exit: the caller decides what failure means.  It raises `TransportError`
+    only when the host cannot be reached, the connection drops, or `timeout`
+    seconds pass.
     """
 
     host: Host
 
     def run(
-        self,
-        script: str,
-        *,
-        stdin: Path | None = None,
-        stdin_after: str | None = None,
-        stdin_head: bytes = b"",
-        timeout: float | None = None,
+        self, script: str, *, stdin: Stdin = NO_STDIN, timeout: float | None = None
     ) -> Result: ...
 
     def close(self) -> None: ...

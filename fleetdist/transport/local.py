@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from fleetdist.config.schema import Host
 from fleetdist.errors import TransportError
-from fleetdist.transport.base import Result
+from fleetdist.transport.base import NO_STDIN, Result, Stdin
 
 
 class LocalTransport:
@@ -32,21 +32,10 @@ class LocalTransport:
                 f"host {host.name}: unreachable: {exc.strerror}: {self.root}"
             ) from None
 
-    def run(
-        self,
-        script: str,
-        *,
-        stdin: Path | None = None,
-        stdin_after: str | None = None,
-        stdin_head: bytes = b"",
-        timeout: float | None = None,
-    ) -> Result:
-        """`sh -c script` here; `stdin_after` needs no wait, as a file costs nothing unread.
-
-        With `stdin_head`, stdin is a temporary file of the head and then `stdin`.
-        """
+    def run(self, script: str, *, stdin: Stdin = NO_STDIN, timeout: float | None = None) -> Result:
+        """`sh -c script` here; `stdin.after` needs no wait, as a file costs nothing unread."""
         try:
-            with _feed(stdin, stdin_head) as feed:
+            with _feed(stdin) as feed:
                 proc = subprocess.run(
                     ["sh", "-c", script],
                     cwd=self.root,
@@ -67,14 +56,14 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _feed(stdin: Path | None, head: bytes) -> BinaryIO:
-    """An open file holding `head` and then `stdin` (or /dev/null for neither)."""
-    if not head:
-        return stdin.open("rb") if stdin else open(os.devnull, "rb")
+def _feed(stdin: Stdin) -> BinaryIO:
+    """An open file holding the head and then the file (a temporary copy if there is a head)."""
+    if not stdin.head:
+        return stdin.file.open("rb") if stdin.file else open(os.devnull, "rb")
     feed = tempfile.TemporaryFile()  # noqa: SIM115 (the caller's `with` closes it)
-    feed.write(head)
-    if stdin:
-        with stdin.open("rb") as src:
+    feed.write(stdin.head)
+    if stdin.file:
+        with stdin.file.open("rb") as src:
             shutil.copyfileobj(src, feed)
     feed.seek(0)
     return feed

@@ -35,7 +35,7 @@ from paramiko.ssh_exception import AuthenticationException, BadHostKeyException,
 
 from fleetdist.config.schema import Host
 from fleetdist.errors import HostKeyError, TransportError
-from fleetdist.transport.base import HANDSHAKE_ATTEMPTS, Result
+from fleetdist.transport.base import HANDSHAKE_ATTEMPTS, NO_STDIN, Result, Stdin
 from fleetdist.transport.hostkeys import (
     HostKeyPolicy,
     KnownHosts,
@@ -85,9 +85,7 @@ class SSHTransport:
         self,
         script: str,
         *,
-        stdin: Path | None = None,
-        stdin_after: str | None = None,
-        stdin_head: bytes = b"",
+        stdin: Stdin = NO_STDIN,
         timeout: float | None = None,
         abort: socket.socket | None = None,
     ) -> Result:
@@ -99,25 +97,25 @@ class SSHTransport:
 
         `sh -c` rather than feeding the script on stdin: the prepare script
         receives the artifact there, and no test or hook could then swallow
-        the rest of the script.  Without `stdin` or `stdin_head`, stdin is
-        /dev/null so no command can hang waiting for input; with only a head,
-        it ends right after it.  The script is visible in the host's process
-        list, so secret values come in `stdin_head`, never in its text.
+        the rest of the script.  With an empty `stdin`, stdin is /dev/null so
+        no command can hang waiting for input; with only a head, it ends right
+        after it.  The script is visible in the host's process list, so secret
+        values come in the head, never in its text.
 
         A bare Paramiko channel instead of Fabric's `run`: one reader in this
         thread instead of invoke's three polling threads per command, which
         at a hundred hosts was a large share of the controller's CPU.
         """
         limit = self.host.command_timeout if timeout is None else timeout
-        command = f"sh -c {shlex.quote(script)}" + ("" if stdin or stdin_head else " </dev/null")
+        command = f"sh -c {shlex.quote(script)}" + (" </dev/null" if stdin.empty else "")
         try:
-            with stdin.open("rb") if stdin else contextlib.nullcontext() as feed:
+            with stdin.file.open("rb") if stdin.file else contextlib.nullcontext() as feed:
                 chan = self._session()
                 try:
                     chan.exec_command(command)
-                    after = stdin_after.encode() if stdin_after is not None else None
+                    after = stdin.after.encode() if stdin.after is not None else None
                     deadline = time.monotonic() + limit
-                    return _exchange(chan, feed, deadline, abort, after, stdin_head)
+                    return _exchange(chan, feed, deadline, abort, after, stdin.head)
                 finally:
                     chan.close()
         except TimeoutError as exc:

@@ -16,6 +16,7 @@ import pytest
 
 from fleetdist.config.schema import Host
 from fleetdist.errors import HostKeyError, TransportError
+from fleetdist.transport.base import Stdin
 from fleetdist.transport.ssh import ssh_transport_factory
 
 from .fleet import Fleet
@@ -95,7 +96,8 @@ def test_stdin_is_empty_so_nothing_waits_for_input(fleet: Fleet) -> None:
 def test_stdin_streams_a_file_on_the_same_channel(fleet: Fleet, upload: Path) -> None:
     transport = ssh_transport_factory()(host_for(fleet, "web03"))
     try:
-        result = transport.run("mkdir -p /srv/in && cat > /srv/in/a.bin && echo ok", stdin=upload)
+        script = "mkdir -p /srv/in && cat > /srv/in/a.bin && echo ok"
+        result = transport.run(script, stdin=Stdin(upload))
     finally:
         transport.close()
     assert result.stdout == "ok\n", result.stderr
@@ -114,10 +116,10 @@ def test_stdin_after_sends_only_once_the_script_asks(fleet: Fleet, upload: Path)
     transport = ssh_transport_factory()(host_for(fleet, "web03"))
     try:
         before = sent_bytes(transport)
-        skipped = transport.run("echo have it", stdin=upload, stdin_after="@@send")
+        skipped = transport.run("echo have it", stdin=Stdin(upload, after="@@send"))
         between = sent_bytes(transport)
         asked = transport.run(
-            'echo "send x"; echo @@send; wc -c | tr -d " "', stdin=upload, stdin_after="@@send"
+            'echo "send x"; echo @@send; wc -c | tr -d " "', stdin=Stdin(upload, after="@@send")
         )
         after = sent_bytes(transport)
     finally:
@@ -132,8 +134,9 @@ def test_stdin_after_sends_only_once_the_script_asks(fleet: Fleet, upload: Path)
 def test_script_that_stops_reading_early_still_reports(fleet: Fleet, upload: Path) -> None:
     transport = ssh_transport_factory()(host_for(fleet, "tiny"))  # its /srv holds 3 MB
     try:
-        early = transport.run("echo refused >&2; exit 9", stdin=upload, timeout=30)
-        full = transport.run("cat > /srv/big.bin || { rm -f /srv/big.bin; exit 4; }", stdin=upload)
+        early = transport.run("echo refused >&2; exit 9", stdin=Stdin(upload), timeout=30)
+        script = "cat > /srv/big.bin || { rm -f /srv/big.bin; exit 4; }"
+        full = transport.run(script, stdin=Stdin(upload))
         assert transport.run("echo still usable").stdout == "still usable\n"
     finally:
         transport.close()
@@ -150,7 +153,7 @@ def test_command_timeout_holds_while_the_host_does_not_read_the_upload(
     started = time.monotonic()
     try:
         with pytest.raises(TransportError, match=r"^host web04: command timed out after 2s"):
-            transport.run("sleep 30", stdin=upload, timeout=2)
+            transport.run("sleep 30", stdin=Stdin(upload), timeout=2)
     finally:
         transport.close()
     assert time.monotonic() - started < 10

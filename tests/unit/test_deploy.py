@@ -270,8 +270,8 @@ def test_already_staged_release_is_not_uploaded_again(
     def run(self: LocalTransport, script: str, **kw: Any) -> Any:
         result = real_run(self, script, **kw)
         if steps.SEND in result.stdout.splitlines():  # the host asked for the artifact
-            assert kw.get("stdin_after") == steps.SEND
-            uploads.append(kw["stdin"])
+            assert kw["stdin"].after == steps.SEND
+            uploads.append(kw["stdin"].file)
         return result
 
     monkeypatch.setattr(LocalTransport, "run", run)

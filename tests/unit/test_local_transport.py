@@ -8,7 +8,7 @@ import pytest
 
 from fleetdist.config.schema import Host
 from fleetdist.errors import TransportError
-from fleetdist.transport.base import Result
+from fleetdist.transport.base import Result, Stdin
 from fleetdist.transport.factory import transport_factory
 from fleetdist.transport.local import LocalTransport
 
@@ -46,7 +46,7 @@ def test_stdin_streams_a_file_and_is_empty_otherwise(tmp_path: Path) -> None:
     src = tmp_path / "a.bin"
     src.write_bytes(b"\x00payload" * 100_000)
     t = LocalTransport(local_host(tmp_path / "h"))
-    assert t.run("wc -c", stdin=src).stdout.strip() == str(len(src.read_bytes()))
+    assert t.run("wc -c", stdin=Stdin(src)).stdout.strip() == str(len(src.read_bytes()))
     assert t.run("wc -c").stdout.strip() == "0"
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from fleetdist.config.schema import Host
 from fleetdist.errors import HostKeyError, TransportError
-from fleetdist.transport.base import HANDSHAKE_ATTEMPTS, Result, Transport
+from fleetdist.transport.base import HANDSHAKE_ATTEMPTS, NO_STDIN, Result, Stdin, Transport
 from fleetdist.transport.mux import wire
 
 START_TIMEOUT = 15.0
@@ -51,24 +51,16 @@ class MuxTransport:
         }
         self._call(request, self.host.connect_timeout * 4 * HANDSHAKE_ATTEMPTS + REPLY_MARGIN)
 
-    def run(
-        self,
-        script: str,
-        *,
-        stdin: Path | None = None,
-        stdin_after: str | None = None,
-        stdin_head: bytes = b"",
-        timeout: float | None = None,
-    ) -> Result:
+    def run(self, script: str, *, stdin: Stdin = NO_STDIN, timeout: float | None = None) -> Result:
         """As `SSHTransport.run`, executed by the daemon on its connection."""
         limit = self.host.command_timeout if timeout is None else timeout
         request = {
             "op": "run",
             "script": script,
             "timeout": limit,
-            "stdin": str(stdin.resolve()) if stdin else None,
-            "stdin_after": stdin_after,
-            "stdin_head": base64.b64encode(stdin_head).decode(),
+            "stdin": str(stdin.file.resolve()) if stdin.file else None,
+            "stdin_after": stdin.after,
+            "stdin_head": base64.b64encode(stdin.head).decode(),
         }
         reply = self._call(request, limit + self.host.connect_timeout * 2 + REPLY_MARGIN)
         return Result(int(reply["exit"]), str(reply["stdout"]), str(reply["stderr"]))

@@ -24,6 +24,7 @@ from typing import Any
 
 from fleetdist.config.schema import Host
 from fleetdist.errors import FleetdistError, HostKeyError
+from fleetdist.transport.base import Stdin
 from fleetdist.transport.factory import raise_open_files_limit
 from fleetdist.transport.mux import wire
 from fleetdist.transport.ssh import SSHTransport, ssh_transport_factory
@@ -162,9 +163,11 @@ def _run(transport: SSHTransport, request: dict[str, Any], client: socket.socket
     try:
         result = transport.run(
             request["script"],
-            stdin=Path(stdin) if stdin else None,
-            stdin_after=request.get("stdin_after"),
-            stdin_head=base64.b64decode(request.get("stdin_head") or ""),
+            stdin=Stdin(
+                Path(stdin) if stdin else None,
+                request.get("stdin_after"),
+                base64.b64decode(request.get("stdin_head") or ""),
+            ),
             timeout=request.get("timeout"),
             abort=client,
         )
