@@ -49,11 +49,13 @@ def deploy(c, env="prod", recipe=None, inventory=None, exclude=None, canary=0, b
 
 @task(iterable=["exclude"])
 def rollback(c, env="prod", recipe=None, inventory=None, exclude=None, to=None, run=None,
+             step_back=False, allow_untested=False,
              parallel=10, max_connect=10, lock_wait=0.0, json=False,
              accept_new_host_keys=False, persist=60.0):  # fmt: skip
-    """Flip `current` back to the previous release (run it again to flip forward)."""
+    """Undo the last rollout: its hosts flip back (run it again to flip forward)."""
     run_verb("rollback", hosts=_hosts(c), env=env, recipe=recipe, inventory=inventory,
-             exclude=exclude, to=to, run=run, parallel=parallel, max_connect=max_connect,
+             exclude=exclude, to=to, run=run, step_back=step_back,
+             allow_untested=allow_untested, parallel=parallel, max_connect=max_connect,
              lock_wait=lock_wait or None, json=json,
              accept_new_host_keys=accept_new_host_keys, persist=persist)  # fmt: skip
 

@@ -7,7 +7,7 @@ Nothing here prints; results come back as values and events.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from fleetdist.errors import ConfigError
 from fleetdist.orchestrate.batches import failure_budget, plan_batches
 from fleetdist.orchestrate.outcome import FleetOutcome, HostOutcome, Status
 from fleetdist.orchestrate.runner import Rollout
+from fleetdist.orchestrate.stale import stale_run
 from fleetdist.orchestrate.work import RolloutOptions
 from fleetdist.release import steps
 from fleetdist.report import ledger
@@ -85,8 +86,11 @@ def _rollout(
     header: dict[str, Any],
     loaded: Loaded,
     release_id: str | None,
+    *,
+    allow_untested: bool = False,
 ) -> tuple[Rollout, Journal]:
     journal = Journal(sel.project.runs, run_id, header)
+    runs = sel.project.runs
     fleet = FleetOutcome(run_id, action, loaded.recipe.app, sel.env, release_id)
     options = RolloutOptions(
         lock=lock_spec(run_id, opts.lock_wait),
@@ -96,6 +100,8 @@ def _rollout(
         max_fail=opts.max_fail,
         on_failure=opts.on_failure,
         operator=ledger.operator(),
+        allow_untested=allow_untested,
+        stale=lambda message: stale_run(message, runs),
     )
     return Rollout(
         fleet=fleet,
@@ -182,44 +188,63 @@ def rollback(
     *,
     to: str | None = None,
     run: str | None = None,
+    step_back: bool = False,
+    allow_untested: bool = False,
     reporter: Reporter = silent,
 ) -> FleetOutcome:
-    """Re-activate the previous release (or `to`); `run` undoes exactly that rollout."""
-    targets: Mapping[str, str | None] = {}
-    if run is not None:
+    """Undo a rollout: by default the last one of this app and env, or `run`.
+
+    Undoing moves exactly the hosts that rollout cut over (or began to) back
+    to where each was before it; `-H` narrows them, it never adds any.  `to`
+    activates one named release on the selected hosts instead, and
+    `step_back` moves each selected host to its own previous release.  Only
+    releases that passed their in-place tests on a host go live there,
+    unless `allow_untested`.
+    """
+    per_host: dict[str, str | None] | None = None
+    if to is None and not step_back:
+        run = run or _last_run_id(sel)
         header, events = read_run(sel.project.runs, run)
-        targets = activated_hosts(events)
+        per_host = _narrowed(sel, activated_hosts(events), run)
         sel = Selection(
-            sel.project,
-            header["recipe"],
-            header["inventory"],
-            header["env"],
-            tuple(targets) or ("__none__",),
+            sel.project, header["recipe"], header["inventory"], header["env"], tuple(per_host)
         )
-        if not targets:
-            raise ConfigError(f"--run: run {run} cut over no host; nothing to roll back")
-    elif not sel.hosts:
-        sel = _last_hosts(sel)
     loaded = load(sel)
     run_id = new_run_id()
-    header = _header(sel, loaded, "rollback", to=to, undo_run=run)
-    rollout, journal = _rollout(sel, opts, reporter, run_id, "rollback", header, loaded, to)
+    header = _header(sel, loaded, "rollback", to=to, undo_run=run, step_back=step_back)
+    rollout, journal = _rollout(
+        sel, opts, reporter, run_id, "rollback", header, loaded, to, allow_untested=allow_untested
+    )
     try:
-        per_host = {h: t for h, t in targets.items() if t} if run is not None else None
         return rollout.rollback(jobs(sel, loaded, to or ""), to, per_host)
     finally:
         journal.close()
 
 
-def _last_hosts(sel: Selection) -> Selection:
-    """With no -H, roll back the hosts of the last deploy of this app and env."""
+def _last_run_id(sel: Selection) -> str:
+    """The newest deploy or rollback of this app and env; a usage error if there is none."""
     recipe = resolve_recipe(sel, load_env(sel.env, sel.project.root))
-    header = last_run(sel.project.runs, app=recipe.app, env=sel.env)
+    actions = ("deploy", "rollback")
+    header = last_run(sel.project.runs, app=recipe.app, env=sel.env, actions=actions)
     if header is None:
-        return sel
-    return Selection(
-        sel.project, sel.recipe, sel.inventory, sel.env, tuple(header["hosts"]), sel.exclude
-    )
+        raise ConfigError(
+            f"rollback: no rollout of {recipe.app} ({sel.env}) is recorded in "
+            f"{sel.project.runs}; name a release with --to ID, or use --step-back"
+        )
+    return str(header["run_id"])
+
+
+def _narrowed(sel: Selection, moved: dict[str, str | None], run: str) -> dict[str, str | None]:
+    """The hosts `run` moved, narrowed to `-H`/`-x` when given."""
+    if not moved:
+        raise ConfigError(f"--run: run {run} cut over no host; nothing to roll back")
+    if not sel.hosts and not sel.exclude:
+        return moved
+    chosen = {h.name for h in load(sel).hosts}
+    kept = {h: t for h, t in moved.items() if h in chosen}
+    if not kept:
+        raise ConfigError(f"rollback: run {run} moved none of the selected hosts")
+    return kept
 
 
 def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
@@ -235,22 +260,18 @@ def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
     for job in jobs(sel, loaded, artifact.release_id):
         ctx = job.ctx
         upload = steps.Upload.of(ctx, payload.sha256, payload.format, artifact.sha256)
-        line = {
-            result: ledger.template(
-                "deploy",
-                app=ctx.app,
-                env=sel.env,
-                run="DRY-RUN",
-                result=result,
-                who=ledger.operator(),
-            )
-            for result in ("ok", "reverted")
-        }
+        fields = dict(app=ctx.app, env=sel.env, run="DRY-RUN", who=ledger.operator())
+        ledgers = steps.Ledgers(
+            ok=ledger.template("deploy", result="ok", **fields),
+            reverted=ledger.template("deploy", result="reverted", **fields),
+            recovered=ledger.template("recover", result="reverted", **fields),
+        )
+        bundle = artifact.format == "venv"
         planned = [
             (
                 "prepare",
                 f"# stdin: {sent} (sent only after the host prints {steps.SEND})\n"
-                + steps.prepare(ctx, lock, upload, bundle=artifact.format == "venv").shown,
+                + steps.prepare(ctx, lock, upload, ledgers=ledgers, bundle=bundle).shown,
             ),
             (
                 "activate",
@@ -258,8 +279,9 @@ def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
                     ctx,
                     lock,
                     ctx.release_id,
-                    ledger_ok=line["ok"],
-                    ledger_reverted=line["reverted"],
+                    ledger_ok=ledgers.ok,
+                    ledger_reverted=ledgers.reverted,
+                    ledger_recovered=ledgers.recovered,
                     release=halt,
                 ).shown,
             ),
@@ -292,7 +314,7 @@ def unlock(sel: Selection, opts: DeployOptions) -> FleetOutcome:
         result="ok",
         who=ledger.operator(),
     )
-    unlock_script = lambda job: steps.force_unlock(job.ctx.layout, line).text  # noqa: E731
+    unlock_script = lambda job: steps.force_unlock(job.ctx.layout, line, opts.lock_wait).text  # noqa: E731
     for job, result in run_on_each(sel, opts, jobs(sel, loaded, ""), unlock_script):
         outcome = fleet.hosts[job.host.name] = HostOutcome(job.host.name, status=Status.OK)
         if not isinstance(result, Result):

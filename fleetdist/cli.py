@@ -75,10 +75,18 @@ def parser() -> argparse.ArgumentParser:
         d = sub.add_parser(name, help=helptext)
         _common(d)
         _rollout_flags(d)
-    r = sub.add_parser("rollback", help="re-activate the previous release")
+    r = sub.add_parser("rollback", help="undo the last rollout of this app and env")
     _common(r)
     r.add_argument("--to", metavar="RELEASE", help="a release id to activate instead")
-    r.add_argument("--run", metavar="RUN", help="undo exactly the hosts that run cut over")
+    r.add_argument("--run", metavar="RUN", help="undo that rollout instead of the last one")
+    r.add_argument(
+        "--step-back", action="store_true", help="move each host to its own previous release"
+    )
+    r.add_argument(
+        "--allow-untested",
+        action="store_true",
+        help="activate a release that has not passed its tests on a host",
+    )
     for name, helptext in (
         ("status", "current/previous per host"),
         ("history", "merged ledgers"),
@@ -173,7 +181,16 @@ def run(args: argparse.Namespace) -> int:
             return _fleet(args, api.resume(sel, args.resume, opts, reporter))
         return _fleet(args, api.deploy(sel, opts, reporter))
     if args.verb == "rollback":
-        return _fleet(args, api.rollback(sel, opts, to=args.to, run=args.run, reporter=reporter))
+        outcome = api.rollback(
+            sel,
+            opts,
+            to=args.to,
+            run=args.run,
+            step_back=args.step_back,
+            allow_untested=args.allow_untested,
+            reporter=reporter,
+        )
+        return _fleet(args, outcome)
     if args.verb == "unlock":
         return _fleet(args, api.unlock(sel, opts))
     if args.verb == "status":

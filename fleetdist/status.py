@@ -28,7 +28,7 @@ class HostStatus:
 def status(sel: Selection, opts: DeployOptions) -> list[HostStatus]:
     """Probe every host read-only; flag drift inside each group."""
     loaded = load(sel)
-    probe = lambda job: steps.probe(job.ctx.layout, None).text  # noqa: E731
+    probe = lambda job: steps.probe(job.ctx.layout).text  # noqa: E731
     rows = []
     for job, result in run_on_each(sel, opts, jobs(sel, loaded, ""), probe):
         row = HostStatus(job.host.name, loaded.recipe.app, list(job.host.groups))

@@ -21,7 +21,6 @@ from fleetdist.build.payload import Payload
 from fleetdist.errors import FleetdistError, TransportError
 from fleetdist.orchestrate.batches import failure_budget, plan_batches
 from fleetdist.orchestrate.outcome import FleetOutcome, HostOutcome, Status
-from fleetdist.orchestrate.stale import stale_run
 from fleetdist.orchestrate.work import HostJob, Live, RolloutOptions, StepFailed, parallel
 from fleetdist.release import steps
 from fleetdist.release.command import Sh
@@ -98,6 +97,14 @@ class Rollout:
         """A ledger line whose from/to the activation script fills in on the host."""
         return ledger.template(action, **self._ledger_fields(live, result))
 
+    def _ledgers(self, live: Live, action: str) -> steps.Ledgers:
+        """The lines an activating script appends: ok, reverted, and `recover`'s."""
+        return steps.Ledgers(
+            ok=self._ledger_template(live, action, "ok"),
+            reverted=self._ledger_template(live, action, "reverted"),
+            recovered=self._ledger_template(live, "recover", "reverted"),
+        )
+
     def _guard(self, live: Live, work: Callable[[], None]) -> bool:
         """Run `work`; turn every failure into the host's outcome.  True if it succeeded."""
         name = live.job.host.name
@@ -150,14 +157,16 @@ class Rollout:
             upload = steps.Upload.of(ctx, payload.sha256, payload.format, artifact.sha256)
             bundle = artifact.format == "venv"  # shebangs and interpreter must fit this host
 
+            ledgers = self._ledgers(live, "deploy")
+
             def attempt(lock: LockSpec) -> Result:
-                script = steps.prepare(ctx, lock, upload, bundle=bundle)
+                script = steps.prepare(ctx, lock, upload, ledgers=ledgers, bundle=bundle)
                 live.step = "prepare"  # until its output tells which part failed
                 feed = Stdin(payload.path, after=steps.SEND, head=script.stdin_head)
                 return transport.run(script.text, stdin=feed)
 
             result = attempt(self.options.lock)
-            stale = stale_run(result.stderr) if result.exit_code == LOCK_HELD else None
+            stale = self.options.stale(result.stderr) if result.exit_code == LOCK_HELD else None
             if stale:
                 self.emit(
                     Event("stage", live.job.host.name, "takeover", f"stale lease of run {stale}")
@@ -176,6 +185,7 @@ class Rollout:
         live.facts = steps.parse_facts(result.stdout)
         live.outcome.from_release = live.facts.current
         self._stage(live, "probed", current=live.facts.current)
+        self._recovered(live, result)
         lines = result.stdout.splitlines()
         if steps.UNCHANGED in lines:
             live.outcome.status = Status.UNCHANGED
@@ -190,6 +200,12 @@ class Rollout:
         _check(live, result)
         self._stage(live, "tested")
 
+    def _recovered(self, live: Live, result: Result) -> None:
+        """Say so when the host undid a flip a dead script had left unconfirmed."""
+        for line in result.stderr.splitlines():
+            if line.startswith("recovering: "):
+                self._stage(live, "recovered", message=line.removeprefix("recovering: "))
+
     def _activate(
         self,
         live: Live,
@@ -203,21 +219,30 @@ class Rollout:
         """Flip `current` to `target`; with `release`, the same script gives the lease back.
 
         `seen` is where `current` points now, as far as this rollout knows
-        (the host checks it): by default what the prepare script found.
+        (the host checks it): by default what the prepare script found.  The
+        journal records `activating` (durably) before the script is sent, so
+        `rollback --run` sees this host even if the controller dies before
+        the script reports back.
         """
         ctx = live.job.ctx
+        ledgers = self._ledgers(live, action)
         script = steps.activate(
             ctx,
             self.options.lock,
             target,
+            action=action,
             prune=steps.prune_candidates(live.facts, target, ctx.keep) if prune else (),
-            ledger_ok=self._ledger_template(live, action, "ok"),
-            ledger_reverted=self._ledger_template(live, action, "reverted"),
+            ledger_ok=ledgers.ok,
+            ledger_reverted=ledgers.reverted,
+            ledger_recovered=ledgers.recovered,
             release=release,
             seen=live.facts.current if seen is None else seen,
+            untested_ok=self.options.allow_untested,
         )
         assert live.transport is not None
         live.step = "activate"
+        before = live.facts.current if seen is None else seen
+        self._stage(live, "activating", current=before, release=target)
         result = live.transport.run(script.text, stdin=Stdin(head=script.stdin_head))
         self._activated(live, result, target, released=release)
 
@@ -230,6 +255,8 @@ class Rollout:
                 Event("stage", live.job.host.name, "failed", result.tail(), {"step": "healthcheck"})
             )
             return
+        if result.exit_code == steps.NOT_TESTED:
+            live.step = "tested"
         if not result.ok:
             raise StepFailed(result.tail() or f"exit code {result.exit_code}")
         live.outcome.status, live.outcome.to_release = Status.OK, target
@@ -347,20 +374,18 @@ class Rollout:
         live.step = "connect"
         live.transport = self.factory(live.job.host)
         self._stage(live, "connected")
-        templates = {r: self._ledger_template(live, "rollback", r) for r in ("ok", "reverted")}
+        ledgers = self._ledgers(live, "rollback")
 
         def attempt(lock: LockSpec) -> Result:
             script = steps.rollback(
-                live.job.ctx,
-                lock,
-                to,
-                ledger_ok=templates["ok"],
-                ledger_reverted=templates["reverted"],
+                live.job.ctx, lock, to, ledgers=ledgers, untested_ok=self.options.allow_untested
             )
+            if to:  # a named target: journal the intent first, as `_activate` does
+                self._stage(live, "activating", release=to)
             return self._run(live, "rollback", script, allow=_ROLLBACK_ENDS)
 
         result = attempt(self.options.lock)
-        stale = stale_run(result.stderr) if result.exit_code == LOCK_HELD else None
+        stale = self.options.stale(result.stderr) if result.exit_code == LOCK_HELD else None
         if stale:
             result = attempt(dataclasses.replace(self.options.lock, takeover=stale))
         if result.exit_code == LOCK_HELD:
@@ -370,6 +395,7 @@ class Rollout:
         live.facts = steps.parse_facts(result.stdout)
         live.outcome.from_release = live.facts.current
         self._stage(live, "probed", current=live.facts.current)
+        self._recovered(live, result)
         target = next((ln[7:] for ln in result.stdout.splitlines() if ln.startswith("target ")), "")
         live.outcome.to_release = target or None
         if steps.UNCHANGED in result.stdout.splitlines():
@@ -378,12 +404,18 @@ class Rollout:
         self._activated(live, result, target, released=True)
 
     def rollback(
-        self, jobs: Sequence[HostJob], to: str | None, per_host: Mapping[str, str] | None = None
+        self,
+        jobs: Sequence[HostJob],
+        to: str | None,
+        per_host: Mapping[str, str | None] | None = None,
     ) -> FleetOutcome:
-        """Re-activate `to`, a release per host, or each host's previous release.
+        """Re-activate `to`, the release `per_host` names for each host, or each
+        host's previous release (neither given: `--step-back`).
 
-        Symmetric by construction: activation records the release it replaced
-        as `previous`, so a second rollback returns to where the first began.
+        With `per_host` (the hosts a rollout moved, to where each was before
+        it), a host whose entry is None was on nothing before: it fails with
+        "no previous release" rather than going anywhere else.  Symmetric by
+        construction: undoing a rollback is undoing a rollout too.
         """
         lives = [self._live(job, to) for job in jobs]
         self.emit(
@@ -392,7 +424,12 @@ class Rollout:
 
         def one(live: Live) -> None:
             def work() -> None:
-                target = to or (per_host or {}).get(live.job.host.name)
+                target = to
+                if per_host is not None and not to:
+                    target = per_host.get(live.job.host.name)
+                    if target is None:
+                        live.step = "rollback"
+                        raise StepFailed("no previous release to roll back to")
                 self._rollback_host(live, target)
 
             self._guard(live, work)

@@ -1,32 +1,29 @@
 """Spot leases whose holder is provably dead, so a crashed run does not block for minutes.
 
-A lease names its holder as `user@controller pid=N run=ID`.  When that
-controller is this machine and process N no longer exists, the lease is
-stale whatever its expiry says; any other holder is respected until expiry.
+A lease names its holder as `user@controller pid=N run=ID`, but neither the
+host name nor the pid proves anything: another machine may share the name,
+and a controller in another PID namespace has pids this one cannot see.
+What does prove it: every run holds an flock(2) on its own journal
+(`<project>/.fleetdist/runs/<run>.jsonl`, see `report.journal.Journal`) for
+as long as its controller lives, and the kernel drops that lock when the
+process dies, whatever namespace it was in.  So a run is dead when its
+journal is here and nobody holds that lock; any other holder (a run of
+another project or machine) is respected until its lease expires.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import socket
+from pathlib import Path
 
-_HOLDER = re.compile(r"locked by \S+@(?P<host>\S+) pid=(?P<pid>\d+) run=(?P<run>\S+)")
+from fleetdist.report.journal import run_is_dead
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+_HOLDER = re.compile(r"locked by \S+ pid=\d+ run=(?P<run>[A-Za-z0-9._-]+)(?:\s|$)")
 
 
-def stale_run(message: str) -> str | None:
-    """The run id of a lease held by a dead process on this controller, if `message` names one."""
+def stale_run(message: str, runs: Path) -> str | None:
+    """The run id in a host's "locked by" `message`, if that run is provably dead."""
     match = _HOLDER.search(message)
-    if not match or match["host"] != socket.gethostname():
+    if not match or "still running here" in message:
         return None
-    return None if _alive(int(match["pid"])) else match["run"]
+    return match["run"] if run_is_dead(runs, match["run"]) else None

@@ -15,8 +15,9 @@ from typing import TypeVar
 
 from fleetdist.config.schema import Host
 from fleetdist.orchestrate.outcome import HostOutcome
+from fleetdist.release.facts import Facts
 from fleetdist.release.lease import LockSpec
-from fleetdist.release.steps import Context, Facts
+from fleetdist.release.steps import Context
 from fleetdist.transport.base import Transport
 
 T = TypeVar("T")
@@ -31,8 +32,15 @@ class HostJob:
     ctx: Context
 
 
+def _never_stale(message: str) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class RolloutOptions:
+    """How a rollout runs.  `stale` names the run of a lease whose holder is
+    provably dead, given the host's "locked by" message (see `orchestrate.stale`)."""
+
     lock: LockSpec
     canary: int = 0
     batch: str | None = None
@@ -40,6 +48,8 @@ class RolloutOptions:
     max_fail: str | None = None
     on_failure: str = "halt"
     operator: str = "unknown"
+    allow_untested: bool = False
+    stale: Callable[[str], str | None] = _never_stale
 
 
 class StepFailed(Exception):

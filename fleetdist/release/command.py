@@ -73,11 +73,21 @@ def assign(name: str, value: str, *, secret: bool = False) -> Sh:
 
 
 def export(name: str, value: str, *, secret: bool = False) -> Sh:
-    """`export NAME=value`; a secret's value is left to `script` to read from stdin."""
+    """`export NAME=value`; a secret's value is left to `script` to read from stdin.
+
+    Exports belong in `steps`' `user_env` function, which only the subshell
+    running a recipe command calls: the script's own variables never change.
+    """
     a = assign(name, value, secret=secret)
     if secret:
-        return Sh(f"export {name}", f"export {a.shown}", ((name, value),))
+        return Sh(f'export {name}="${_secret_var(name)}"', f"export {a.shown}", ((name, value),))
     return Sh(f"export {a.text}", f"export {a.shown}")
+
+
+def _secret_var(name: str) -> str:
+    """Where `script` keeps a secret until it is exported: a name of fleetdist's own
+    (recipes may not use FLEETDIST_*), so a secret never overwrites a script variable."""
+    return f"FLEETDIST_SECRET_{name}"
 
 
 def raw(text: str) -> Sh:
@@ -115,10 +125,10 @@ def script(parts: Iterable[Sh]) -> Sh:
             raise ValueError(f"secret {name} exported with two values")
     reads = [
         raw(
-            f'IFS= read -r {n} || {{ echo "secret {n} did not arrive on stdin" >&2; exit 1; }}\n'
-            f'{n}=$(printf "%bx" "${n}"); {n}=${{{n}%x}}'
+            f'IFS= read -r {v} || {{ echo "secret {n} did not arrive on stdin" >&2; exit 1; }}\n'
+            f'{v}=$(printf "%bx" "${v}"); {v}=${{{v}%x}}'
         )
-        for n in secrets
+        for n, v in ((n, _secret_var(n)) for n in secrets)
     ]
     items = [raw("set -eu"), *reads, *items]
     return Sh(

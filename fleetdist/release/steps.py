@@ -1,11 +1,13 @@
-"""Pure: a host's facts plus a release -> the scripts that move it, step by step.
+"""Pure: a host's context plus a release -> the scripts that move it, step by step.
 
-Every step is one POSIX sh script (one round trip).  Scripts begin by
-assigning each value to a shell variable with `assign` (the only quoting), and
-refer to them as "$VAR" afterwards, so hostile paths and ids are inert.
+Every step is one POSIX sh script (one round trip), built the same way: the
+layout's paths and every other value assigned as quoted shell variables
+(`command.assign`, the only quoting), the recipe's commands rendered as
+functions (`user_env`, `hooks_before`, `hooks_after`, `healthcheck`), the
+shell libraries of `sh/` inlined (`shlib`), then a few function calls.
 `--dry-run` prints these very objects; a real run sends them.  Beside 0 and
-1, the scripts exit LOCK_HELD (see `lease`), REVERTED or NOT_STAGED on
-purpose, and the runner maps those to outcomes.
+1, the scripts exit LOCK_HELD (see `lease`), REVERTED, NOT_STAGED or
+NOT_TESTED on purpose, and the runner maps those to outcomes.
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from fleetdist.release import packages
-from fleetdist.release.command import Sh, assign, export, fail, raw, script, user_shell
-from fleetdist.release.layout import MARKER, ReleaseLayout
-from fleetdist.release.lease import LockSpec, break_lock, give_back, renew, take
-from fleetdist.release.shell import append_ledger, append_ledger_filled, root
+from fleetdist.release.command import Sh, assign, cmd, export, fail, raw, script, user_shell
+from fleetdist.release.facts import Facts, parse_facts
+from fleetdist.release.layout import ReleaseLayout
+from fleetdist.release.lease import LOCK_HELD, LockSpec, variables
+from fleetdist.release.shlib import library
+
+__all__ = ["Facts", "parse_facts"]
 
 REVERTED = 76
 NOT_STAGED = 77
+NOT_TESTED = 78
 # Lines the prepare script prints as it gets past each stage, so a failure can
 # be pinned on the right step without a round trip per step.
 RECEIVED, STAGED, UNCHANGED = "@@received", "@@staged", "@@unchanged"
@@ -33,8 +39,8 @@ class Upload:
     """A payload on its way to a host: where it lands, its sha256, how it unpacks.
 
     `artifact_sha256` is what the release marker records: the artifact's own
-    digest, which differs from `sha256` when a tar.gz is sent inflated
-    (see `build.payload`).
+    digest, which differs from `sha256` because hosts are sent fleetdist's
+    canonical re-serialisation of an archive (see `build.payload`).
     """
 
     incoming: str
@@ -46,23 +52,6 @@ class Upload:
     def of(cls, ctx: Context, sha256: str, fmt: str, artifact_sha256: str) -> Upload:
         """The upload of one host's release, landing in its `incoming/` directory."""
         return cls(ctx.layout.incoming(f"{ctx.release_id}.{fmt}"), sha256, fmt, artifact_sha256)
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What a probe found on a host: the link, the previous id, staged releases.
-
-    `releases` is newest first, as (release id, staged-at epoch seconds).
-    """
-
-    current: str | None = None
-    previous: str | None = None
-    releases: tuple[tuple[str, float], ...] = ()
-    lock: str | None = None
-
-    @property
-    def release_ids(self) -> list[str]:
-        return [rid for rid, _ in self.releases]
 
 
 @dataclass(frozen=True)
@@ -83,124 +72,146 @@ class Context:
     keep: int = 5
 
 
-def _exports(ctx: Context) -> list[Sh]:
-    base = [
+Ledger = tuple[str, str, str]  # a `report.ledger.template`: from/to filled in on the host
+
+
+def _preamble(layout: ReleaseLayout) -> list[Sh]:
+    """Every path of the layout and every exit code, as the variables `sh/` uses."""
+    codes = {
+        "EX_LOCKED": LOCK_HELD,
+        "EX_REVERTED": REVERTED,
+        "EX_NOT_STAGED": NOT_STAGED,
+        "EX_NOT_TESTED": NOT_TESTED,
+    }
+    return [
+        *(assign(name, path) for name, path in layout.variables()),
+        *(assign(name, str(code)) for name, code in codes.items()),
+        assign("ABI_FILE", packages.ABI_FILE),
+    ]
+
+
+def _user_env(ctx: Context) -> Sh:
+    """`user_env`: export the recipe's env and FLEETDIST_* (only `run_in` calls it).
+
+    FLEETDIST_RELEASE, FLEETDIST_PREVIOUS_RELEASE and FLEETDIST_ACTION come
+    from the script's "$ID", "$OLD" and "$ACT" when a command runs, so a
+    rollback's hooks (and a revert's) see the release they are about.
+    """
+    parts = [
         export("FLEETDIST_APP", ctx.app),
-        export("FLEETDIST_RELEASE", ctx.release_id),
         export("FLEETDIST_ROOT", ctx.layout.root),
         export("FLEETDIST_ENV", ctx.env_name),
         export("FLEETDIST_HOST", ctx.host),
+        raw('export FLEETDIST_RELEASE="$ID" FLEETDIST_PREVIOUS_RELEASE="$OLD"'),
+        raw('export FLEETDIST_ACTION="$ACT"'),
+        *(export(k, v, secret=k in ctx.secret_env) for k, v in ctx.env),
     ]
-    return base + [export(k, v, secret=k in ctx.secret_env) for k, v in ctx.env]
+    return _function("user_env", parts, joiner="\n")
 
 
-def probe(layout: ReleaseLayout, lock: LockSpec | None) -> Sh:
-    """Print the host's facts; with `lock`, take the lease first.
-
-    Output lines: `previous ID`, `lock HOLDER`, `stat EPOCH current -> releases/ID` and
-    `stat EPOCH releases/ID/MARKER` (see `parse_facts`).
-    The release id is always the last field, so ids with spaces survive.
-    """
-    parts = [root(layout)]
-    if lock is not None:
-        parts += take(lock)
-    return script([*parts, *_facts()])
+def _function(name: str, body: Sequence[Sh], *, joiner: str = " &&\n") -> Sh:
+    """`name() { body }`; an empty body is `:`."""
+    text = joiner.join(p.text for p in body) or ":"
+    shown = joiner.join(p.shown for p in body) or ":"
+    secrets = tuple(s for p in body for s in p.secrets)
+    return Sh(f"{name}() {{\n{text}\n}}", f"{name}() {{\n{shown}\n}}", secrets)
 
 
-def _facts() -> list[Sh]:
-    """Print `previous`, `lock`, then the `current` link and the staged releases (one `stat`).
+def _in(where: str, command: str) -> Sh:
+    """`run_in WHERE sh -c COMMAND` (see sh/lib.sh); `where` is a "$VAR" expression."""
+    user = user_shell(command)
+    return Sh(f"run_in {where} {user.text}", f"run_in {where} {user.shown}")
 
-    Leaves "$prev" set for the rest of a script, and the working directory at "$R".
-    """
+
+def _hooks(ctx: Context) -> list[Sh]:
+    """The recipe's hooks and healthcheck as the functions sh/activate.sh calls."""
+    check = (ctx.healthcheck,) if ctx.healthcheck else ()
     return [
-        raw(
-            'prev=""; [ -f "$R/.fleetdist/previous" ] && read -r prev < "$R/.fleetdist/previous" || true\n'
-            'holder=""; [ -f "$R/.fleetdist/lock/holder" ] && read -r holder < "$R/.fleetdist/lock/holder" || true\n'
-            'printf \'previous %s\\nlock %s\\n\' "$prev" "$holder"\n'
-            # One exec for the link and every marker: "stat EPOCH current -> releases/ID" and
-            # "stat EPOCH releases/ID/MARKER" lines (QUOTING_STYLE: %N unquoted), read by parse_facts.
-            f"cd \"$R\" 2>/dev/null && QUOTING_STYLE=literal stat -c 'stat %.9Y %N' -- current releases/*/{MARKER} 2>/dev/null || true"
-        )
+        _function("hooks_before", [_in('"$REL/$ID"', c) for c in ctx.before_activate]),
+        _function("hooks_after", [_in('"$CUR"', c) for c in ctx.after_activate]),
+        _function("healthcheck", [_in('"$CUR"', c) for c in check]),
     ]
 
 
-def parse_facts(stdout: str) -> Facts:
-    """Read a probe's output back into Facts (newest release first)."""
-    current = previous = lock = None
-    releases: list[tuple[str, float]] = []
-    for line in stdout.splitlines():
-        kind, _, rest = line.partition(" ")
-        if kind == "previous" and rest:
-            previous = rest
-        elif kind == "lock" and rest:
-            lock = rest
-        elif kind == "stat":
-            epoch, _, name = rest.partition(" ")
-            try:
-                staged = float(epoch)
-            except ValueError:
-                continue
-            if name.startswith("current -> "):
-                current = name.removeprefix("current -> ").removeprefix("releases/") or None
-                continue
-            rid = name.removeprefix("releases/").removesuffix(f"/{MARKER}")
-            if rid and "/" not in rid and name != rid:
-                releases.append((rid, staged))
-    releases.sort(key=lambda item: (-item[1], item[0]))
-    return Facts(current, previous, tuple(releases), lock)
+@dataclass(frozen=True)
+class Ledgers:
+    """The ledger lines an activating script may append: ok, reverted, recovered."""
+
+    ok: Ledger
+    reverted: Ledger
+    recovered: Ledger
+
+    def variables(self) -> list[Sh]:
+        named = {"LOK": self.ok, "LREV": self.reverted, "LREC": self.recovered}
+        return [
+            assign(f"{prefix}_{part}", piece)
+            for prefix, line in named.items()
+            for part, piece in zip("ABC", line, strict=True)
+        ]
 
 
-def prepare(ctx: Context, lock: LockSpec, upload: Upload, *, bundle: bool = False) -> Sh:
-    """Phase 1 on one host in one round trip: lease, facts, upload if needed, tests.
+def _activating(ctx: Context, ledgers: Ledgers, *, action: str, untested_ok: bool) -> list[Sh]:
+    """What any script that may flip or recover `current` defines before its body."""
+    return [
+        assign("ACT", action),
+        assign("UNTESTED_OK", "1" if untested_ok else "0"),
+        *ledgers.variables(),
+        _user_env(ctx),
+        *_hooks(ctx),
+    ]
 
-    Takes the lease and prints the probe's facts (see `parse_facts`).  If the
-    release is already live it prints UNCHANGED and stops.  If it is not
-    staged yet, it prints SEND and only then reads stdin: the transport
-    streams the artifact once it sees that line, so a host that already has
-    the release is sent nothing.  The upload is written to "$A" (a full disk
-    fails here, naming the free space), its sha256 (by `openssl dgst` where
-    there is one, else `sha256sum`) must match, and
-    `packages.place` turns it into the staged release.  Then, staged already
-    or just now, the venv bundle check (`bundle`) and the recipe's `test:`
-    commands run inside the release, with stdin empty, first failure stops.
-    RECEIVED and STAGED lines on stdout tell the runner how far it got.
+
+def probe(layout: ReleaseLayout) -> Sh:
+    """Print the host's facts, read-only (see sh/facts.sh and `facts.parse_facts`)."""
+    return script([*_preamble(layout), library("lease", "facts"), raw("facts")])
+
+
+def prepare(
+    ctx: Context,
+    lock: LockSpec,
+    upload: Upload,
+    *,
+    ledgers: Ledgers,
+    bundle: bool = False,
+) -> Sh:
+    """Phase 1 on one host in one round trip: lease, recovery, facts, upload, tests.
+
+    Takes the lease, undoes a flip a dead script left unconfirmed
+    (`recover`), and prints the facts.  If the release is already live it
+    prints UNCHANGED and stops.  If it is not staged yet, it prints SEND and
+    only then reads stdin: the transport streams the payload once it sees
+    that line, so a host that already has the release is sent nothing.  The
+    upload's sha256 must match (`receive`), `packages.place` stages it.
+    Then, staged already or just now, the venv bundle check (`bundle`) and
+    the recipe's `test:` commands run inside the release, with stdin empty,
+    first failure stops; only if all pass is the release marked tested, the
+    mark activation requires.  RECEIVED and STAGED lines on stdout tell the
+    runner how far it got.
     """
-    parts = [root(ctx.layout), *take(lock), assign("ID", ctx.release_id), *_facts()]
-    parts += [
-        raw(f'if [ "$R/current" -ef "$R/releases/$ID" ]; then echo {UNCHANGED}; exit 0; fi'),
+    parts = [
+        *_preamble(ctx.layout),
+        *variables(lock),
+        assign("ID", ctx.release_id),
+        assign("OLD", ""),
         assign("A", upload.incoming),
         assign("SHA", upload.sha256),
         assign("ASHA", upload.artifact_sha256 or upload.sha256),
-        raw(f'if [ ! -f "$R/releases/$ID/{MARKER}" ]; then\necho {SEND}'),
-        raw(
-            'cat > "$A" || { rm -f "$A"; echo "upload failed: $(df -Pk "$R" | awk \'NR==2 {print $4}\') KiB free on $R" >&2; exit 1; }\n'
-            # OpenSSL's sha256 uses the CPU's SHA extensions: twice as fast as coreutils'.
-            'got=""; if command -v openssl >/dev/null 2>&1; then got=$(openssl dgst -sha256 -r < "$A" 2>/dev/null) || got=""; fi\n'
-            'if [ -z "$got" ]; then got=$(sha256sum < "$A"); fi; got=${got%% *}\n'
-            'if [ "$got" != "$SHA" ]; then rm -f "$A"; echo "sha256 mismatch: uploaded $got, expected $SHA" >&2; exit 1; fi'
-        ),
-        raw(f"echo {RECEIVED}"),
-        *packages.place(upload.format),
+        *_activating(ctx, ledgers, action="deploy", untested_ok=False),
+        library("lease", "facts", "stage", "activate"),
+        raw("lease_take\nrecover\nfacts"),
+        raw(f'if [ "$CID" = "$ID" ]; then echo {UNCHANGED}; exit 0; fi'),
+        raw('if [ "$CID" != "?" ]; then OLD=$CID; fi\nclean_scratch'),
+        raw(f'if [ ! -f "$REL/$ID/$MARKER" ]; then\necho {SEND}\nreceive\necho {RECEIVED}'),
+        packages.place(upload.format),
         raw("fi"),
-        raw(f"exec </dev/null; echo {STAGED}"),
+        raw(f'exec </dev/null; echo {STAGED}\nrm -f "$TESTED/$ID"'),
     ]
     if bundle:
-        parts += packages.bundle_check()
-    parts += [*_exports(ctx), raw('cd "$R/releases/$ID"')]
+        parts.append(packages.bundle_check())
     for command in ctx.test:
-        parts.append(user_shell(command).or_else(fail("in-place test failed: %s", command)))
+        parts.append(_in('"$REL/$ID"', command).or_else(fail("in-place test failed: %s", command)))
+    parts.append(raw("mark_tested"))
     return script(parts)
-
-
-def _hooks(commands: Sequence[str], where: str) -> Sh:
-    """Run commands in a subshell inside `where` (a "$VAR" expression), chained by &&."""
-    inner = raw(f"cd {where}")
-    for command in commands:
-        inner = inner.and_then(user_shell(command))
-    return Sh(f"( {inner.text} )", f"( {inner.shown} )")
-
-
-Ledger = tuple[str, str, str]  # a `report.ledger.template`: from/to filled in on the host
 
 
 def activate(
@@ -208,161 +219,89 @@ def activate(
     lock: LockSpec | None,
     target: str,
     *,
-    prune: Iterable[str] = (),
     ledger_ok: Ledger,
     ledger_reverted: Ledger,
+    ledger_recovered: Ledger | None = None,
+    action: str = "deploy",
+    prune: Iterable[str] = (),
     release: bool = False,
     seen: str | None = None,
+    untested_ok: bool = False,
 ) -> Sh:
-    """Flip `current` to `target` (see `_activation`); with `release`, give the lease back.
+    """Flip `current` to `target` (see sh/activate.sh); with `release`, give the lease back.
 
     Giving the lease back in the same script saves the rollout a round trip
     per host.  `seen` is the release the controller last saw live there: the
-    script confirms it with `test -ef` (a builtin) and reads the link itself
-    only if that fails, which spares most hosts a fork and an exec.
+    script confirms it with `test -ef` (a builtin) before it looks further.
     """
-    parts = [root(ctx.layout)]
-    if lock is not None:
-        parts += renew(lock)
-    parts += [assign("ID", target), assign("SEEN", seen or "")]
-    parts.append(
-        raw(
-            'OLD=$SEEN\nif [ -n "$OLD" ] && [ "$R/current" -ef "$R/releases/$OLD" ]; then :\n'
-            'elif [ -z "$OLD" ] && [ ! -e "$R/current" ] && [ ! -h "$R/current" ]; then :\n'
-            'else OLD=$(readlink "$R/current" 2>/dev/null || true); OLD=${OLD#releases/}; fi'
-        )
-    )
-    parts += _activation(ctx, prune, ledger_ok, ledger_reverted)
+    ledgers = Ledgers(ledger_ok, ledger_reverted, ledger_recovered or ledger_reverted)
+    parts = [*_preamble(ctx.layout)]
+    parts += variables(lock) if lock is not None else [assign("WAIT", "0"), assign("RUN", "-")]
+    parts += [
+        assign("ID", target),
+        assign("SEEN", seen or ""),
+        assign("PRUNE", " ".join(prune)),
+        *_activating(ctx, ledgers, action=action, untested_ok=untested_ok),
+        library("lease", "activate"),
+    ]
+    body = ["lease_renew" if lock is not None else "DEADLINE=0\nmutex_take"]
+    body += ["recover", 'current_id "$SEEN"', 'OLD=$CID; if [ "$OLD" = "?" ]; then OLD=""; fi']
+    body.append("activate")
     if release and lock is not None:
-        parts += give_back(lock)
-    return script(parts)
+        body.append("lease_give_back")
+    return script([*parts, raw("\n".join(body))])
 
 
 def rollback(
-    ctx: Context, lock: LockSpec, to: str | None, *, ledger_ok: Ledger, ledger_reverted: Ledger
+    ctx: Context,
+    lock: LockSpec,
+    to: str | None,
+    *,
+    ledgers: Ledgers,
+    untested_ok: bool = False,
 ) -> Sh:
-    """A whole rollback in one round trip: lease, facts, target, activation, lease back.
+    """A whole rollback in one round trip: lease, recovery, facts, target, activation.
 
-    The target is `to`, else the host's own `previous`; the script prints the
-    probe's facts and `target ID` so the controller can report from/to.
-    Rolling back to the release already live prints UNCHANGED and changes
-    nothing.
+    The target is `to`, else the host's own `previous`; the script prints
+    the facts and `target ID` so the controller can report from/to.  Rolling
+    back to the release already live prints UNCHANGED and changes nothing.
+    The lease is given back unless the activation failed (the runner's
+    `finish` does it then, after recording the failure).
     """
-    parts = [root(ctx.layout), *take(lock), *_facts(), assign("TO", to or "")]
-    parts.append(
+    parts = [
+        *_preamble(ctx.layout),
+        *variables(lock),
+        assign("TO", to or ""),
+        assign("ID", ""),
+        assign("OLD", ""),
+        assign("PRUNE", ""),
+        *_activating(ctx, ledgers, action="rollback", untested_ok=untested_ok),
+        library("lease", "facts", "activate"),
         raw(
-            'cur=$(readlink "$R/current" 2>/dev/null || true)\n'
-            "ID=${TO:-$prev}; printf 'target %s\\n' \"$ID\"\n"
-            'if [ -z "$ID" ]; then echo "no previous release to roll back to" >&2; exit 1; fi\n'
-            f'if [ "$ID" = "${{cur#releases/}}" ]; then echo {UNCHANGED}; else\n'
-            f'[ -f "$R/releases/$ID/{MARKER}" ] || {{ echo "release \'$ID\' is not on this host" >&2; exit {NOT_STAGED}; }}'
-        )
-    )
-    parts += [raw("OLD=${cur#releases/}"), *_activation(ctx, (), ledger_ok, ledger_reverted)]
-    parts += [raw("fi"), *give_back(lock)]
+            "lease_take\nrecover\nfacts\n"
+            "ID=${TO:-$PREV}; printf 'target %s\\n' \"$ID\"\n"
+            '[ -n "$ID" ] || die "no previous release to roll back to"\n'
+            f'if [ "$ID" = "$CID" ]; then echo {UNCHANGED}; else\n'
+            'if [ "$CID" != "?" ]; then OLD=$CID; fi\nactivate\nfi\nlease_give_back'
+        ),
+    ]
     return script(parts)
-
-
-def _activation(
-    ctx: Context, prune: Iterable[str], ledger_ok: Ledger, ledger_reverted: Ledger
-) -> list[Sh]:
-    """Flip `current` from "$OLD" (set by the caller) to "$ID", run hooks and checks, prune.
-
-    The new link is made under a temporary name and renamed over `current`
-    (`mv -T` is one rename(2)), so `current` is never missing.  If an
-    after_activate hook or the healthcheck fails, `current` and `previous`
-    are put back as they were, the old release's after_activate hooks run
-    again (to restart it), and the script exits REVERTED.  The matching
-    ledger line is appended by the script itself, so a controller killed
-    right after the flip still leaves the record on the host.
-    """
-    parts = [*_exports(ctx)]
-    parts.append(
-        raw(
-            f'[ -f "$R/releases/$ID/{MARKER}" ] || {{ echo "release $ID is not staged here" >&2; exit {NOT_STAGED}; }}\n'
-            'PREV=""; [ -f "$R/.fleetdist/previous" ] && read -r PREV < "$R/.fleetdist/previous" || true\n'
-            'flip() { ln -sfn "releases/$1" "$R/.current.tmp" && mv -T "$R/.current.tmp" "$R/current"; }\n'
-            'remember() { if [ -n "$1" ]; then printf \'%s\\n\' "$1" > "$R/.fleetdist/previous.tmp" && '
-            'mv -f "$R/.fleetdist/previous.tmp" "$R/.fleetdist/previous"; else rm -f "$R/.fleetdist/previous"; fi; }'
-        )
-    )
-    if ctx.before_activate:
-        parts.append(
-            _hooks(ctx.before_activate, '"$R/releases/$ID"').or_else(
-                raw('{ echo "before_activate hook failed" >&2; exit 1; }')
-            )
-        )
-    reverted = append_ledger_filled(ledger_reverted, "OLD", "ID")
-    revert_hooks = _hooks(ctx.after_activate, '"$R/current"').text if ctx.after_activate else ":"
-    parts.append(
-        raw(
-            "revert() {\n"
-            '  if [ -n "$OLD" ]; then flip "$OLD"; else rm -f "$R/current"; fi\n'
-            '  remember "$PREV"\n'
-            f'  if [ -n "$OLD" ]; then {revert_hooks} || true; fi\n'
-            + "".join(f"  {line.text}\n" for line in reverted)
-            + f"  exit {REVERTED}\n"
-            "}"
-        )
-    )
-    # `previous` is written before the flip: a kill between the two leaves
-    # previous == current (a harmless no-op rollback), never a wrong target.
-    parts.append(raw('if [ "$OLD" != "$ID" ]; then remember "$OLD"; fi; flip "$ID"'))
-    if ctx.after_activate:
-        parts.append(
-            _hooks(ctx.after_activate, '"$R/current"').or_else(
-                raw(
-                    '{ echo "after_activate hook failed; reverted to ${OLD:-nothing}" >&2; revert; }'
-                )
-            )
-        )
-    if ctx.healthcheck:
-        parts.append(
-            _hooks((ctx.healthcheck,), '"$R/current"').or_else(
-                raw('{ echo "healthcheck failed; reverted to ${OLD:-nothing}" >&2; revert; }')
-            )
-        )
-    doomed = list(prune)
-    if doomed:
-        parts.append(_drop_function())
-    for rid in doomed:
-        # The flip already happened: a prune that fails is a warning, never a failed deploy.
-        parts.append(
-            assign("X", rid).and_then(
-                raw('drop "$X" || printf \'warning: could not prune %s\\n\' "$X" >&2')
-            )
-        )
-    return parts + append_ledger_filled(ledger_ok, "OLD", "ID")
-
-
-def _drop_function() -> Sh:
-    """`drop ID`: delete a release; one an OS package installed is purged through dpkg.
-
-    Deleting a dpkg-owned directory with `rm -rf` would leave dpkg believing
-    the package is still installed, so the owner of the release's marker
-    file is looked up first.
-    """
-    return raw(
-        "drop() {\n"
-        '  pkg=""\n'
-        "  if command -v dpkg >/dev/null 2>&1; then\n"
-        f'    pkg=$(dpkg -S "$R/releases/$1/{MARKER}" 2>/dev/null | cut -d: -f1 || true)\n'
-        "  fi\n"
-        '  if [ -n "$pkg" ]; then\n'
-        '    if [ "$(id -u)" -eq 0 ]; then dpkg --purge "$pkg"; else sudo -n dpkg --purge "$pkg"; fi >/dev/null || return 1\n'
-        "  fi\n"
-        '  rm -rf -- "$R/releases/$1"\n'
-        "}"
-    )
 
 
 def finish(layout: ReleaseLayout, lock: LockSpec | None, ledger_lines: Iterable[str]) -> Sh:
     """Append ledger lines and give the lease back (only if it is still ours)."""
-    parts = [root(layout), raw('mkdir -p "$R/.fleetdist"')]
+    parts = [*_preamble(layout)]
+    parts += variables(lock) if lock is not None else [assign("WAIT", "0")]
+    parts += [library("lease"), raw('mkdir -p "$FD"')]
     parts += [append_ledger(line) for line in ledger_lines]
     if lock is not None:
-        parts += give_back(lock)
+        parts.append(raw("DEADLINE=$(($(date +%s) + WAIT))\nmutex_take\nlease_give_back"))
     return script(parts)
+
+
+def append_ledger(line: str) -> Sh:
+    """Append one JSON line (rendered on the controller) to the host's ledger."""
+    return cmd("printf", "%s\\n", line).append_to('"$LEDGER"')
 
 
 def prune_candidates(facts: Facts, target: str, keep: int) -> list[str]:
@@ -392,9 +331,17 @@ def prune_candidates(facts: Facts, target: str, keep: int) -> list[str]:
 
 def read_ledger(layout: ReleaseLayout) -> Sh:
     """Print the host's ledger (nothing if it has none yet)."""
-    return script([root(layout), raw('cat "$R/.fleetdist/ledger.jsonl" 2>/dev/null || true')])
+    return script([*_preamble(layout), raw('cat "$LEDGER" 2>/dev/null || true')])
 
 
-def force_unlock(layout: ReleaseLayout, ledger_line: str) -> Sh:
-    """Break the lease whoever holds it, and say so in the ledger."""
-    return script([root(layout), *break_lock(ledger_line)])
+def force_unlock(layout: ReleaseLayout, ledger_line: str, wait: float = 0.0) -> Sh:
+    """Break the lease whoever holds it (once no script runs there), and say so in the ledger."""
+    return script(
+        [
+            *_preamble(layout),
+            assign("WAIT", str(int(wait))),
+            library("lease"),
+            raw("lease_break"),
+            append_ledger(ledger_line),
+        ]
+    )

@@ -8,8 +8,10 @@ SIGKILLed controller leaves a journal that is complete up to its last act.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import re
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,13 +31,26 @@ def new_run_id() -> str:
     return f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
 
 
+_RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}(?:\.[0-9]{3})?Z-[0-9a-f]{6}")
+
+
 class Journal:
-    """A reporter that appends every event of one run to `<runs>/<run_id>.jsonl`."""
+    """A reporter that appends every event of one run to `<runs>/<run_id>.jsonl`.
+
+    It holds an exclusive flock(2) on that file for as long as the run lives:
+    the kernel's proof, for `orchestrate.stale`, that the run's controller
+    is alive, and what stops a `--resume` racing a run that still runs.
+    """
 
     def __init__(self, runs: Path, run_id: str, header: dict[str, Any]) -> None:
         runs.mkdir(parents=True, exist_ok=True)
         self.path = runs / f"{run_id}.jsonl"
         self._fh = self.path.open("a", encoding="utf-8")
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.close()
+            raise ConfigError(f"run {run_id} is still running on this controller") from None
         self._write({"kind": "run", "run_id": run_id, "time": now(), **header})
 
     def _write(self, data: dict[str, Any], *, durable: bool = True) -> None:
@@ -81,8 +96,24 @@ def read_run(runs: Path, run_id: str) -> tuple[dict[str, Any], list[dict[str, An
     return lines[0], lines[1:]
 
 
+def run_is_dead(runs: Path, run_id: str) -> bool:
+    """True if `run_id`'s journal is here and no live process holds its lock."""
+    if not _RUN_ID.fullmatch(run_id):
+        return False
+    try:
+        with (runs / f"{run_id}.jsonl").open("rb") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (BlockingIOError, OSError):
+        return False
+    return True
+
+
 def activated_hosts(events: list[dict[str, Any]]) -> dict[str, str | None]:
-    """Hosts a run cut over, mapped to the release each had before it."""
+    """Hosts a run cut over or began to, mapped to the release each had before it.
+
+    `activating` is journaled before an activation script is sent, so a host
+    whose flip the controller never heard back about is in the map too.
+    """
     before: dict[str, str | None] = {}
     cut: dict[str, str | None] = {}
     for event in events:
@@ -91,13 +122,15 @@ def activated_hosts(events: list[dict[str, Any]]) -> dict[str, str | None]:
             continue
         if stage == "probed":
             before[host] = (event.get("data") or {}).get("current")
-        elif stage == "activated":
-            cut[host] = before.get(host)
+        elif stage in ("activating", "activated"):
+            cut[host] = before.get(host, cut.get(host))
     return cut
 
 
-def last_run(runs: Path, *, app: str, env: str, action: str = "deploy") -> dict[str, Any] | None:
-    """The newest run header of this app and env (run ids sort by time)."""
+def last_run(
+    runs: Path, *, app: str, env: str, actions: tuple[str, ...] = ("deploy",)
+) -> dict[str, Any] | None:
+    """The newest run header of this app and env whose action is one of `actions`."""
     if not runs.is_dir():
         return None
     for path in sorted(runs.glob("*.jsonl"), reverse=True):
@@ -106,6 +139,7 @@ def last_run(runs: Path, *, app: str, env: str, action: str = "deploy") -> dict[
                 header = json.loads(fh.readline())
         except (OSError, ValueError):
             continue
-        if header.get("app") == app and header.get("env") == env and header.get("action") == action:
+        same = header.get("app") == app and header.get("env") == env
+        if same and header.get("action") in actions:
             return dict(header)
     return None

@@ -18,10 +18,11 @@ TEMPLATE = ledger.template("deploy", app="app", env="prod", run="r1", result="ok
 
 def host(tmp_path: Path, current: str | None) -> Path:
     root = tmp_path / "root"
+    (root / ".fleetdist" / "tested").mkdir(parents=True)
     for rid in ("a", "b"):
         (root / "releases" / rid).mkdir(parents=True)
         (root / "releases" / rid / MARKER).write_text(f"{rid} sha\n")
-    (root / ".fleetdist").mkdir()
+        (root / ".fleetdist" / "tested" / rid).write_text("sha r0\n")
     if current:
         os.symlink(f"releases/{current}", root / "current")
     return root

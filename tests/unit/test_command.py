@@ -22,8 +22,18 @@ from fleetdist.release.command import (
 )
 from fleetdist.release.layout import ReleaseLayout, host_root
 from fleetdist.release.lease import LockSpec
-from fleetdist.release.steps import Context, Upload, activate, finish, prepare, probe
+from fleetdist.release.steps import (
+    Context,
+    Ledgers,
+    Upload,
+    activate,
+    finish,
+    prepare,
+    probe,
+)
 from fleetdist.report import ledger
+
+LEDGERS = Ledgers(*[("{", ",", "}")] * 3)
 
 
 def run_sh(text: str) -> subprocess.CompletedProcess[str]:
@@ -56,7 +66,7 @@ def test_assign_and_export_mask_secret_values() -> None:
     assert a.text == "TOKEN='p@ss word'"
     assert a.shown == "TOKEN=***"
     e = export("TOKEN", "p@ss word", secret=True)
-    assert e.text == "export TOKEN"  # the value is read from stdin: see script()
+    assert e.text == 'export TOKEN="$FLEETDIST_SECRET_TOKEN"'  # read from stdin: see script()
     assert e.shown == "export TOKEN=***"
     assert e.secrets == (("TOKEN", "p@ss word"),)
     plain = export("HOME_DIR", "/srv/x y")
@@ -143,7 +153,12 @@ def test_secret_masked_in_rendered_steps_and_sent_on_stdin() -> None:
     )
     lock = LockSpec("run-1", "me")
     for sh in (
-        prepare(ctx, lock, Upload("/srv/app/.fleetdist/incoming/1-abc.tar.gz", "ab", "tar.gz")),
+        prepare(
+            ctx,
+            lock,
+            Upload("/srv/app/.fleetdist/incoming/1-abc.tar.gz", "ab", "tar.gz"),
+            ledgers=LEDGERS,
+        ),
         activate(ctx, lock, "1-abc", ledger_ok=("{", ",", "}"), ledger_reverted=("{", ",", "}")),
     ):
         assert "export API_TOKEN=***" in sh.shown and "hunter2" not in sh.shown
@@ -155,17 +170,21 @@ def test_secret_masked_in_rendered_steps_and_sent_on_stdin() -> None:
 def test_steps_assign_hostile_values_once_and_quote_them() -> None:
     root = "/srv/-rf x/$(touch PWNED)"
     ctx = Context(layout=ReleaseLayout(root), app="app", release_id="1 $(id) 'x")
-    sh = prepare(ctx, LockSpec("r", "me"), Upload("/tmp/in coming.tar.gz", "abc", "tar.gz"))
+    upload = Upload("/tmp/in coming.tar.gz", "abc", "tar.gz")
+    sh = prepare(ctx, LockSpec("r", "me"), upload, ledgers=LEDGERS)
     assert "R='/srv/-rf x/$(touch PWNED)'" in sh.text
     assert "ID='1 $(id) '\"'\"'x'" in sh.text
     # every occurrence sits inside a single-quoted assignment, never bare
-    assert sh.text.count("$(touch PWNED)") == sh.text.count("'/srv/-rf x/$(touch PWNED)'")
+    hits = [line for line in sh.text.splitlines() if "$(touch PWNED)" in line]
+    assert len(hits) >= 2
+    assert all(re.fullmatch(r"(export )?[A-Z_]+='[^']*'", line) for line in hits), hits
     assert "A='/tmp/in coming.tar.gz'" in sh.text
 
 
 def test_probe_is_read_only_without_a_lock() -> None:
-    sh = probe(ReleaseLayout("/srv/app"), None).text
-    assert "mkdir" not in sh and "lock/run" not in sh
+    sh = probe(ReleaseLayout("/srv/app")).text
+    calls = sh.rpartition("}")[2]  # what runs after the library's definitions
+    assert calls.strip() == "facts"
 
 
 def test_host_root_joins_local_root() -> None:

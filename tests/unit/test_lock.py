@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
@@ -119,20 +120,52 @@ def test_concurrent_deploys_second_is_refused(project: Project) -> None:
     assert "locked by " in host["error"]
     assert f"run={outcomes[0].run_id}" in host["error"], "the message names the holder"
     [done] = outcomes
-    assert done.hosts["web01"].status == Status.OK
+    assert done.hosts["web01"].status == Status.OK, done.hosts["web01"].error
     assert project.current("web01") == done.release_id
     assert [e["action"] for e in project.ledger("web01")] == ["deploy"]
 
 
-def test_lease_of_a_dead_process_on_this_controller_is_taken_over(project: Project) -> None:
-    proc = subprocess.Popen(["true"])
-    proc.wait()  # its pid now names no process
-    holder = f"ops@{socket.gethostname()} pid={proc.pid} run=20990101T000000Z-dead00"
+def journal_of(project: Project, run: str) -> Path:
+    """A run journal on this controller, as a run that has ended (or died) leaves it."""
+    runs = project.root / ".fleetdist" / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    path = runs / f"{run}.jsonl"
+    path.write_text('{"kind": "run"}\n')
+    return path
+
+
+def test_lease_of_a_dead_run_on_this_controller_is_taken_over(project: Project) -> None:
+    """Its journal is here and nobody holds its lock: the kernel says the run is dead."""
+    holder = "ops@elsewhere pid=1 run=20990101T000000Z-dead00"
+    journal_of(project, "20990101T000000Z-dead00")
     lock = hold_lease(project, "web01", seconds=600, holder=holder)
     result = project.run("deploy", "-H", "web01", "--json")
     assert result.code == 0, result.err + result.out
     assert project.current("web01") == result.json()["release_id"]
     assert not lock.exists()
+
+
+def test_a_dead_pid_with_this_hostname_proves_nothing(project: Project) -> None:
+    """Another machine with this name, or a controller in another PID namespace."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()  # its pid now names no process here
+    holder = f"ops@{socket.gethostname()} pid={proc.pid} run=20990101T000000Z-dead00"
+    hold_lease(project, "web01", seconds=600, holder=holder)
+    result = project.run("deploy", "-H", "web01")
+    assert result.code == 4, result.err
+    assert f"locked by {holder}" in result.err
+
+
+def test_lease_of_a_live_run_on_this_controller_is_respected(project: Project) -> None:
+    """A run whose controller still holds its journal's lock is alive, whatever its pid says."""
+    run = "20990101T000000Z-live01"
+    holder = f"ops@{socket.gethostname()} pid=999999 run={run}"
+    with journal_of(project, run).open("rb") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        hold_lease(project, "web01", seconds=600, holder=holder)
+        result = project.run("deploy", "-H", "web01")
+    assert result.code == 4, result.err
+    assert f"locked by {holder}" in result.err
 
 
 def test_lease_of_a_live_process_on_this_controller_is_respected(project: Project) -> None:

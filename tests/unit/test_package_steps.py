@@ -12,9 +12,11 @@ from fleetdist.release import packages
 from fleetdist.release.command import Sh, assign, script
 from fleetdist.release.layout import ReleaseLayout
 from fleetdist.release.lease import LockSpec
-from fleetdist.release.steps import Context, Upload, prepare
+from fleetdist.release.shlib import library
+from fleetdist.release.steps import Context, Ledgers, Upload, prepare
 
 LOCK = LockSpec(run_id="r1", holder="me")
+LEDGERS = Ledgers(*[("{", ",", "}")] * 3)
 
 
 def ctx(root: str, rid: str = "1.0.0") -> Context:
@@ -22,13 +24,19 @@ def ctx(root: str, rid: str = "1.0.0") -> Context:
 
 
 def staged(fmt: str, root: str, incoming: str) -> str:
-    return prepare(ctx(root), LOCK, Upload(incoming, "ab", fmt)).text
+    return prepare(ctx(root), LOCK, Upload(incoming, "ab", fmt), ledgers=LEDGERS).text
 
 
 def check_bundle(c: Context) -> Sh:
     """The bundle check alone, over the variables the stage script sets."""
     return script(
-        [assign("R", c.layout.root), assign("ID", c.release_id), *packages.bundle_check()]
+        [
+            *(assign(k, v) for k, v in c.layout.variables()),
+            assign("ID", c.release_id),
+            assign("ABI_FILE", packages.ABI_FILE),
+            library("stage"),
+            packages.bundle_check(),
+        ]
     )
 
 
@@ -36,13 +44,15 @@ def test_deb_unpack_installs_with_apt_and_checks_the_release_dir() -> None:
     text = staged("deb", "/opt/hello", "/opt/hello/x $(y).deb")
     assert 'apt-get install -y -q --no-install-recommends "$A"' in text
     assert "A='/opt/hello/x $(y).deb'" in text
-    assert '[ -f "$R/releases/$ID/.fleetdist-release" ]' in text
-    assert "tar -xzf" not in text
+    assert '[ -f "$REL/$ID/$MARKER" ]' in text
+    calls = text.rpartition("\n}\n")[2]  # what runs after the library's definitions
+    assert "\ninstall_deb\n" in calls and "unpack_tar" not in calls
 
 
 def test_archives_and_venv_bundles_unpack_with_tar() -> None:
     for fmt in ("tar.gz", "venv"):
-        assert "tar -xzf" in staged(fmt, "/srv/a", "/i/x")
+        assert "\nunpack_tar z\n" in staged(fmt, "/srv/a", "/i/x")
+    assert "\nunpack_tar\n" in staged("tar", "/srv/a", "/i/x")
 
 
 def soabi() -> str:

@@ -14,8 +14,10 @@ import pytest
 from fleetdist.release import steps
 from fleetdist.release.layout import MARKER, ReleaseLayout
 from fleetdist.release.lease import LockSpec
+from fleetdist.release.steps import Ledgers
 
 LOCK = LockSpec(run_id="r1", holder="me")
+LEDGERS = Ledgers(*[("{", ",", "}")] * 3)
 
 
 def artifact(tmp_path: Path) -> Path:
@@ -37,7 +39,7 @@ def prepare(
     env = {**os.environ, "PATH": os.pathsep.join([*map(str, path_dirs), os.environ["PATH"]])}
     with art.open("rb") as feed:
         return subprocess.run(
-            ["sh", "-c", steps.prepare(ctx, LOCK, upload).text],
+            ["sh", "-c", steps.prepare(ctx, LOCK, upload, ledgers=LEDGERS).text],
             stdin=feed, capture_output=True, text=True, env=env, timeout=60, check=False,
         )  # fmt: skip
 

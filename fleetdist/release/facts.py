@@ -1,0 +1,102 @@
+"""What a host told the controller about an app: parsed from the `facts` records.
+
+The records come from `sh/facts.sh`.  The host prints only names that pass
+the release-id grammar, and this parser checks them again, so a directory
+or file on the host whose name looks like a protocol line is never taken
+for one (see `RELEASE_ID`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from fleetdist.release.layout import MARKER
+
+# The grammar of a release id, as `is_id` in sh/lib.sh checks it on the host.
+RELEASE_ID = re.compile(r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def is_release_id(value: str) -> bool:
+    return RELEASE_ID.fullmatch(value) is not None
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A flip a script made and never confirmed (it died between flip and checks)."""
+
+    run: str
+    action: str
+    from_release: str | None
+    to_release: str
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a host has: the live release, the previous one, staged and tested ones.
+
+    `releases` is newest first, as (release id, staged-at epoch seconds).
+    `foreign` is true when `current` exists but points at no staged release.
+    """
+
+    current: str | None = None
+    previous: str | None = None
+    releases: tuple[tuple[str, float], ...] = ()
+    lock: str | None = None
+    tested: frozenset[str] = frozenset()
+    pending: Pending | None = None
+    foreign: bool = False
+
+    @property
+    def release_ids(self) -> list[str]:
+        return [rid for rid, _ in self.releases]
+
+
+def _id(value: str) -> str | None:
+    return value if is_release_id(value) else None
+
+
+def _pending(rest: str) -> Pending | None:
+    fields = rest.split()
+    if len(fields) < 4 or not is_release_id(fields[3]):
+        return None
+    return Pending(fields[0], fields[1], _id(fields[2]), fields[3])
+
+
+def parse_facts(stdout: str) -> Facts:
+    """Read the `facts` records back (newest release first); other lines are ignored."""
+    current = previous = lock = None
+    foreign = False
+    pending = None
+    tested: set[str] = set()
+    releases: list[tuple[str, float]] = []
+    for line in stdout.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "previous":
+            previous = _id(rest)
+        elif kind == "lock":
+            lock = rest or None
+        elif kind == "current":
+            current, foreign = _id(rest), _id(rest) is None
+        elif kind == "tested" and is_release_id(rest):
+            tested.add(rest)
+        elif kind == "pending":
+            pending = _pending(rest)
+        elif kind == "release":
+            staged = _release(rest)
+            if staged:
+                releases.append(staged)
+    releases.sort(key=lambda item: (-item[1], item[0]))
+    return Facts(current, previous, tuple(releases), lock, frozenset(tested), pending, foreign)
+
+
+def _release(rest: str) -> tuple[str, float] | None:
+    """`EPOCH releases/ID/MARKER` -> (ID, EPOCH), or None for anything else."""
+    epoch, _, path = rest.partition(" ")
+    rid = path.removeprefix("releases/").removesuffix(f"/{MARKER}")
+    if not is_release_id(rid) or path != f"releases/{rid}/{MARKER}":
+        return None
+    try:
+        return rid, float(epoch)
+    except ValueError:
+        return None

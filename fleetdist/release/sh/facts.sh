@@ -1,0 +1,37 @@
+# shellcheck shell=dash
+# What the controller learns about a host, printed one record per line:
+#   previous ID            the release `current` last replaced
+#   lock HOLDER            who holds the lease (free text, display only)
+#   current ID | current ? a staged release, or something else
+#   release EPOCH ID       a staged release and when it was staged
+#   tested ID              it passed its in-place tests here
+#   pending RUN ACTION FROM TO   a flip made but never confirmed
+# Every ID printed has passed is_id, and nothing else is printed on stdout
+# before the script's own stage lines, so no name on the host can forge a
+# record (parsed by fleetdist.release.facts.parse_facts).
+
+# facts [GUESS]: print the records above; sets CID (see current_id) and PREV.
+facts() {
+    read_previous
+    lk=""
+    if [ -d "$LOCK" ]; then
+        lease_holder
+        lk=$HELD_BY
+    fi
+    printf 'previous %s\nlock %s\n' "$PREV" "$lk"
+    current_id "${1:-}"
+    [ -z "$CID" ] || printf 'current %s\n' "$CID"
+    release_ids
+    set --
+    for x in $IDS; do
+        set -- "$@" "releases/$x/$MARKER"
+        if [ -f "$TESTED/$x" ]; then printf 'tested %s\n' "$x"; fi
+    done
+    # One exec for every marker's mtime: "release EPOCH releases/ID/MARKER".
+    if [ "$#" -gt 0 ]; then (cd "$R" && stat -c 'release %.9Y %n' -- "$@"); fi
+    if [ -f "$PENDING" ]; then
+        p=""
+        read -r p < "$PENDING" || true
+        printf 'pending %s\n' "$p"
+    fi
+}
