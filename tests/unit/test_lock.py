@@ -13,6 +13,10 @@ from pathlib import Path
 from fleetdist import api
 from fleetdist.config.project import Project as FleetProject
 from fleetdist.orchestrate.outcome import FleetOutcome, Status
+from fleetdist.release.command import assign, raw, script
+from fleetdist.release.layout import ReleaseLayout
+from fleetdist.release.lease import LOCK_HELD, LockSpec, variables
+from fleetdist.release.shlib import library
 
 from .conftest import HOSTS, Project
 
@@ -174,3 +178,33 @@ def test_lease_of_a_live_process_on_this_controller_is_respected(project: Projec
     result = project.run("deploy", "-H", "web01")
     assert result.code == 4
     assert f"locked by {holder}" in result.err
+
+
+def test_contenders_for_a_free_lease_get_exactly_one_holder(tmp_path: Path) -> None:
+    """Six scripts race for one app's lease, five rounds: one holder each, the rest `locked`.
+
+    The old mkdir-then-write lease let a contender reading between the two
+    see an expired lease and take it too (2-3 holders in 7 of 150 rounds).
+    """
+    for round_ in range(5):
+        layout = ReleaseLayout(str(tmp_path / f"root{round_}"))
+        scripts = [
+            script(
+                [
+                    *(assign(k, v) for k, v in layout.variables()),
+                    assign("EX_LOCKED", str(LOCK_HELD)),
+                    *variables(LockSpec(run_id=f"run{i}", holder=f"c{i}")),
+                    library("lease"),
+                    raw("lease_take\nsleep 0.3"),
+                ]
+            ).text
+            for i in range(6)
+        ]
+        procs = [
+            subprocess.Popen(["sh", "-c", s], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for s in scripts
+        ]
+        results = [(p.wait(timeout=60), p.communicate()[1].decode()) for p in procs]
+        codes = sorted(code for code, _ in results)
+        assert codes == [0] + [LOCK_HELD] * 5, results
+        assert all("locked by c" in err for code, err in results if code), results
