@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
@@ -38,11 +41,25 @@ class HostOutcome:
     stage: str = "pending"  # the last stage reached: probed, uploaded, staged, tested, activated
     failed_step: str | None = None
     error: str | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # this host's own work (see `clock`)
 
     @property
     def failed(self) -> bool:
         return self.status in FAILURES
+
+    @contextmanager
+    def clock(self) -> Iterator[None]:
+        """Add the block's duration to `seconds`.
+
+        Wrapped around each piece of work on this host, so `seconds` is what
+        the host itself took, not the time it queued for a worker or waited
+        for other hosts' batches.
+        """
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds = round(self.seconds + time.monotonic() - started, 3)
 
 
 @dataclass
