@@ -24,6 +24,7 @@ from fleetdist.release import steps
 from fleetdist.report import ledger
 from fleetdist.report.events import Reporter, fan_out, silent
 from fleetdist.report.journal import Journal, activated_hosts, last_run, new_run_id, read_run
+from fleetdist.report.runlog import RunLog
 from fleetdist.session import (
     DeployOptions,
     Loaded,
@@ -87,7 +88,9 @@ def _rollout(
     release_id: str | None,
 ) -> tuple[Rollout, Journal]:
     journal = Journal(sel.project.runs, run_id, header)
+    runlog = RunLog(sel.project.runs, run_id)  # each host's whole output, beside the journal
     fleet = FleetOutcome(run_id, action, loaded.recipe.app, sel.env, release_id)
+    fleet.log_dir = runlog.dir
     options = RolloutOptions(
         lock=lock_spec(run_id, opts.lock_wait),
         canary=opts.canary,
@@ -100,7 +103,7 @@ def _rollout(
     return Rollout(
         fleet=fleet,
         factory=transports(opts),
-        reporter=fan_out([journal, reporter]),
+        reporter=fan_out([journal, runlog, reporter]),
         options=options,
     ), journal
 

@@ -33,7 +33,12 @@ from fleetdist.transport.base import Result, Stdin, TransportFactory, is_protoco
 # Exit codes a rollback script ends with on purpose (anything else raises StepFailed).
 _ROLLBACK_ENDS = (0, LOCK_HELD, steps.REVERTED)
 # What a host is doing once its prepare script printed each protocol line (live view only).
-_UNDER_WAY = {steps.SEND: "uploading", steps.RECEIVED: "unpacking", steps.STAGED: "testing"}
+_UNDER_WAY = {
+    steps.SEND: "uploading",
+    steps.RECEIVED: "unpacking",
+    steps.STAGED: "testing",
+    steps.UNCHANGED: "unchanged",
+}
 
 
 def _check(live: Live, result: Result) -> None:
