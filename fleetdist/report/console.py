@@ -131,9 +131,7 @@ class LiveReporter:
         self.note = ""
         self.muted = False
         self._lock = threading.Lock()  # workers report while Live's thread redraws
-        self.live: Live = Live(
-            self, console=console, refresh_per_second=4, transient=True, auto_refresh=True
-        )
+        self.live: Live = Live(self, console=console, refresh_per_second=4, transient=True)
 
     def __call__(self, event: Event) -> None:
         if self.muted:
@@ -148,9 +146,7 @@ class LiveReporter:
             self.console.print(Text(describe(event) or "", style=STYLES["failed"]))
         elif event.kind == "run_finished":
             self.close()
-            return
-        if self.live.is_started:
-            self.live.refresh()
+        # No redraw per event: Live redraws four times a second, however chatty the hosts.
 
     def _apply(self, event: Event, now: float) -> None:
         row = self.rows.setdefault(event.host, _Row()) if event.host else None
