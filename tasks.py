@@ -15,7 +15,7 @@ from fleetdist.doors import run_verb
 
 
 @task
-def build(c, recipe=None, formats=None, env="prod", json=False):
+def build(c, recipe=None, formats=None, env=None, json=False):
     """Build the recipe's artifacts into dist/ (formats: tar.gz,zip,wheel,venv,deb,rpm)."""
     run_verb("build", recipe=recipe, formats=formats, env=env, json=json)
 

@@ -83,7 +83,7 @@ class Project:
         if proc.returncode != 0:
             raise RuntimeError(f"fleetdist build failed ({proc.returncode}): {proc.stderr[-2000:]}")
         artifact: dict[str, Any] = next(
-            a for a in json.loads(proc.stdout) if a["format"] == "tar.gz"
+            a for a in json.loads(proc.stdout)["artifacts"] if a["format"] == "tar.gz"
         )
         artifact["build_s"] = round(time.monotonic() - t0, 3)
         return artifact

@@ -25,6 +25,7 @@ from fleetdist.release import steps
 from fleetdist.report import ledger
 from fleetdist.report.events import Reporter, fan_out, silent
 from fleetdist.report.journal import Journal, activated_hosts, last_run, new_run_id, read_run
+from fleetdist.report.runlog import RunLog
 from fleetdist.session import (
     DeployOptions,
     Loaded,
@@ -91,7 +92,9 @@ def _rollout(
 ) -> tuple[Rollout, Journal]:
     journal = Journal(sel.project.runs, run_id, header)
     runs = sel.project.runs
+    runlog = RunLog(runs, run_id)  # each host's whole output, beside the journal
     fleet = FleetOutcome(run_id, action, loaded.recipe.app, sel.env, release_id)
+    fleet.log_dir = runlog.dir
     options = RolloutOptions(
         lock=lock_spec(run_id, opts.lock_wait),
         canary=opts.canary,
@@ -106,7 +109,7 @@ def _rollout(
     return Rollout(
         fleet=fleet,
         factory=transports(opts),
-        reporter=fan_out([journal, reporter]),
+        reporter=fan_out([journal, runlog, reporter]),
         options=options,
     ), journal
 

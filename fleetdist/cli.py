@@ -2,24 +2,56 @@
 
 Exit codes: 0 all hosts on the target; 1 some hosts failed within the
 budget; 2 usage or configuration error; 3 aborted (budget exceeded or canary
-failed); 4 lock held elsewhere; 5 hosts unreachable.
+failed); 4 lock held elsewhere; 5 hosts unreachable; 130 interrupted.
+
+Every error is one line on stderr, usage errors included (argparse's own
+multi-line usage block is not printed); with `--json`, stdout holds exactly
+one JSON document on every path (see `report.jsonout`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from fleetdist import api
 from fleetdist.config.project import Project
 from fleetdist.errors import FleetdistError
 from fleetdist.orchestrate.outcome import ExitCode, FleetOutcome
-from fleetdist.report.console import print_recap, print_table, reporter_for
+from fleetdist.report import jsonout
+from fleetdist.report.console import ConsoleReporter, print_recap, print_table, reporter_for
+
+INTERRUPTED = 130
+INTERRUPTED_MESSAGE = "interrupted; hosts keep their current release"
+VERBS = (
+    "build",
+    "deploy",
+    "plan",
+    "rollback",
+    "status",
+    "history",
+    "unlock",
+    "disconnect",
+    "hosts",
+)
+
+
+class UsageError(FleetdistError):
+    """A flag or argument argparse refused (exit 2), reported like every other error."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error raises UsageError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -66,7 +98,7 @@ def _rollout_flags(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="fleetdist", description="Build, deploy and roll back apps.")
+    top = _Parser(prog="fleetdist", description="Build, deploy and roll back apps.")
     sub = top.add_subparsers(dest="verb", required=True)
     b = sub.add_parser("build", help="build the recipe's artifacts into dist/")
     _common(b)
@@ -93,8 +125,10 @@ def parser() -> argparse.ArgumentParser:
         ("unlock", "break the lock on hosts (recorded)"),
     ):
         _common(sub.add_parser(name, help=helptext))
-    sub.add_parser("disconnect", help="close the SSH connections --persist keeps open")
+    dc = sub.add_parser("disconnect", help="close the SSH connections --persist keeps open")
+    dc.add_argument("--json", action="store_true", help="one JSON document on stdout")
     h = sub.add_parser("hosts", help="expand host patterns")
+    h.add_argument("--json", action="store_true", help="one JSON document on stdout")
     h.add_argument("-i", "--inventory")
     h.add_argument("--env", default="prod")
     h.add_argument("--project", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
@@ -116,9 +150,9 @@ def _selection(args: argparse.Namespace) -> api.Selection:
 def _options(args: argparse.Namespace) -> api.DeployOptions:
     for flag in ("parallel", "max_connect"):
         if getattr(args, flag) < 1:
-            raise FleetdistError(f"--{flag.replace('_', '-')}: must be at least 1")
+            raise UsageError(f"--{flag.replace('_', '-')}: must be at least 1")
     if not 0 <= args.persist < float("inf"):
-        raise FleetdistError("--persist: must be 0 or more seconds")
+        raise UsageError("--persist: must be 0 or more seconds")
     return api.DeployOptions(
         canary=getattr(args, "canary", 0),
         batch=getattr(args, "batch", None),
@@ -133,48 +167,49 @@ def _options(args: argparse.Namespace) -> api.DeployOptions:
     )
 
 
-def _emit_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True, default=str))
-
-
 def _fleet(args: argparse.Namespace, fleet: FleetOutcome) -> int:
     if args.json:
-        _emit_json(fleet.to_json())
+        jsonout.emit(jsonout.document(fleet.exit_code(), fleet.to_json()))
     else:
         print_recap(fleet)
     return fleet.exit_code()
 
 
-def run(args: argparse.Namespace) -> int:
+def _done(args: argparse.Namespace, code: int = ExitCode.OK, **fields: Any) -> int:
+    """Print a read-only verb's JSON document (with --json) and return its exit code."""
+    if args.json:
+        jsonout.emit(jsonout.document(code, **fields))
+    return code
+
+
+def run(args: argparse.Namespace, reporter: ConsoleReporter) -> int:
     if args.verb == "disconnect":
         closed = api.disconnect()
-        print("closed the kept connections" if closed else "no connections were kept")
-        return ExitCode.OK
+        if not args.json:
+            print("closed the kept connections" if closed else "no connections were kept")
+        return _done(args, closed=closed)
     if args.verb == "hosts":
-        for name in api.expand_host_patterns(_selection(args), args.patterns):
-            print(name)
-        return ExitCode.OK
+        names = api.expand_host_patterns(_selection(args), args.patterns)
+        if not args.json:
+            for name in names:
+                print(name)
+        return _done(args, hosts=names)
     sel, opts = _selection(args), _options(args)
-    reporter = (lambda event: None) if args.json and not sys.stderr.isatty() else reporter_for()
     if args.verb == "build":
         formats = [f.strip() for f in (args.formats or "").split(",") if f.strip()]
         artifacts = api.build(sel, formats)
-        if args.json:
-            _emit_json([a.to_json() for a in artifacts])
-        else:
+        if not args.json:
             for a in artifacts:
                 print(f"{a.path}  {a.release_id}  {a.sha256}")
-        return ExitCode.OK
+        return _done(args, artifacts=[a.to_json() for a in artifacts])
     if args.verb in ("deploy", "plan"):
         if args.verb == "plan" or args.dry_run:
             planned = api.plan(sel, opts)
-            if args.json:
-                _emit_json(planned)
-            else:
+            if not args.json:
                 for host in planned:
                     for step in host["steps"]:
                         print(f"# {host['host']}: {step['name']}\n{step['script']}\n")
-            return ExitCode.OK
+            return _done(args, hosts=planned)
         if args.force_unlock:
             api.unlock(sel, opts)
         if args.resume:
@@ -194,53 +229,116 @@ def run(args: argparse.Namespace) -> int:
     if args.verb == "unlock":
         return _fleet(args, api.unlock(sel, opts))
     if args.verb == "status":
-        rows = api.status(sel, opts)
-        if args.json:
-            _emit_json([dataclasses.asdict(r) for r in rows])
-        else:
-            print_table(
-                ("host", "app", "current", "previous", "lock", "drift", "error"),
-                [
-                    (
-                        r.host,
-                        r.app,
-                        r.current,
-                        r.previous,
-                        r.lock,
-                        "DRIFT" if r.drift else "",
-                        r.error,
-                    )
-                    for r in rows
-                ],
-            )
-        return ExitCode.OK if all(r.reachable for r in rows) else ExitCode.UNREACHABLE
+        return _status(args, api.status(sel, opts))
     entries = api.history(sel, opts)
-    if args.json:
-        _emit_json(entries)
-    else:
+    if not args.json:
         keys = ("time", "host", "action", "from", "to", "result", "operator", "run")
         print_table(keys, [tuple(e.get(k) for k in keys) for e in entries])
-    return ExitCode.OK
+    return _done(args, entries=entries)
+
+
+def _status(args: argparse.Namespace, rows: list[api.HostStatus]) -> int:
+    code = ExitCode.OK if all(r.reachable for r in rows) else ExitCode.UNREACHABLE
+    if not args.json:
+        print_table(
+            ("host", "app", "current", "previous", "lock", "drift", "error"),
+            [
+                (r.host, r.app, r.current, r.previous, r.lock, "DRIFT" if r.drift else "", r.error)
+                for r in rows
+            ],
+        )
+    return _done(args, code, hosts=[dataclasses.asdict(r) for r in rows])
+
+
+def wants_json(argv: Sequence[str]) -> bool:
+    """`--json` (or an abbreviation argparse would take for it) before any `--`."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if len(arg) > 3 and "--json".startswith(arg):
+            return True
+    return False
+
+
+def fail(argv: Sequence[str], message: str, kind: str, code: int) -> int:
+    """Report an error the one way: a line on stderr, and with --json the error document."""
+    print(f"fleetdist: error: {message}", file=sys.stderr)
+    if wants_json(argv):
+        jsonout.emit(jsonout.error_document(message, kind, code))
+    return code
+
+
+def usage_error(argv: Sequence[str]) -> str | None:
+    """The message fleetdist's own parser gives for `argv`, or None if it accepts it.
+
+    The `fab` and `inv` doors ask this when their parser refuses a flag, so a
+    bad flag reads the same whichever door it came through.
+    """
+    try:
+        parser().parse_args(list(argv))
+    except UsageError as exc:
+        return str(exc)
+    except SystemExit:  # --help
+        return None
+    return None
+
+
+@contextmanager
+def _interrupts(reporter: ConsoleReporter) -> Iterator[None]:
+    """Ctrl-C stops the console at once, then unwinds the run as KeyboardInterrupt.
+
+    Workers still report while the run unwinds (the journal and the run log
+    keep recording), but nothing more reaches the screen than the one line
+    `main` prints.
+    """
+
+    def stop(signum: int, frame: object) -> None:
+        reporter.mute()
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
+        yield
+    finally:
+        reporter.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; never raises for expected failures, returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser().parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+    except UsageError as exc:
+        return fail(argv, str(exc), "UsageError", ExitCode.USAGE)
+    except SystemExit as exc:  # --help
         return int(exc.code or 0)
+    reporter = reporter_for(sys.stderr)
     try:
-        return run(args)
+        with _interrupts(reporter):
+            return run(args, reporter)
     except FleetdistError as exc:
-        print(f"fleetdist: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return fail(argv, str(exc), type(exc).__name__, exc.exit_code)
     except KeyboardInterrupt:
-        print("fleetdist: interrupted; hosts keep their current release", file=sys.stderr)
-        return 130
+        return fail(argv, INTERRUPTED_MESSAGE, "Interrupted", INTERRUPTED)
+
+
+def leave(code: int) -> NoReturn:
+    """Exit with `code`; after Ctrl-C, without waiting for worker threads still blocked on
+    hosts (joining them at exit would hang, and a second Ctrl-C there prints a traceback)."""
+    if code == INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def entrypoint() -> None:
-    sys.exit(main())
+    leave(main())
 
 
 if __name__ == "__main__":

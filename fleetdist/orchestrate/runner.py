@@ -13,7 +13,7 @@ over so it can still undo a host that was cut over early.
 from __future__ import annotations
 
 import dataclasses
-import time
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from fleetdist.build.artifact import Artifact
@@ -27,10 +27,17 @@ from fleetdist.release.command import Sh
 from fleetdist.release.lease import LOCK_HELD, LockSpec
 from fleetdist.report import ledger
 from fleetdist.report.events import Event, Reporter
-from fleetdist.transport.base import Result, Stdin, TransportFactory
+from fleetdist.transport.base import Result, Stdin, TransportFactory, is_protocol
 
 # Exit codes a rollback script ends with on purpose (anything else raises StepFailed).
 _ROLLBACK_ENDS = (0, LOCK_HELD, steps.REVERTED)
+# What a host is doing once its prepare script printed each protocol line (live view only).
+_UNDER_WAY = {
+    steps.SEND: "uploading",
+    steps.RECEIVED: "unpacking",
+    steps.STAGED: "testing",
+    steps.UNCHANGED: "unchanged",
+}
 
 
 def _check(live: Live, result: Result) -> None:
@@ -64,10 +71,25 @@ class Rollout:
         """Run one step; a non-zero exit (other than those in `allow`) raises StepFailed."""
         assert live.transport is not None
         live.step = step
-        result = live.transport.run(script.text, stdin=Stdin(head=script.stdin_head))
+        result = live.transport.run(
+            script.text,
+            stdin=Stdin(head=script.stdin_head),
+            on_line=functools.partial(self._progress, live),
+        )
         if result.exit_code not in allow:
             _check(live, result)
         return result
+
+    def _progress(self, live: Live, stream: str, line: str) -> None:
+        """A line a host printed just now: a protocol line says what the host is doing
+        (a `progress` event), any other is output (an `output` event, for the live view
+        and the run log).  Only progress: facts are read from the Result afterwards."""
+        host = live.job.host.name
+        if not is_protocol(line):
+            data = {"stream": stream, "step": live.step}
+            self.emit(Event("output", host, message=line, data=data))
+        elif stream == "stdout" and line in _UNDER_WAY:
+            self.emit(Event("progress", host, _UNDER_WAY[line]))
 
     def _fail(self, live: Live, step: str, error: str, status: Status = Status.FAILED) -> None:
         o = live.outcome
@@ -109,7 +131,8 @@ class Rollout:
         """Run `work`; turn every failure into the host's outcome.  True if it succeeded."""
         name = live.job.host.name
         try:
-            work()
+            with live.outcome.clock():  # the host's own time, not its wait for a worker
+                work()
             return True
         except StepFailed as exc:
             if live.step == "lock":
@@ -136,7 +159,6 @@ class Rollout:
             pass
         finally:
             live.transport.close()
-            live.outcome.seconds = round(time.monotonic() - live.started, 3)
             self.emit(Event("host_done", live.job.host.name, data={"status": live.outcome.status}))
 
     # -- deploy --------------------------------------------------------------
@@ -163,7 +185,9 @@ class Rollout:
                 script = steps.prepare(ctx, lock, upload, ledgers=ledgers, bundle=bundle)
                 live.step = "prepare"  # until its output tells which part failed
                 feed = Stdin(payload.path, after=steps.SEND, head=script.stdin_head)
-                return transport.run(script.text, stdin=feed)
+                return transport.run(
+                    script.text, stdin=feed, on_line=functools.partial(self._progress, live)
+                )
 
             result = attempt(self.options.lock)
             stale = self.options.stale(result.stderr) if result.exit_code == LOCK_HELD else None
@@ -243,7 +267,11 @@ class Rollout:
         live.step = "activate"
         before = live.facts.current if seen is None else seen
         self._stage(live, "activating", current=before, release=target)
-        result = live.transport.run(script.text, stdin=Stdin(head=script.stdin_head))
+        result = live.transport.run(
+            script.text,
+            stdin=Stdin(head=script.stdin_head),
+            on_line=functools.partial(self._progress, live),
+        )
         self._activated(live, result, target, released=release)
 
     def _activated(self, live: Live, result: Result, target: str, *, released: bool) -> None:
@@ -396,7 +424,7 @@ class Rollout:
         live.outcome.from_release = live.facts.current
         self._stage(live, "probed", current=live.facts.current)
         self._recovered(live, result)
-        target = next((ln[7:] for ln in result.stdout.splitlines() if ln.startswith("target ")), "")
+        target = steps.parse_target(result.stdout)
         live.outcome.to_release = target or None
         if steps.UNCHANGED in result.stdout.splitlines():
             live.outcome.status = Status.UNCHANGED

@@ -7,7 +7,6 @@ rollout machinery.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -74,4 +73,3 @@ class Live:
     facts: Facts = field(default_factory=Facts)
     locked: bool = False
     step: str = "connect"  # the step under way, named in the outcome if it fails
-    started: float = field(default_factory=time.monotonic)

@@ -71,7 +71,7 @@ def parse_facts(stdout: str) -> Facts:
     tested: set[str] = set()
     releases: list[tuple[str, float]] = []
     for line in stdout.splitlines():
-        kind, _, rest = line.partition(" ")
+        kind, _, rest = line.removeprefix("@@").partition(" ")
         if kind == "previous":
             previous = _id(rest)
         elif kind == "lock":
@@ -100,3 +100,11 @@ def _release(rest: str) -> tuple[str, float] | None:
         return rid, float(epoch)
     except ValueError:
         return None
+
+
+def parse_target(stdout: str) -> str:
+    """The `@@target ID` a rollback script printed ("" if none or not a release id)."""
+    for line in stdout.splitlines():
+        if line.startswith("@@target "):
+            return line.removeprefix("@@target ") if is_release_id(line[9:]) else ""
+    return ""

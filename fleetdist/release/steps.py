@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 from fleetdist.release import packages
 from fleetdist.release.command import Sh, assign, cmd, export, fail, raw, script, user_shell
-from fleetdist.release.facts import Facts, parse_facts
+from fleetdist.release.facts import Facts, parse_facts, parse_target
 from fleetdist.release.layout import ReleaseLayout
 from fleetdist.release.lease import LOCK_HELD, LockSpec, variables
 from fleetdist.release.shlib import library
 
-__all__ = ["Facts", "parse_facts"]
+__all__ = ["Facts", "parse_facts", "parse_target"]
 
 REVERTED = 76
 NOT_STAGED = 77
@@ -263,7 +263,7 @@ def rollback(
     """A whole rollback in one round trip: lease, recovery, facts, target, activation.
 
     The target is `to`, else the host's own `previous`; the script prints
-    the facts and `target ID` so the controller can report from/to.  Rolling
+    the facts and `@@target ID` so the controller can report from/to.  Rolling
     back to the release already live prints UNCHANGED and changes nothing.
     The lease is given back unless the activation failed (the runner's
     `finish` does it then, after recording the failure).
@@ -279,7 +279,7 @@ def rollback(
         library("lease", "facts", "activate"),
         raw(
             "lease_take\nrecover\nfacts\n"
-            "ID=${TO:-$PREV}; printf 'target %s\\n' \"$ID\"\n"
+            "ID=${TO:-$PREV}; printf '@@target %s\\n' \"$ID\"\n"
             '[ -n "$ID" ] || die "no previous release to roll back to"\n'
             f'if [ "$ID" = "$CID" ]; then echo {UNCHANGED}; else\n'
             'if [ "$CID" != "?" ]; then OLD=$CID; fi\nactivate\nfi\nlease_give_back'

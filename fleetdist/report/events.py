@@ -14,9 +14,15 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Event:
-    """`kind` is one of: run_started, stage, host_done, batch_started, batch_finished,
-    aborted, run_finished.  `stage` uses the shared vocabulary: connected, probed,
-    uploaded, staged, tested, activated, recorded, failed."""
+    """`kind` is one of: run_started, stage, progress, output, host_done, batch_started,
+    batch_finished, aborted, run_finished.
+
+    `stage` events use the shared vocabulary (connected, probed, uploaded, staged,
+    tested, activated, recorded, failed) and are what the journal keeps.  While a
+    host's script runs, `progress` events say what it is doing now (uploading,
+    unpacking, testing) and `output` events carry each line it prints (`message`,
+    with `data` {"stream": "stdout" | "stderr", "step": ...}): text from a host,
+    to be shown as data, never as markup, and never containing protocol lines."""
 
     kind: str
     host: str | None = None

@@ -33,9 +33,59 @@ class Result:
         return self.exit_code == 0
 
     def tail(self, lines: int = 5) -> str:
-        """The last lines of stderr (or stdout), joined for a one-line error."""
-        text = (self.stderr.strip() or self.stdout.strip()).splitlines()
-        return " | ".join(text[-lines:])
+        """The last lines of stderr (or stdout), joined for a one-line error.
+
+        Protocol lines (`@@...`, see `is_protocol`) are the scripts' own
+        signals to the runner, never something to show a user.
+        """
+        for stream in (self.stderr, self.stdout):
+            text = [ln for ln in stream.strip().splitlines() if not is_protocol(ln)]
+            if text:
+                return " | ".join(text[-lines:])
+        return ""
+
+
+PROTOCOL_PREFIX = "@@"
+"""What the host scripts' own signal lines (`@@send`, `@@staged`...) begin with."""
+
+
+def is_protocol(line: str) -> bool:
+    """True for a line a host script prints for the runner, not for people."""
+    return line.startswith(PROTOCOL_PREFIX)
+
+
+LineSink = Callable[[str, str], None]
+"""`on_line(stream, line)`: called with "stdout" or "stderr" and one line (no newline)
+as soon as the host has printed it, in the thread that called `run`."""
+
+MAX_LINE = 1 << 16  # bytes: a longer line (or one never ended) is passed on in pieces
+
+
+class Lines:
+    """Split one output stream into lines as its chunks arrive, for an `on_line` sink."""
+
+    def __init__(self, stream: str, sink: LineSink | None) -> None:
+        self.stream, self.sink = stream, sink
+        self.pending = bytearray()
+
+    def add(self, chunk: bytes) -> None:
+        if self.sink is None:
+            return
+        self.pending += chunk
+        while (end := self.pending.find(b"\n")) >= 0 or len(self.pending) >= MAX_LINE:
+            cut = end if end >= 0 else MAX_LINE
+            self._emit(bytes(self.pending[:cut]))
+            del self.pending[: cut + (end >= 0)]
+
+    def close(self) -> None:
+        """Pass on a last line the host did not end with a newline."""
+        if self.pending:
+            self._emit(bytes(self.pending))
+            self.pending.clear()
+
+    def _emit(self, data: bytes) -> None:
+        assert self.sink is not None
+        self.sink(self.stream, data.decode("utf-8", errors="replace").removesuffix("\r"))
 
 
 @dataclass(frozen=True)
@@ -72,13 +122,20 @@ class Transport(Protocol):
     its standard input fed as `stdin` says, and never raises for a non-zero
     exit: the caller decides what failure means.  It raises `TransportError`
     only when the host cannot be reached, the connection drops, or `timeout`
-    seconds pass.
+    seconds pass.  With `on_line`, each line of output is also handed over
+    as it arrives (progress for a live view, the whole output for the run
+    log); the Result still holds both streams.
     """
 
     host: Host
 
     def run(
-        self, script: str, *, stdin: Stdin = NO_STDIN, timeout: float | None = None
+        self,
+        script: str,
+        *,
+        stdin: Stdin = NO_STDIN,
+        timeout: float | None = None,
+        on_line: LineSink | None = None,
     ) -> Result: ...
 
     def close(self) -> None: ...

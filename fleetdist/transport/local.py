@@ -8,15 +8,19 @@ so the same rendered steps work on both transports.
 from __future__ import annotations
 
 import os
+import selectors
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import BinaryIO
 
 from fleetdist.config.schema import Host
 from fleetdist.errors import TransportError
-from fleetdist.transport.base import NO_STDIN, Result, Stdin
+from fleetdist.transport.base import NO_STDIN, Lines, LineSink, Result, Stdin
+
+CHUNK = 1 << 16
 
 
 class LocalTransport:
@@ -32,24 +36,68 @@ class LocalTransport:
                 f"host {host.name}: unreachable: {exc.strerror}: {self.root}"
             ) from None
 
-    def run(self, script: str, *, stdin: Stdin = NO_STDIN, timeout: float | None = None) -> Result:
-        """`sh -c script` here; `stdin.after` needs no wait, as a file costs nothing unread."""
-        try:
-            with _feed(stdin) as feed:
-                proc = subprocess.run(
-                    ["sh", "-c", script],
-                    cwd=self.root,
-                    stdin=feed,
-                    capture_output=True,
-                    timeout=timeout or self.host.command_timeout,
-                    check=False,
-                )
-        except subprocess.TimeoutExpired:
-            raise TransportError(f"host {self.host.name}: command timed out") from None
-        return Result(proc.returncode, _text(proc.stdout), _text(proc.stderr))
+    def run(
+        self,
+        script: str,
+        *,
+        stdin: Stdin = NO_STDIN,
+        timeout: float | None = None,
+        on_line: LineSink | None = None,
+    ) -> Result:
+        """`sh -c script` here; `stdin.after` needs no wait, as a file costs nothing unread.
+
+        Both pipes are read in this thread as the script writes them, so
+        `on_line` sees each line when it is printed, as over SSH.
+        """
+        deadline = time.monotonic() + (timeout or self.host.command_timeout)
+        with (
+            _feed(stdin) as feed,
+            subprocess.Popen(
+                ["sh", "-c", script],
+                cwd=self.root,
+                stdin=feed,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            ) as proc,
+        ):
+            try:
+                out, err = _collect(proc, deadline, on_line)
+                code = proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise TransportError(f"host {self.host.name}: command timed out") from None
+        return Result(code, _text(out), _text(err))
 
     def close(self) -> None:
         """Nothing to close: every run is its own process."""
+
+
+def _collect(
+    proc: subprocess.Popen[bytes], deadline: float, on_line: LineSink | None
+) -> tuple[bytes, bytes]:
+    """Read stdout and stderr until both close (raises TimeoutExpired at `deadline`)."""
+    assert proc.stdout is not None and proc.stderr is not None
+    out, err = bytearray(), bytearray()
+    streams = {
+        proc.stdout.fileno(): (out, Lines("stdout", on_line)),
+        proc.stderr.fileno(): (err, Lines("stderr", on_line)),
+    }
+    with selectors.DefaultSelector() as sel:
+        for fd in streams:
+            sel.register(fd, selectors.EVENT_READ)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(proc.args, 0)
+            for key, _ in sel.select(min(left, 1.0)):
+                data, lines = streams[key.fd]
+                chunk = os.read(key.fd, CHUNK)
+                if not chunk:
+                    sel.unregister(key.fd)
+                    lines.close()
+                data += chunk
+                lines.add(chunk)
+    return bytes(out), bytes(err)
 
 
 def _text(data: bytes) -> str:

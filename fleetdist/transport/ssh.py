@@ -35,7 +35,7 @@ from paramiko.ssh_exception import AuthenticationException, BadHostKeyException,
 
 from fleetdist.config.schema import Host
 from fleetdist.errors import HostKeyError, TransportError
-from fleetdist.transport.base import HANDSHAKE_ATTEMPTS, NO_STDIN, Result, Stdin
+from fleetdist.transport.base import HANDSHAKE_ATTEMPTS, NO_STDIN, Lines, LineSink, Result, Stdin
 from fleetdist.transport.hostkeys import (
     HostKeyPolicy,
     KnownHosts,
@@ -87,9 +87,12 @@ class SSHTransport:
         *,
         stdin: Stdin = NO_STDIN,
         timeout: float | None = None,
+        on_line: LineSink | None = None,
         abort: socket.socket | None = None,
     ) -> Result:
         """Run `script` with `sh -c` on one session channel; stream `stdin` into it.
+
+        `on_line` gets each output line as it arrives (see `base.Transport`).
 
         `abort` is the mux daemon's link to the run that asked: if that run
         goes away (killed), the channel is closed as if its own connection had
@@ -115,7 +118,8 @@ class SSHTransport:
                     chan.exec_command(command)
                     after = stdin.after.encode() if stdin.after is not None else None
                     deadline = time.monotonic() + limit
-                    return _exchange(chan, feed, deadline, abort, after, stdin.head)
+                    sinks = (Lines("stdout", on_line), Lines("stderr", on_line))
+                    return _exchange(chan, feed, deadline, abort, after, stdin.head, sinks)
                 finally:
                     chan.close()
         except TimeoutError as exc:
@@ -179,14 +183,17 @@ def _exchange(
     abort: socket.socket | None = None,
     after: bytes | None = None,
     head: bytes = b"",
+    sinks: tuple[Lines, Lines] | None = None,
 ) -> Result:
     """Send `head`, then `feed` (after the script printed the line `after`, if given); collect.
 
-    Both output streams and the exit status are collected by `deadline`.
+    Both output streams and the exit status are collected by `deadline`;
+    `sinks` (stdout, stderr) see every chunk as it comes, split into lines.
     If the script stops reading early (it failed before taking the upload),
     sending stops quietly and its exit status tells what happened.
     """
     out, err = _Tail(), _Tail()
+    out_lines, err_lines = sinks or (Lines("stdout", None), Lines("stderr", None))
     # poll, not select: with hundreds of hosts open, descriptors pass select's 1024 limit.
     watch = select.poll()
     watch.register(chan, select.POLLIN)
@@ -195,9 +202,13 @@ def _exchange(
 
     def drain() -> None:
         while chan.recv_ready():
-            out.add(chan.recv(CHUNK))
+            chunk = chan.recv(CHUNK)
+            out.add(chunk)
+            out_lines.add(chunk)
         while chan.recv_stderr_ready():
-            err.add(chan.recv_stderr(CHUNK))
+            chunk = chan.recv_stderr(CHUNK)
+            err.add(chunk)
+            err_lines.add(chunk)
 
     def wait(done: Callable[[], bool]) -> None:
         while not chan.eof_received and not done():
@@ -232,6 +243,8 @@ def _exchange(
     if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):
         raise TimeoutError
     drain()
+    out_lines.close()
+    err_lines.close()
     return Result(chan.recv_exit_status(), out.text(), err.text())
 
 

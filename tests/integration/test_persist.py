@@ -108,7 +108,7 @@ def test_a_key_removed_from_known_hosts_is_not_trusted_by_the_pool(
     known.write_text("".join(line for line in lines if f":{port} " not in line))
     capsys.readouterr()
     assert proj.run("status", "--json") == 5
-    (row,) = json.loads(capsys.readouterr().out)
+    (row,) = json.loads(capsys.readouterr().out)["hosts"]
     assert f"unknown host key for [127.0.0.1]:{port}" in row["error"]
 
 

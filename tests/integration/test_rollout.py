@@ -412,7 +412,7 @@ def test_status_flags_drift_and_unreachable(
     assert deploy(project, monkeypatch, "2.0.0", "-H", "web[01-02]") == 0
     capsys.readouterr()
     assert project.run("status", "--json") == 0
-    rows = {r["host"]: r for r in json.loads(capsys.readouterr().out)}
+    rows = {r["host"]: r for r in json.loads(capsys.readouterr().out)["hosts"]}
     assert rows["web01"]["current"].startswith("2.0.0-") and rows["web03"]["current"].startswith(
         "1.0.0-"
     )
@@ -421,4 +421,4 @@ def test_status_flags_drift_and_unreachable(
     assert deploy(project, monkeypatch, "2.0.0") == 0
     capsys.readouterr()
     assert project.run("status", "--json") == 0
-    assert not any(r["drift"] for r in json.loads(capsys.readouterr().out))
+    assert not any(r["drift"] for r in json.loads(capsys.readouterr().out)["hosts"])

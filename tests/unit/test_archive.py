@@ -155,15 +155,17 @@ def test_unknown_format_is_a_usage_error(tmp_path: Path, tree: Path) -> None:
 def test_cli_build_twice_is_identical(project: Project) -> None:
     first = project.run("build", "--json")
     assert first.code == 0, first.err
-    artifacts = first.json()
+    artifacts = first.json()["artifacts"]
     assert {a["format"] for a in artifacts} == {"tar.gz", "zip"}
     blobs = {a["format"]: Path(a["path"]).read_bytes() for a in artifacts}
     for a in artifacts:
         Path(a["path"]).unlink()
     second = project.run("build", "--json")
     assert second.code == 0
-    assert {a["format"]: Path(a["path"]).read_bytes() for a in second.json()} == blobs
-    assert [a["release_id"] for a in second.json()] == [a["release_id"] for a in artifacts]
+    assert {a["format"]: Path(a["path"]).read_bytes() for a in second.json()["artifacts"]} == blobs
+    assert [a["release_id"] for a in second.json()["artifacts"]] == [
+        a["release_id"] for a in artifacts
+    ]
 
 
 # -- check_tar ----------------------------------------------------------------

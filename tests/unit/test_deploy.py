@@ -331,7 +331,7 @@ def test_dry_run_after_a_deploy_leaves_hosts_as_they_were(project: Project) -> N
 def test_plan_json_is_valid(project: Project) -> None:
     result = project.run("plan", "--json")
     assert result.code == 0, result.err
-    planned = json.loads(result.out)
+    planned = json.loads(result.out)["hosts"]
     assert [p["host"] for p in planned] == list(HOSTS)
     for host in planned:
         assert host["root"] == str(project.host_root(host["host"]))
@@ -346,8 +346,9 @@ def test_status_json(project: Project) -> None:
     v2 = project.deploy("-H", "web0[1-2]")
     result = project.run("status", "--json")
     assert result.code == 0, result.err
-    rows = json.loads(result.out)
-    assert isinstance(rows, list)
+    doc = json.loads(result.out)
+    assert (doc["version"], doc["exit_code"]) == (1, 0)
+    rows = doc["hosts"]
     by_host = {r["host"]: r for r in rows}
     assert list(by_host) == list(HOSTS)
     for host in ("web01", "web02"):
@@ -362,7 +363,7 @@ def test_status_json(project: Project) -> None:
 def test_status_before_any_deploy(project: Project) -> None:
     result = project.run("status", "--json")
     assert result.code == 0
-    assert [(r["current"], r["previous"]) for r in result.json()] == [(None, None)] * 3
+    assert [(r["current"], r["previous"]) for r in result.json()["hosts"]] == [(None, None)] * 3
 
 
 def test_status_table(project: Project) -> None:
@@ -391,7 +392,7 @@ def test_rollback_and_history_json_are_single_documents(project: Project) -> Non
     assert json.loads(rollback.out)["action"] == "rollback"
     history = project.run("history", "--json")
     assert history.code == 0
-    entries = json.loads(history.out)
+    entries = json.loads(history.out)["entries"]
     assert len(entries) == 9
     assert {e["host"] for e in entries} == set(HOSTS)
     assert [e["action"] for e in entries if e["host"] == "web01"] == [
@@ -417,14 +418,14 @@ def test_interrupted_transfer_and_unpack_never_count_as_staged(project: Project)
     """What a dropped connection leaves (half an upload, half a staging dir) is redone."""
     project.bump("v1")
     plan = project.run("plan", "--json", "-H", "web01").json()
-    rid = plan[0]["release_id"]
+    rid = plan["hosts"][0]["release_id"]
     state = project.host_root("web01") / ".fleetdist"
     (state / "incoming").mkdir(parents=True)
     (state / "incoming" / f"{rid}.tar.gz").write_bytes(b"\x1f\x8b truncated")
     half = state / "staging" / rid
     half.mkdir(parents=True)
     (half / "half-written.py").write_text("x =")
-    assert project.run("status", "--json", "-H", "web01").json()[0]["releases"] == []
+    assert project.run("status", "--json", "-H", "web01").json()["hosts"][0]["releases"] == []
     assert project.deploy("-H", "web01") == rid
     release = project.host_root("web01") / "releases" / rid
     assert not (release / "half-written.py").exists()

@@ -22,7 +22,7 @@ def stack(*lines: str) -> str:
 def roots(project: Project, *args: str) -> set[str]:
     result = project.run("plan", "--json", *args)
     assert result.code == 0, result.err
-    return {host["root"] for host in result.json()}
+    return {host["root"] for host in result.json()["hosts"]}
 
 
 def test_dev_and_prod_resolve_deploy_base_differently(project: Project) -> None:
@@ -96,7 +96,7 @@ def test_broken_env_file_is_a_config_error(project: Project) -> None:
     broken.write_text("all: [unclosed\n")
     result = project.run("status", "--json", "--env", "broken")
     assert result.code == 2
-    assert result.out == ""  # envstack's own diagnostics must not leak into --json
+    assert result.json()["error"]["type"] == "ConfigError"  # and nothing from envstack
     assert result.err.startswith(f"fleetdist: error: {broken}:2: malformed env file: ")
     assert result.err.count("\n") == 1
     assert not project.fleet.exists()

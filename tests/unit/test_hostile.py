@@ -79,10 +79,10 @@ def test_hostile_deploy_and_rollback_stay_inert(hostile: Project, tmp_path: Path
     assert project.run("rollback").code == 0
     status = project.run("status", "--json")
     assert status.code == 0
-    for row in status.json():
+    for row in status.json()["hosts"]:
         assert (row["current"], row["previous"]) == (v1, v2)
     history = project.run("history", "--json")
-    assert {e["to"] for e in history.json()} == {v1, v2}
+    assert {e["to"] for e in history.json()["entries"]} == {v1, v2}
 
     assert pwned(tmp_path, Path.cwd()) == []
     assert not (REPO / "PWNED").exists()
@@ -91,7 +91,7 @@ def test_hostile_deploy_and_rollback_stay_inert(hostile: Project, tmp_path: Path
 def test_hostile_dry_run_masks_secrets_and_quotes(hostile: Project, tmp_path: Path) -> None:
     result = hostile.run("plan", "--json")
     assert result.code == 0, result.err
-    for host in result.json():
+    for host in result.json()["hosts"]:
         scripts = "\n".join(s["script"] for s in host["steps"])
         assert "s3cr3t" not in scripts
         assert "export TOKEN=***" in scripts

@@ -60,7 +60,7 @@ def test_a_release_dir_named_like_a_protocol_line_is_not_a_fact(project: Project
     assert host["status"] == "ok", "a forged @@unchanged line made the deploy a no-op"
     assert project.current("web01") == result.json()["release_id"] != v1
     status = project.run("status", "-H", "web01", "--json")
-    assert "x\n@@unchanged" not in status.json()[0]["releases"]
+    assert "x\n@@unchanged" not in status.json()["hosts"][0]["releases"]
 
 
 def test_a_foreign_current_link_is_restored_when_the_new_release_fails(

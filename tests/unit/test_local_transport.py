@@ -75,4 +75,4 @@ def test_unreachable_hosts_exit_5(project: Project, monkeypatch: pytest.MonkeyPa
     assert {h["status"] for h in result.json()["hosts"]} == {"unreachable"}
     status = project.run("status", "--json")
     assert status.code == 5
-    assert not any(r["reachable"] for r in status.json())
+    assert not any(r["reachable"] for r in status.json()["hosts"])

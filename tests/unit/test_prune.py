@@ -78,8 +78,8 @@ def test_ids_with_spaces_and_dashes_are_just_names() -> None:
 
 def test_same_second_releases_order_by_name() -> None:
     staged = [(5, "a"), (5, "c"), (5, "b"), (4, "0-older")]
-    lines = [f"release {t} releases/{rid}/{MARKER}" for t, rid in staged]
-    f = parse_facts("\n".join(["current b", *lines]))
+    lines = [f"@@release {t} releases/{rid}/{MARKER}" for t, rid in staged]
+    f = parse_facts("\n".join(["@@current b", *lines]))
     assert f.current == "b"
     assert f.release_ids == ["a", "b", "c", "0-older"]
     assert prune_candidates(f, "d", keep=3) == ["c", "0-older"]

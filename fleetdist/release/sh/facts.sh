@@ -1,5 +1,6 @@
 # shellcheck shell=dash
-# What the controller learns about a host, printed one record per line:
+# What the controller learns about a host, printed one record per line, each
+# behind "@@" like every protocol line (so logs and tails can leave them out):
 #   previous ID            the release `current` last replaced
 #   lock HOLDER            who holds the lease (free text, display only)
 #   current ID | current ? a staged release, or something else
@@ -18,20 +19,20 @@ facts() {
         lease_holder
         lk=$HELD_BY
     fi
-    printf 'previous %s\nlock %s\n' "$PREV" "$lk"
+    printf '@@previous %s\n@@lock %s\n' "$PREV" "$lk"
     current_id "${1:-}"
-    [ -z "$CID" ] || printf 'current %s\n' "$CID"
+    [ -z "$CID" ] || printf '@@current %s\n' "$CID"
     release_ids
     set --
     for x in $IDS; do
         set -- "$@" "releases/$x/$MARKER"
-        if [ -f "$TESTED/$x" ]; then printf 'tested %s\n' "$x"; fi
+        if [ -f "$TESTED/$x" ]; then printf '@@tested %s\n' "$x"; fi
     done
-    # One exec for every marker's mtime: "release EPOCH releases/ID/MARKER".
-    if [ "$#" -gt 0 ]; then (cd "$R" && stat -c 'release %.9Y %n' -- "$@"); fi
+    # One exec for every marker's mtime: "@@release EPOCH releases/ID/MARKER".
+    if [ "$#" -gt 0 ]; then (cd "$R" && stat -c '@@release %.9Y %n' -- "$@"); fi
     if [ -f "$PENDING" ]; then
         p=""
         read -r p < "$PENDING" || true
-        printf 'pending %s\n' "$p"
+        printf '@@pending %s\n' "$p"
     fi
 }

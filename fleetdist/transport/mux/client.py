@@ -2,7 +2,8 @@
 
 A run talks to the daemon over one Unix connection per host, so the
 daemon's per-client thread holds exactly that host's SSH connection for the
-run.  The artifact is not copied through the socket: the daemon (same user)
+run.  A `run` asked with `on_line` gets `line` messages while the script
+runs, then its reply.  The artifact is not copied through the socket: the daemon (same user)
 opens the file by path and streams it to the host itself.
 """
 
@@ -22,7 +23,14 @@ from typing import Any
 
 from fleetdist.config.schema import Host
 from fleetdist.errors import HostKeyError, TransportError
-from fleetdist.transport.base import HANDSHAKE_ATTEMPTS, NO_STDIN, Result, Stdin, Transport
+from fleetdist.transport.base import (
+    HANDSHAKE_ATTEMPTS,
+    NO_STDIN,
+    LineSink,
+    Result,
+    Stdin,
+    Transport,
+)
 from fleetdist.transport.mux import wire
 
 START_TIMEOUT = 15.0
@@ -51,7 +59,14 @@ class MuxTransport:
         }
         self._call(request, self.host.connect_timeout * 4 * HANDSHAKE_ATTEMPTS + REPLY_MARGIN)
 
-    def run(self, script: str, *, stdin: Stdin = NO_STDIN, timeout: float | None = None) -> Result:
+    def run(
+        self,
+        script: str,
+        *,
+        stdin: Stdin = NO_STDIN,
+        timeout: float | None = None,
+        on_line: LineSink | None = None,
+    ) -> Result:
         """As `SSHTransport.run`, executed by the daemon on its connection."""
         limit = self.host.command_timeout if timeout is None else timeout
         request = {
@@ -61,20 +76,26 @@ class MuxTransport:
             "stdin": str(stdin.file.resolve()) if stdin.file else None,
             "stdin_after": stdin.after,
             "stdin_head": base64.b64encode(stdin.head).decode(),
+            "stream": on_line is not None,
         }
-        reply = self._call(request, limit + self.host.connect_timeout * 2 + REPLY_MARGIN)
+        reply = self._call(request, limit + self.host.connect_timeout * 2 + REPLY_MARGIN, on_line)
         return Result(int(reply["exit"]), str(reply["stdout"]), str(reply["stderr"]))
 
     def close(self) -> None:
         """Hand the connection back to the pool (the daemon keeps it for `--persist`)."""
         self._sock.close()
 
-    def _call(self, request: dict[str, Any], wait: float) -> dict[str, Any]:
+    def _call(
+        self, request: dict[str, Any], wait: float, on_line: LineSink | None = None
+    ) -> dict[str, Any]:
+        """Send `request`; pass streamed `line` messages to `on_line` until the reply."""
         try:
             self._sock.settimeout(wait)
             wire.send(self._sock, request)
-            reply = wire.receive(self._sock)
-        except (OSError, ValueError) as exc:
+            while (reply := wire.receive(self._sock)) is not None and reply.get("op") == "line":
+                if on_line is not None:
+                    on_line(str(reply["stream"]), str(reply["line"]))
+        except (OSError, ValueError, KeyError) as exc:
             raise DaemonGone(f"host {self.host.name}: connection lost: mux daemon: {exc}") from exc
         if reply is None:
             raise DaemonGone(f"host {self.host.name}: connection lost: mux daemon went away")

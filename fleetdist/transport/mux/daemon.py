@@ -159,7 +159,13 @@ def _serve_client(sock: socket.socket, pool: Pool, stop: threading.Event) -> Non
 
 
 def _run(transport: SSHTransport, request: dict[str, Any], client: socket.socket) -> dict[str, Any]:
+    """Run one script; with `stream`, each output line goes to the client as it arrives."""
     stdin = request.get("stdin")
+
+    def forward(stream: str, line: str) -> None:
+        # A client gone away makes this raise OSError: the run ends as a lost connection.
+        wire.send(client, {"op": "line", "stream": stream, "line": line})
+
     try:
         result = transport.run(
             request["script"],
@@ -169,6 +175,7 @@ def _run(transport: SSHTransport, request: dict[str, Any], client: socket.socket
                 base64.b64decode(request.get("stdin_head") or ""),
             ),
             timeout=request.get("timeout"),
+            on_line=forward if request.get("stream") else None,
             abort=client,
         )
     except FleetdistError as exc:
