@@ -15,6 +15,7 @@ from fleetdist.build.artifact import DEPLOYABLE, Artifact, load_artifact
 from fleetdist.build.buildlog import Echo, stderr_echo
 from fleetdist.build.payload import shipped
 from fleetdist.config.env import load_env
+from fleetdist.config.names import check_target
 from fleetdist.errors import ConfigError
 from fleetdist.orchestrate.batches import failure_budget, plan_batches
 from fleetdist.orchestrate.outcome import FleetOutcome, HostOutcome, Status
@@ -185,6 +186,7 @@ def rollback(
     reporter: Reporter = silent,
 ) -> FleetOutcome:
     """Re-activate the previous release (or `to`); `run` undoes exactly that rollout."""
+    to = check_target(to, "--to")
     targets: Mapping[str, str | None] = {}
     if run is not None:
         header, events = read_run(sel.project.runs, run)

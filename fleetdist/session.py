@@ -18,7 +18,8 @@ from pathlib import Path
 
 from fleetdist.config.env import expand, load_env
 from fleetdist.config.hosts import select_hosts
-from fleetdist.config.loader import check_release_id, load_inventory, load_recipe
+from fleetdist.config.loader import load_inventory, load_recipe
+from fleetdist.config.names import check_version
 from fleetdist.config.project import Project
 from fleetdist.config.schema import Host, Inventory, Recipe
 from fleetdist.errors import ConfigError, TransportError
@@ -73,7 +74,7 @@ def resolve_recipe(sel: Selection, env: Mapping[str, str]) -> Recipe:
     recipe = load_recipe(sel.project.recipe_path(sel.recipe))
     where = f"{recipe.source_file}: version"
     version = expand(recipe.version, ChainMap(dict(os.environ), dict(env)), where=where)
-    return dataclasses.replace(recipe, version=check_release_id(version, where))
+    return dataclasses.replace(recipe, version=check_version(version, where))
 
 
 def load(sel: Selection, *, need_hosts: bool = True) -> Loaded:
@@ -99,6 +100,20 @@ def expand_host_patterns(sel: Selection, patterns: Sequence[str]) -> list[str]:
     return select_hosts(patterns, list(inventory.hosts), inventory.groups, source=inventory.source)
 
 
+def check_deploy_root(path: str, where: str) -> str:
+    """An absolute path without `..`: it must name the same place on every host, and on a
+    local host it must stay under `local_root` (which `host_root` puts in front of it)."""
+    if not posixpath.isabs(path):
+        raise ConfigError(f"{where}: {path!r} is not an absolute path")
+    if ".." in path.split("/"):
+        raise ConfigError(f"{where}: {path!r} must not contain '..'")
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        raise ConfigError(f"{where}: {path!r} contains a control character")
+    if posixpath.normpath(path) in ("/", "//"):
+        raise ConfigError(f"{where}: {path!r} is the root directory; name the app's own folder")
+    return path
+
+
 def context_for(loaded: Loaded, host: Host, release_id: str, env_name: str) -> Context:
     """Resolve the recipe for one host: `{VAR}` in deploy_root and env values."""
     recipe = loaded.recipe
@@ -109,9 +124,7 @@ def context_for(loaded: Loaded, host: Host, release_id: str, env_name: str) -> C
         loaded.env,
     )
     where = f"{recipe.source_file}: deploy_root (host {host.name})"
-    deploy_root = expand(recipe.deploy_root, lookup, where=where)
-    if not posixpath.isabs(deploy_root):
-        raise ConfigError(f"{where}: {deploy_root!r} is not an absolute path")
+    deploy_root = check_deploy_root(expand(recipe.deploy_root, lookup, where=where), where)
     env = tuple(
         (k, expand(v, lookup, where=f"{recipe.source_file}: env.{k}"))
         for k, v in recipe.env.items()
