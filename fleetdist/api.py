@@ -33,7 +33,9 @@ from fleetdist.session import (
     jobs,
     load,
     lock_spec,
+    read_recipe,
     resolve_recipe,
+    resolve_version,
     run_on_each,
     transports,
 )
@@ -71,7 +73,8 @@ def _artifact(sel: Selection, loaded: Loaded, path: Path | None) -> Artifact:
     else:
         from fleetdist.build.formats import build_recipe
 
-        artifact = build_recipe(loaded.recipe, sel.project.dist, ("tar.gz",))[0]
+        recipe = resolve_version(loaded.recipe, loaded.env)
+        artifact = build_recipe(recipe, sel.project.dist, ("tar.gz",))[0]
     if artifact.format not in DEPLOYABLE:
         raise ConfigError(f"--artifact: {artifact.format} artifacts cannot be deployed yet")
     return artifact
@@ -215,7 +218,7 @@ def rollback(
 
 def _last_hosts(sel: Selection) -> Selection:
     """With no -H, roll back the hosts of the last deploy of this app and env."""
-    recipe = resolve_recipe(sel, load_env(sel.env, sel.project.root))
+    recipe = read_recipe(sel)
     header = last_run(sel.project.runs, app=recipe.app, env=sel.env)
     if header is None:
         return sel
