@@ -29,6 +29,7 @@ from fleetdist.session import (
     DeployOptions,
     Loaded,
     Selection,
+    check_artifact_fits,
     expand_host_patterns,
     jobs,
     load,
@@ -77,6 +78,7 @@ def _artifact(sel: Selection, loaded: Loaded, path: Path | None) -> Artifact:
         artifact = build_recipe(recipe, sel.project.dist, ("tar.gz",))[0]
     if artifact.format not in DEPLOYABLE:
         raise ConfigError(f"--artifact: {artifact.format} artifacts cannot be deployed yet")
+    check_artifact_fits(loaded, artifact, sel.env)
     return artifact
 
 

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleetdist.build.artifact import Artifact
+from fleetdist.config.buildspec import PACKAGE_FORMATS
 from fleetdist.config.env import expand, load_env
 from fleetdist.config.hosts import select_hosts
 from fleetdist.config.loader import load_inventory, load_recipe
@@ -129,6 +131,27 @@ def deploy_root_for(loaded: Loaded, host: Host, env_name: str) -> str:
     where = f"{loaded.recipe.source_file}: deploy_root (host {host.name})"
     path = expand(loaded.recipe.deploy_root, _lookup(loaded, host, env_name), where=where)
     return check_deploy_root(path, where)
+
+
+def check_artifact_fits(loaded: Loaded, artifact: Artifact, env_name: str) -> None:
+    """Refuse, before any host is touched, an artifact the recipe's hosts cannot take.
+
+    An OS package installs under the `/opt/<app>` its build fixed, so a
+    deploy_root elsewhere would only fail on the hosts after `apt-get install`
+    had already succeeded on every one of them.
+    """
+    if artifact.format not in PACKAGE_FORMATS:
+        return
+    from fleetdist.build.ospkg import package_root  # the build stack: only for packages
+
+    want = package_root(loaded.recipe.app)
+    for host in loaded.hosts:
+        root = deploy_root_for(loaded, host, env_name)
+        if posixpath.normpath(root) != want:
+            raise ConfigError(
+                f"{loaded.recipe.source_file}: deploy_root (host {host.name}): {root!r}:"
+                f" a .{artifact.format} package installs under {want}; set deploy_root: {want}"
+            )
 
 
 def check_deploy_root(path: str, where: str) -> str:

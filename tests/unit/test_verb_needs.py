@@ -1,10 +1,15 @@
-"""Each verb resolves only what it uses (issue 11, item 16).
+"""Each verb resolves only what it uses (issue 11, items 16 and 17).
 
 Read-only and emergency verbs must work when a build-only variable is unset:
-an operator rolling back at 3am has no `GIT_SHA`.
+an operator rolling back at 3am has no `GIT_SHA`.  And an artifact that
+cannot fit the recipe's hosts is refused when it is loaded, before any host
+is touched, not after `apt-get install` succeeded on all of them.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 
@@ -87,4 +92,41 @@ def test_verbs_that_build_still_need_it(project: Project, verb: str) -> None:
         f"fleetdist: error: {project.recipe_path}: version: variable {{GIT_SHA}} is not set"
         " (env file, inventory vars or environment)\n"
     )
+    assert not project.fleet.exists()
+
+
+# -- an OS package installs where its build put it ---------------------------------
+
+
+def fake_deb(project: Project) -> Path:
+    """A .deb with the metadata `fleetdist build` writes; its content never matters here."""
+    deb = project.root / "dist" / "bookworm" / "hello-1.0.0_1.0.0_amd64.deb"
+    deb.parent.mkdir(parents=True)
+    deb.write_bytes(b"!<arch>\n")
+    meta = {"app": "hello", "version": "1.0.0", "release_id": "1.0.0", "format": "deb"}
+    deb.with_name(deb.name + ".meta.json").write_text(json.dumps(meta))
+    return deb
+
+
+@pytest.mark.parametrize("verb", ["deploy", "plan"])
+@pytest.mark.parametrize("root", ["/srv/apps/hello", "/opt/hello/app", "/opt/other"])
+def test_deb_with_a_deploy_root_elsewhere_is_refused_before_any_host(
+    project: Project, verb: str, root: str
+) -> None:
+    project.write_recipe(deploy_root=root)
+    result = project.run(verb, "--artifact", str(fake_deb(project)))
+    assert result.code == 2, result.err + result.out
+    assert result.err == (
+        f"fleetdist: error: {project.recipe_path}: deploy_root (host web01): {root!r}:"
+        " a .deb package installs under /opt/hello; set deploy_root: /opt/hello\n"
+    )
+    assert not project.fleet.exists()
+
+
+@pytest.mark.parametrize("root", ["/opt/hello", "/opt/hello/", "/opt/{app}"])
+def test_deb_with_deploy_root_opt_app_passes_the_check(project: Project, root: str) -> None:
+    project.write_recipe(deploy_root=root)
+    result = project.run("plan", "--json", "--artifact", str(fake_deb(project)))
+    assert result.code == 0, result.err
+    assert {h["release_id"] for h in result.json()} == {"1.0.0"}
     assert not project.fleet.exists()
