@@ -15,6 +15,7 @@ from fleetdist.build.artifact import DEPLOYABLE, Artifact, load_artifact
 from fleetdist.build.buildlog import Echo, stderr_echo
 from fleetdist.build.payload import shipped
 from fleetdist.config.env import load_env
+from fleetdist.config.names import check_target
 from fleetdist.errors import ConfigError
 from fleetdist.orchestrate.batches import failure_budget, plan_batches
 from fleetdist.orchestrate.outcome import FleetOutcome, HostOutcome, Status
@@ -30,11 +31,14 @@ from fleetdist.session import (
     DeployOptions,
     Loaded,
     Selection,
+    check_artifact_fits,
     expand_host_patterns,
     jobs,
     load,
     lock_spec,
+    read_recipe,
     resolve_recipe,
+    resolve_version,
     run_on_each,
     transports,
 )
@@ -72,9 +76,11 @@ def _artifact(sel: Selection, loaded: Loaded, path: Path | None) -> Artifact:
     else:
         from fleetdist.build.formats import build_recipe
 
-        artifact = build_recipe(loaded.recipe, sel.project.dist, ("tar.gz",))[0]
+        recipe = resolve_version(loaded.recipe, loaded.env)
+        artifact = build_recipe(recipe, sel.project.dist, ("tar.gz",))[0]
     if artifact.format not in DEPLOYABLE:
         raise ConfigError(f"--artifact: {artifact.format} artifacts cannot be deployed yet")
+    check_artifact_fits(loaded, artifact, sel.env)
     return artifact
 
 
@@ -204,9 +210,10 @@ def rollback(
     releases that passed their in-place tests on a host go live there,
     unless `allow_untested`.
     """
+    to = check_target(to, "--to")
     per_host: dict[str, str | None] | None = None
     if to is None and not step_back:
-        run = run or _last_run_id(sel)
+        run = _last_run_id(sel) if run is None else run
         header, events = read_run(sel.project.runs, run)
         per_host = _narrowed(sel, activated_hosts(events), run)
         sel = Selection(
@@ -226,7 +233,7 @@ def rollback(
 
 def _last_run_id(sel: Selection) -> str:
     """The newest deploy or rollback of this app and env; a usage error if there is none."""
-    recipe = resolve_recipe(sel, load_env(sel.env, sel.project.root))
+    recipe = read_recipe(sel)
     actions = ("deploy", "rollback")
     header = last_run(sel.project.runs, app=recipe.app, env=sel.env, actions=actions)
     if header is None:

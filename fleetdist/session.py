@@ -16,9 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleetdist.build.artifact import Artifact
+from fleetdist.config.buildspec import PACKAGE_FORMATS
 from fleetdist.config.env import expand, load_env
 from fleetdist.config.hosts import select_hosts
-from fleetdist.config.loader import check_release_id, load_inventory, load_recipe
+from fleetdist.config.loader import load_inventory, load_recipe
+from fleetdist.config.names import check_version
 from fleetdist.config.project import Project
 from fleetdist.config.schema import Host, Inventory, Recipe
 from fleetdist.errors import ConfigError, TransportError
@@ -60,7 +63,10 @@ class DeployOptions:
 
 @dataclass(frozen=True)
 class Loaded:
-    """Configuration loaded once and validated; later code trusts it."""
+    """Configuration loaded once and validated; later code trusts it.
+
+    `recipe.version` is as written: only the verbs that build resolve it.
+    """
 
     recipe: Recipe
     inventory: Inventory
@@ -68,17 +74,32 @@ class Loaded:
     hosts: list[Host]
 
 
-def resolve_recipe(sel: Selection, env: Mapping[str, str]) -> Recipe:
-    """Load the recipe and resolve `{VAR}` in its version (process env, then env file)."""
-    recipe = load_recipe(sel.project.recipe_path(sel.recipe))
+def read_recipe(sel: Selection) -> Recipe:
+    """The selected recipe with its version as written (it may still hold `{VAR}`)."""
+    return load_recipe(sel.project.recipe_path(sel.recipe))
+
+
+def resolve_version(recipe: Recipe, env: Mapping[str, str]) -> Recipe:
+    """Resolve `{VAR}` in the version (process env, then env file) and check it.
+
+    Only the verbs that build need this: `status`, `history`, `unlock` and
+    `rollback` never do, so a build-only variable (`{GIT_SHA}`) need not be
+    set in an emergency.
+    """
     where = f"{recipe.source_file}: version"
     version = expand(recipe.version, ChainMap(dict(os.environ), dict(env)), where=where)
-    return dataclasses.replace(recipe, version=check_release_id(version, where))
+    return dataclasses.replace(recipe, version=check_version(version, where))
+
+
+def resolve_recipe(sel: Selection, env: Mapping[str, str]) -> Recipe:
+    """The selected recipe, ready to build."""
+    return resolve_version(read_recipe(sel), env)
 
 
 def load(sel: Selection, *, need_hosts: bool = True) -> Loaded:
+    """Recipe (version as written: see `resolve_version`), env, inventory, selected hosts."""
     env = load_env(sel.env, sel.project.root)
-    recipe = resolve_recipe(sel, env)
+    recipe = read_recipe(sel)
     inventory = load_inventory(sel.project.inventory_path(sel.inventory), env, os.environ)
     names = select_hosts(
         sel.hosts,
@@ -99,19 +120,59 @@ def expand_host_patterns(sel: Selection, patterns: Sequence[str]) -> list[str]:
     return select_hosts(patterns, list(inventory.hosts), inventory.groups, source=inventory.source)
 
 
+def _lookup(loaded: Loaded, host: Host, env_name: str) -> Mapping[str, str]:
+    """Where `{VAR}` in a recipe's per-host fields resolves, first match wins."""
+    names = {"host": host.name, "app": loaded.recipe.app, "env": env_name}
+    return ChainMap(names, host.vars, dict(os.environ), loaded.env)
+
+
+def deploy_root_for(loaded: Loaded, host: Host, env_name: str) -> str:
+    """The recipe's deploy_root for one host: `{VAR}` resolved, then checked."""
+    where = f"{loaded.recipe.source_file}: deploy_root (host {host.name})"
+    path = expand(loaded.recipe.deploy_root, _lookup(loaded, host, env_name), where=where)
+    return check_deploy_root(path, where)
+
+
+def check_artifact_fits(loaded: Loaded, artifact: Artifact, env_name: str) -> None:
+    """Refuse, before any host is touched, an artifact the recipe's hosts cannot take.
+
+    An OS package installs under the `/opt/<app>` its build fixed, so a
+    deploy_root elsewhere would only fail on the hosts after `apt-get install`
+    had already succeeded on every one of them.
+    """
+    if artifact.format not in PACKAGE_FORMATS:
+        return
+    from fleetdist.build.ospkg import package_root  # the build stack: only for packages
+
+    want = package_root(loaded.recipe.app)
+    for host in loaded.hosts:
+        root = deploy_root_for(loaded, host, env_name)
+        if posixpath.normpath(root) != want:
+            raise ConfigError(
+                f"{loaded.recipe.source_file}: deploy_root (host {host.name}): {root!r}:"
+                f" a .{artifact.format} package installs under {want}; set deploy_root: {want}"
+            )
+
+
+def check_deploy_root(path: str, where: str) -> str:
+    """An absolute path without `..`: it must name the same place on every host, and on a
+    local host it must stay under `local_root` (which `host_root` puts in front of it)."""
+    if not posixpath.isabs(path):
+        raise ConfigError(f"{where}: {path!r} is not an absolute path")
+    if ".." in path.split("/"):
+        raise ConfigError(f"{where}: {path!r} must not contain '..'")
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        raise ConfigError(f"{where}: {path!r} contains a control character")
+    if posixpath.normpath(path) in ("/", "//"):
+        raise ConfigError(f"{where}: {path!r} is the root directory; name the app's own folder")
+    return path
+
+
 def context_for(loaded: Loaded, host: Host, release_id: str, env_name: str) -> Context:
     """Resolve the recipe for one host: `{VAR}` in deploy_root and env values."""
     recipe = loaded.recipe
-    lookup = ChainMap(
-        {"host": host.name, "app": recipe.app, "env": env_name},
-        host.vars,
-        dict(os.environ),
-        loaded.env,
-    )
-    where = f"{recipe.source_file}: deploy_root (host {host.name})"
-    deploy_root = expand(recipe.deploy_root, lookup, where=where)
-    if not posixpath.isabs(deploy_root):
-        raise ConfigError(f"{where}: {deploy_root!r} is not an absolute path")
+    lookup = _lookup(loaded, host, env_name)
+    deploy_root = deploy_root_for(loaded, host, env_name)
     env = tuple(
         (k, expand(v, lookup, where=f"{recipe.source_file}: env.{k}"))
         for k, v in recipe.env.items()

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from fleetdist.config.buildspec import KNOWN_FORMATS
+from fleetdist.config.names import app_problem, release_id_problem
 from fleetdist.errors import ArtifactError
 
 DEPLOYABLE = ("tar.gz", "venv", "deb")
@@ -57,26 +60,46 @@ def seal(path: Path, *, app: str, version: str, rid: str, fmt: str) -> Artifact:
 
 
 def load_artifact(path: Path, *, app: str) -> Artifact:
-    """Describe an artifact built earlier, from its `<file>.meta.json` written by the builder."""
+    """Describe an artifact built earlier, from its `<file>.meta.json` written by the builder.
+
+    The metadata is a file anyone may have edited, and its release id becomes
+    a directory name on every host: each field is checked against the grammar
+    the recipe's own values pass (`config.names`) before it is believed.
+    """
     meta = path.with_name(path.name + ".meta.json")
     if not path.is_file():
         raise ArtifactError(f"{path}: no such artifact")
     try:
-        data = json.loads(meta.read_text())
-        artifact = Artifact(
-            path,
-            data["app"],
-            data["version"],
-            data["release_id"],
-            data["format"],
-            file_sha256(path),
-            path.stat().st_size,
-        )
-    except (OSError, ValueError, KeyError) as exc:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
         raise ArtifactError(f"{meta}: missing or unreadable artifact metadata ({exc})") from None
-    if artifact.app != app:
-        raise ArtifactError(f"{path}: built for app {artifact.app!r}, not {app!r}")
-    return artifact
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{meta}: expected a JSON object")
+    fields = {key: _meta_field(meta, data, key) for key in _META_CHECKS}
+    if fields["app"] != app:
+        raise ArtifactError(f"{path}: built for app {fields['app']!r}, not {app!r}")
+    return Artifact(path, **fields, sha256=file_sha256(path), size=path.stat().st_size)
+
+
+def _meta_field(meta: Path, data: dict[str, object], key: str) -> str:
+    """One checked field of `<file>.meta.json`; a bad one is a one-line error naming it."""
+    value = data.get(key)
+    problem = "missing" if value is None else _META_CHECKS[key](value)
+    if problem or not isinstance(value, str):
+        raise ArtifactError(f"{meta}: {key}: {problem or 'expected a string'}")
+    return value
+
+
+def _format_problem(value: object) -> str | None:
+    return None if value in KNOWN_FORMATS else f"{value!r} is not a known format"
+
+
+_META_CHECKS: dict[str, Callable[[object], str | None]] = {
+    "app": app_problem,
+    "version": release_id_problem,
+    "release_id": release_id_problem,
+    "format": _format_problem,
+}
 
 
 def write_meta(artifact: Artifact, **extra: object) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -42,7 +43,12 @@ def _matches(rel: str, patterns: tuple[str, ...]) -> bool:
 
 
 def walk(source: Source, where: str = "source.path") -> list[Entry]:
-    """List the selected entries, sorted by relative path; a missing dir is a ConfigError."""
+    """List the selected entries, sorted by relative path; a missing dir is a ConfigError.
+
+    Every kind is read with `lstat` and nothing but regular files is ever
+    opened: opening a FIFO would wait forever for a writer, so a selected
+    special file is refused with its path instead.
+    """
     root = source.path
     if not root.is_dir():
         raise ConfigError(f"{where}: {root} is not a directory")
@@ -58,14 +64,26 @@ def walk(source: Source, where: str = "source.path") -> list[Entry]:
                 if name in dirnames:
                     dirnames.remove(name)
                 continue
-            link = os.readlink(path) if path.is_symlink() else None
-            is_dir = path.is_dir() and link is None
+            mode = path.lstat().st_mode
+            is_dir = stat.S_ISDIR(mode)
             if not is_dir and not _matches(rel, source.include):
                 continue
-            executable = bool(path.lstat().st_mode & 0o111) and not is_dir
+            link = os.readlink(path) if stat.S_ISLNK(mode) else None
+            if not (is_dir or link is not None or stat.S_ISREG(mode)):
+                raise ConfigError(
+                    f"{where}: {path} is a {_kind(mode)}; only files, directories"
+                    " and symlinks can be packaged (exclude it)"
+                )
+            executable = bool(mode & 0o111) and not is_dir
             entries.append(Entry(rel, path, is_dir, executable, link))
     entries.sort(key=lambda e: e.rel)
     return entries
+
+
+def _kind(mode: int) -> str:
+    """What a special file is, in words for an error message."""
+    kinds = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"))
+    return next((name for test, name in kinds if test(mode)), "block device or other special file")
 
 
 def tree_hash(entries: list[Entry]) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from fleetdist.errors import ConfigError
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_ENV_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_ENV_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 def load_env(name: str, project: Path) -> dict[str, str]:
@@ -32,7 +32,7 @@ def load_env(name: str, project: Path) -> dict[str, str]:
     """
     import envstack.env  # imported lazily: slow import
 
-    if not _ENV_NAME.match(name):
+    if not _ENV_NAME.fullmatch(name):
         raise ConfigError(f"--env: {name!r} is not a valid environment name")
     envpath = os.environ.get("ENVPATH") or str(project / "env")
     dirs = [d for d in envpath.split(os.pathsep) if d]
@@ -71,6 +71,11 @@ def _printed_error(name: str, text: str) -> str:
         place = where.group(1) + (f":{where.group(2)}" if where.group(2) else "")
     reason = problem.group(1) if problem else text.strip().splitlines()[-1]
     return f"{place}: malformed env file: {reason}"
+
+
+def fill_placeholders(text: str, value: str) -> str:
+    """`text` with every `{VAR}` replaced by `value`: its shape, before any lookup."""
+    return _PLACEHOLDER.sub(value, text)
 
 
 def expand(text: str, lookup: Mapping[str, str], *, where: str) -> str:

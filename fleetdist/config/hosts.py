@@ -9,12 +9,13 @@ outside separates patterns.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Mapping, Sequence
 
+from fleetdist.config.names import host_problem
 from fleetdist.errors import HostPatternError
 
-_NAME = re.compile(r"^[A-Za-z0-9_.@:-]+$")
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 MAX_HOSTS = 100_000
 
@@ -36,7 +37,9 @@ def split_patterns(text: str) -> list[str]:
 
 
 def _expand_range(pattern: str, body: str) -> list[str]:
-    values: list[str] = []
+    """The values of one `[...]`; its size is counted from the bounds before it is
+    expanded, so `web[0-1000000000]` is refused at once instead of filling memory."""
+    items: list[tuple[int, int, int]] = []
     for item in body.split(","):
         match = _RANGE.match(item.strip())
         if not match:
@@ -48,9 +51,16 @@ def _expand_range(pattern: str, body: str) -> list[str]:
                 f"host pattern {pattern!r}: range {item.strip()!r} runs backwards"
             )
         padded = any(len(t) > 1 and t.startswith("0") for t in (lo_text, hi_text))
-        width = max(len(lo_text), len(hi_text)) if padded else 0
-        values.extend(str(n).zfill(width) for n in range(lo, hi + 1))
-    return values
+        items.append((lo, hi, max(len(lo_text), len(hi_text)) if padded else 0))
+    _check_size(pattern, sum(hi - lo + 1 for lo, hi, _ in items))
+    return [str(n).zfill(width) for lo, hi, width in items for n in range(lo, hi + 1)]
+
+
+def _check_size(pattern: str, total: int) -> None:
+    if total > MAX_HOSTS:
+        raise HostPatternError(
+            f"host pattern {pattern!r}: expands to {total} hosts (max {MAX_HOSTS})"
+        )
 
 
 def expand_pattern(pattern: str) -> list[str]:
@@ -73,17 +83,11 @@ def expand_pattern(pattern: str) -> list[str]:
         pieces.append([rest[:open_at]])
         pieces.append(_expand_range(pattern, rest[open_at + 1 : close_at]))
         rest = rest[close_at + 1 :]
-    total = 1
-    for piece in pieces:
-        total *= len(piece)
-    if total > MAX_HOSTS:
-        raise HostPatternError(
-            f"host pattern {pattern!r}: expands to {total} hosts (max {MAX_HOSTS})"
-        )
+    _check_size(pattern, math.prod(len(piece) for piece in pieces))
     names = ["".join(combo) for combo in itertools.product(*pieces)]
     for name in names:
-        if not _NAME.match(name):
-            raise HostPatternError(f"host pattern {pattern!r}: {name!r} is not a valid host name")
+        if problem := host_problem(name):
+            raise HostPatternError(f"host pattern {pattern!r}: {problem}")
     return names
 
 
@@ -98,7 +102,8 @@ def select_hosts(
     """Resolve patterns and group names against an inventory's hosts.
 
     A group name selects its hosts; anything else must expand to hosts the
-    inventory knows, so a typo never silently shrinks a rollout.
+    inventory knows, so a typo never silently shrinks a rollout; likewise each
+    `exclude` pattern must match a selected host, so a typo never widens one.
     """
     chosen: dict[str, None] = {}
     known_set = set(known)
@@ -116,5 +121,10 @@ def select_hosts(
     dropped: set[str] = set()
     for text in exclude:
         for pattern in split_patterns(text):
-            dropped.update(groups[pattern] if pattern in groups else expand_pattern(pattern))
+            names = list(groups[pattern]) if pattern in groups else expand_pattern(pattern)
+            if not any(n in chosen for n in names):
+                raise HostPatternError(
+                    f"{source}: -x/--exclude: {pattern!r} matches no selected host"
+                )
+            dropped.update(names)
     return [n for n in chosen if n not in dropped]

@@ -10,30 +10,25 @@ name `{host}` is always the inventory name of the host being resolved.
 from __future__ import annotations
 
 import os
-import re
 from collections import ChainMap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from fleetdist.config.buildspec import check_formats, parse_build
-from fleetdist.config.env import expand
+from fleetdist.config.env import expand, fill_placeholders
 from fleetdist.config.fields import Fields, read_yaml
-from fleetdist.config.hosts import expand_pattern
+from fleetdist.config.hosts import MAX_HOSTS, expand_pattern
+from fleetdist.config.names import (
+    RELEASE_ID_RULE,
+    app_problem,
+    env_var_problem,
+    release_id_problem,
+)
 from fleetdist.config.schema import Hooks, Host, Inventory, Recipe, Source
 from fleetdist.errors import ConfigError, HostPatternError
 
-APP_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 PATH_KEYS = ("identity_file", "known_hosts", "local_root")
-
-
-def check_release_id(value: str, where: str) -> str:
-    """Release ids become directory names: no `/`, no control characters, not `.`/`..`."""
-    if not value or value in (".", "..") or "/" in value or any(ord(c) < 32 for c in value):
-        raise ConfigError(
-            f"{where}: {value!r} cannot be a release id (no '/', newlines or dots only)"
-        )
-    return value
 
 
 def load_recipe(path: Path) -> Recipe:
@@ -41,9 +36,9 @@ def load_recipe(path: Path) -> Recipe:
     source = str(path)
     f = Fields(read_yaml(path), source)
     app = f.text("app", required=True) or ""
-    if not APP_NAME.match(app):
-        raise f.error("app", "use lowercase letters, digits, '.', '_' or '-' (max 64)")
-    version = f.text("version", required=True) or ""  # may hold {VAR}: resolved by api
+    if problem := app_problem(app):
+        raise f.error("app", problem)
+    version = _version(f)
     src = f.raw("source")
     if isinstance(src, str):
         src = {"path": src}
@@ -56,7 +51,7 @@ def load_recipe(path: Path) -> Recipe:
     hooks_f = f.sub("hooks")
     hooks = Hooks(hooks_f.strings("before_activate"), hooks_f.strings("after_activate"))
     hooks_f.done()
-    env = f.scalars("env")
+    env = _env(f)
     secret_env = f.strings("secret_env")
     for i, name in enumerate(secret_env):
         if name not in env:
@@ -86,6 +81,34 @@ def load_recipe(path: Path) -> Recipe:
     return recipe
 
 
+def _version(f: Fields) -> str:
+    """The version as written: YAML would read an unquoted `1.10` as the number 1.1.
+
+    It may hold `{VAR}`, which `session.resolve_version` resolves (and checks
+    again) only for the verbs that build; the text around it is checked now.
+    """
+    value = f.raw("version")
+    if value is not None and not isinstance(value, str):
+        raise f.error(
+            "version",
+            f"YAML read the {type(value).__name__} {value!r}: quote the version as written,"
+            ' e.g. version: "1.10"',
+        )
+    version = f.text("version", required=True) or ""
+    if release_id_problem(fill_placeholders(version, "0")):
+        raise f.error("version", f"{version!r} cannot be a release id ({RELEASE_ID_RULE})")
+    return version
+
+
+def _env(f: Fields) -> dict[str, str]:
+    """`env:` names are exported into the host scripts: identifiers that are not fleetdist's."""
+    env = f.scalars("env")
+    for name in env:
+        if problem := env_var_problem(name):
+            raise f.sub("env").error(name, problem)
+    return env
+
+
 def _connection(f: Fields) -> dict[str, Any]:
     """Read the connection settings present in one layer (absent keys are omitted)."""
     out: dict[str, Any] = {}
@@ -105,6 +128,23 @@ def _connection(f: Fields) -> dict[str, Any]:
     return out
 
 
+class _Expander:
+    """Expands one inventory's host patterns within one budget for the whole file,
+    so many patterns cannot add up to what a single pattern may not."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def __call__(self, pattern: str) -> list[str]:
+        names = expand_pattern(pattern)
+        self.total += len(names)
+        if self.total > MAX_HOSTS:
+            raise HostPatternError(
+                f"host pattern {pattern!r}: the inventory names more than {MAX_HOSTS} hosts"
+            )
+        return names
+
+
 class _Layer:
     """One layer of settings: connection keys, vars, and where it was read."""
 
@@ -122,13 +162,14 @@ def load_inventory(path: Path, env: Mapping[str, str], process_env: Mapping[str,
     defaults = _Layer(defaults_f)
     defaults_f.done()
 
+    expand = _Expander()
     groups: dict[str, tuple[str, ...]] = {}
     group_layers: dict[str, _Layer] = {}
     groups_f = f.sub("groups")
     for name in list(groups_f.data):
         g = groups_f.sub(str(name))
         try:
-            members = [h for p in g.strings("hosts") for h in expand_pattern(p)]
+            members = [h for p in g.strings("hosts") for h in expand(p)]
         except HostPatternError as exc:
             raise g.error("hosts", str(exc)) from None
         groups[str(name)] = tuple(dict.fromkeys(members))
@@ -143,7 +184,7 @@ def load_inventory(path: Path, env: Mapping[str, str], process_env: Mapping[str,
         layer = _Layer(h)
         h.done()
         try:
-            names = expand_pattern(str(pattern))
+            names = expand(str(pattern))
         except HostPatternError as exc:
             raise hosts_f.error(str(pattern), str(exc)) from None
         for name in names:

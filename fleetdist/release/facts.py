@@ -3,22 +3,20 @@
 The records come from `sh/facts.sh`.  The host prints only names that pass
 the release-id grammar, and this parser checks them again, so a directory
 or file on the host whose name looks like a protocol line is never taken
-for one (see `RELEASE_ID`).
+for one (see `config.names`).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from fleetdist.config.names import release_id_problem
 from fleetdist.release.layout import MARKER
-
-# The grammar of a release id, as `is_id` in sh/lib.sh checks it on the host.
-RELEASE_ID = re.compile(r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 
 
 def is_release_id(value: str) -> bool:
-    return RELEASE_ID.fullmatch(value) is not None
+    """The grammar of `config.names`, which `is_id` in sh/lib.sh checks on the host too."""
+    return release_id_problem(value) is None
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fleetdist.config.names import check_run_id, host_problem, release_id_problem
 from fleetdist.errors import ConfigError
 from fleetdist.report.events import Event
 from fleetdist.report.ledger import now
 
 # Stages `rollback --run` and `--resume` can do without after a machine crash.
 _ROUTINE = frozenset({"connected", "uploaded", "staged", "tested"})
+# Fields of a header, and of an event's data, that hold release or run ids.
+_HEADER_IDS = ("run_id", "release_id", "to", "undo_run")
+_EVENT_IDS = ("current", "previous", "release")
 
 
 def new_run_id() -> str:
@@ -81,19 +85,56 @@ class Journal:
 
 
 def read_run(runs: Path, run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The header and events of a run; a missing run is a usage error naming it."""
+    """The header and events of a run; a missing run is a usage error naming it.
+
+    A journal is a file on the controller that anyone with access may edit,
+    and its host names and release ids steer `--resume` and `rollback --run`:
+    each is checked against `config.names` as it is read, and a journal with
+    one that fails is refused whole, naming the file and line.
+    """
+    check_run_id(run_id, "--run")
     path = runs / f"{run_id}.jsonl"
-    if "/" in run_id or not path.is_file():
+    if not path.is_file():
         raise ConfigError(f"--run: no run {run_id!r} in {runs}")
-    lines = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    lines: list[tuple[int, dict[str, Any]]] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         try:
-            lines.append(json.loads(line))
+            data = json.loads(line)
         except ValueError:
             continue  # a line torn by a kill is simply not there
-    if not lines or lines[0].get("kind") != "run":
+        if isinstance(data, dict):
+            lines.append((number, data))
+    if not lines or lines[0][1].get("kind") != "run":
         raise ConfigError(f"{path}: not a run journal")
-    return lines[0], lines[1:]
+    if lines[0][1].get("run_id") != run_id:
+        raise ConfigError(f"{path}:{lines[0][0]}: run_id: not the run the file is named after")
+    for number, data in lines:
+        if problem := _line_problem(data, header=data.get("kind") == "run"):
+            raise ConfigError(f"{path}:{number}: {problem}")
+    return lines[0][1], [data for _, data in lines[1:]]
+
+
+def _line_problem(data: dict[str, Any], *, header: bool) -> str | None:
+    """What makes one journal line untrustworthy, or None.  A resumed run appends a
+    second header (`kind: run`) to its journal; it is checked like the first."""
+    if header:
+        hosts = data.get("hosts")
+        if not isinstance(hosts, list):
+            return "hosts: expected a list of host names"
+        names = [("hosts", host) for host in hosts]
+        ids = [(key, data.get(key)) for key in _HEADER_IDS]
+    else:
+        payload = data.get("data")
+        found = payload if isinstance(payload, dict) else {}
+        names = [("host", data.get("host"))]
+        ids = [(f"data.{k}", found.get(k)) for k in _EVENT_IDS]
+    for key, value in names:
+        if value is not None and (problem := host_problem(value)):
+            return f"{key}: {problem}"
+    for key, value in ids:
+        if value is not None and (problem := release_id_problem(value)):
+            return f"{key}: {problem}"
+    return None
 
 
 def run_is_dead(runs: Path, run_id: str) -> bool:
@@ -139,7 +180,11 @@ def last_run(
                 header = json.loads(fh.readline())
         except (OSError, ValueError):
             continue
+        if not isinstance(header, dict):
+            continue
         same = header.get("app") == app and header.get("env") == env
         if same and header.get("action") in actions:
+            if problem := _line_problem(header, header=True):
+                raise ConfigError(f"{path}:1: {problem}")
             return dict(header)
     return None

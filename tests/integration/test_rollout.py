@@ -333,12 +333,15 @@ def test_hostile_names_are_quoted(
 ) -> None:
     hostile_root = "/srv/we ird $(touch /tmp/PWNED)/-rf 'q\"`touch /tmp/PWNED2`"
     project.recipe(deploy_root=hostile_root, env={"HOSTILE": "$(touch /tmp/PWNED3); `id`"})
-    assert deploy(project, monkeypatch, "1.0 $(touch PWNED4) 'x\" -rf") == 0
+    # A version that is no release id is refused on the controller: no host is touched.
+    assert deploy(project, monkeypatch, "1.0 $(touch PWNED4) 'x\" -rf") == 2
+    assert fleet.exec("web01", ["test", "-e", hostile_root]).returncode != 0
+    assert deploy(project, monkeypatch, "1.0+-rf_x") == 0
     names = "-name PWNED -o -name PWNED2 -o -name PWNED3 -o -name PWNED4"
     found = fleet.exec("web01", f"find / -xdev \\( {names} \\) 2>/dev/null").stdout
     assert found == ""
     link = fleet.exec("web01", ["readlink", f"{hostile_root}/current"]).stdout.strip()
-    assert link.startswith("releases/1.0 $(touch PWNED4) 'x\" -rf-")
+    assert link.startswith("releases/1.0+-rf_x-")
 
 
 def test_fleet_bigger_than_max_startups(

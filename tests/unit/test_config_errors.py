@@ -24,6 +24,14 @@ def recipe_text(text: str) -> Edit:
     return lambda p: p.recipe_path.write_text(text)
 
 
+def recipe_bytes(data: bytes) -> Edit:
+    return lambda p: p.recipe_path.write_bytes(data)
+
+
+def inventory_text(data: bytes) -> Edit:
+    return lambda p: (p.root / "inventories" / "local.yaml").write_bytes(data)
+
+
 def inventory(data: object) -> Edit:
     def edit(p: Project) -> None:
         (p.root / "inventories" / "local.yaml").write_text(yaml.safe_dump(data))
@@ -243,6 +251,105 @@ CASES: list[tuple[str, Edit, list[str], list[str]]] = [
         [],
         [f"{INVENTORY}: defaults.local_root", "{NOPE_ROOT}"],
     ),
+    (
+        "recipe-env-name-not-an-identifier",
+        recipe_edit(env={"MY-VAR": "x"}),
+        [],
+        [f"{RECIPE}: env.MY-VAR: env names must be identifiers"],
+    ),
+    (
+        "recipe-env-name-starts-with-a-digit",
+        recipe_edit(env={"1X": "x"}),
+        [],
+        [f"{RECIPE}: env.1X: env names must be identifiers"],
+    ),
+    (
+        "recipe-env-name-is-fleetdists",
+        recipe_edit(env={"FLEETDIST_RELEASE": "x"}, secret_env=["FLEETDIST_RELEASE"]),
+        [],
+        [f"{RECIPE}: env.FLEETDIST_RELEASE: names starting with FLEETDIST_ are fleetdist's own"],
+    ),
+    (
+        "recipe-app-with-newline",
+        recipe_edit(app="hello\n"),
+        [],
+        [f"{RECIPE}: app: use lowercase letters"],
+    ),
+    (
+        "recipe-not-utf8",
+        recipe_bytes(b"app: hello\nversion: '1.0'\n# caf\xe9\n"),
+        [],
+        [f"{RECIPE}:3: not UTF-8 text (byte 0xe9)"],
+    ),
+    (
+        "inventory-not-utf8",
+        inventory_text(b"defaults:\n  transport: local\n  local_root: /tmp/\xff\n"),
+        [],
+        [f"{INVENTORY}:3: not UTF-8 text (byte 0xff)"],
+    ),
+    (
+        "recipe-duplicate-key",
+        recipe_text("app: hello\nversion: '1'\nkeep: 3\ndeploy_root: /x\nkeep: 9\n"),
+        [],
+        [f"{RECIPE}:5: malformed YAML: duplicate key 'keep' (first at line 3)"],
+    ),
+    (
+        "recipe-duplicate-nested-key",
+        recipe_text("app: hello\nenv:\n  A: 1\n  B: 2\n  A: 3\n"),
+        [],
+        [f"{RECIPE}:5: malformed YAML: duplicate key 'A' (first at line 3)"],
+    ),
+    (
+        "inventory-duplicate-host",
+        inventory_text(
+            b"defaults: {transport: local, local_root: /tmp/x}\n"
+            b"hosts:\n  web01: {}\n  web02: {}\n  web01: {port: 2}\n"
+        ),
+        [],
+        [f"{INVENTORY}:5: malformed YAML: duplicate key 'web01' (first at line 3)"],
+    ),
+    (
+        "recipe-unquoted-version",
+        recipe_text("app: hello\nversion: 1.10\n"),
+        [],
+        [f"{RECIPE}: version: YAML read the float 1.1: quote the version as written"],
+    ),
+    (
+        "recipe-integer-version",
+        recipe_text("app: hello\nversion: 2\n"),
+        [],
+        [f"{RECIPE}: version: YAML read the int 2: quote the version as written"],
+    ),
+    (
+        "recipe-deploy-root-climbs",
+        recipe_edit(deploy_root="/../../x"),
+        [],
+        [f"{RECIPE}: deploy_root (host web01): '/../../x' must not contain '..'"],
+    ),
+    (
+        "recipe-deploy-root-climbs-after-expansion",
+        recipe_edit(deploy_root="{DEPLOY_BASE}/../../../etc"),
+        [],
+        [f"{RECIPE}: deploy_root (host web01):", "must not contain '..'"],
+    ),
+    (
+        "recipe-deploy-root-is-root",
+        recipe_edit(deploy_root="//"),
+        [],
+        [f"{RECIPE}: deploy_root (host web01): '//' is the root directory"],
+    ),
+    (
+        "exclude-matches-no-host",
+        lambda p: None,
+        ["-x", "web09"],
+        [f"{INVENTORY}: -x/--exclude: 'web09' matches no selected host"],
+    ),
+    (
+        "exclude-matches-no-selected-host",
+        lambda p: None,
+        ["-H", "web01", "-x", "web0[2-3]"],
+        [f"{INVENTORY}: -x/--exclude: 'web0[2-3]' matches no selected host"],
+    ),
     ("missing-recipe", lambda p: None, ["-r", "nope"], ["-r/--recipe: no recipe 'nope'"]),
     (
         "no-recipe-to-choose",
@@ -356,3 +463,27 @@ def test_deploy_config_errors_come_before_any_build_or_journal(project: Project)
     result = project.run("deploy", "--batch", "0")
     assert result.code == 2 and result.err.startswith("fleetdist: error: --batch")
     assert not (project.root / "dist").exists()
+
+
+@pytest.mark.parametrize("name", ["MY-VAR", "FLEETDIST_HOST", "A B"])
+@pytest.mark.parametrize("verb", ["plan", "deploy", "build"])
+def test_env_names_that_are_no_shell_variables_are_refused(
+    project: Project, verb: str, name: str
+) -> None:
+    """`env: {MY-VAR: x}` crashed `plan` with a traceback: it is refused before any work."""
+    project.write_recipe(env={name: "x"})
+    result = project.run(verb)
+    assert result.code == 2, result.err + result.out
+    assert result.err == f"fleetdist: error: {project.recipe_path}: env.{name}: " + (
+        "names starting with FLEETDIST_ are fleetdist's own\n"
+        if name.startswith("FLEETDIST_")
+        else "env names must be identifiers: letters, digits and _, not starting with a digit\n"
+    )
+    assert not project.fleet.exists()
+    assert not (project.root / "dist").exists()
+
+
+def test_exclude_of_some_selected_hosts_still_works(project: Project) -> None:
+    rid = project.deploy("-x", "web0[2-9]")
+    assert project.current("web01") == rid
+    assert not project.host_root("web02").exists()

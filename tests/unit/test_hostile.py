@@ -21,12 +21,10 @@ from fleetdist.transport.local import LocalTransport
 from .conftest import HOSTS, REPO, Project
 
 EVIL_ROOT = '/srv/-rf x/it\'s "q" $(touch PWNED) `touch PWNED`/hello'
-EVIL_VERSION = "1.0 $(touch PWNED) 'x\" -rf"
+EVIL_VERSION = "1.0 $(touch PWNED) 'x\" -rf"  # refused as a version (config.names)
+ODD_VERSION = "1.0+-rf_x"  # the oddest the release id grammar lets through
 EVIL_VALUE = "$(touch PWNED) `touch PWNED`; touch PWNED & 'it''s' \"q\" \\ \n-rf"
 EVIL_FLEET = "fleet $(touch PWNED) `touch PWNED` 'q'"
-# Release ids follow a strict grammar (a hostile version is refused: see
-# test_release_ids), so the hostile fixture keeps its version plain.
-SAFE_VERSION = "1.0+evil"
 
 
 def pwned(*roots: Path) -> list[Path]:
@@ -43,7 +41,7 @@ def hostile(project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     project.fleet = tmp_path / EVIL_FLEET
     monkeypatch.setenv("FLEET_ROOT", str(project.fleet))
     project.write_recipe(
-        version=SAFE_VERSION,
+        version=ODD_VERSION,
         deploy_root=EVIL_ROOT,
         env={"EVIL": EVIL_VALUE, "TOKEN": "s3cr3t $(touch PWNED)"},
         secret_env=["TOKEN"],
@@ -62,7 +60,7 @@ def test_hostile_deploy_and_rollback_stay_inert(hostile: Project, tmp_path: Path
     result = project.run("deploy", "--json")
     assert result.code == 0, result.err + result.out
     v1 = result.json()["release_id"]
-    assert v1.startswith(SAFE_VERSION + "-")
+    assert v1.startswith(ODD_VERSION + "-")
     for host in HOSTS:
         root = project.host_root(host, EVIL_ROOT)
         assert root.is_dir(), root

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from fleetdist.config.hosts import expand_pattern, select_hosts, split_patterns
+from fleetdist.config.hosts import MAX_HOSTS, expand_pattern, select_hosts, split_patterns
 from fleetdist.errors import HostPatternError
 
 from .conftest import FIXTURES, Project
@@ -156,3 +161,74 @@ def test_malformed_pattern_in_inventory_names_file_and_field(project: Project) -
     assert "\n" not in line
     assert f"{inv}: groups.web.hosts:" in line
     assert "'web[3-1]'" in line
+
+
+# -- sizes are checked before anything is expanded ------------------------------
+
+HUGE = ["web[0-1000000000]", "web[0-5,7-1000000000]", "r[1-1000]-n[1-1000]"]
+
+
+def _small_address_space() -> None:
+    """Run in the child: 1 GiB of address space, so expanding a billion names fails fast."""
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+@pytest.mark.parametrize("pattern", HUGE)
+def test_cli_hosts_refuses_a_huge_pattern_before_expanding_it(
+    project: Project, pattern: str
+) -> None:
+    """`web[0-1000000000]` once built a 1.5 GB list and died of MemoryError."""
+    code = f"import sys; from fleetdist.cli import main; sys.exit(main({['hosts', pattern]!r}))"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_small_address_space,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stdout == ""
+    line = result.stderr.rstrip("\n")
+    assert "\n" not in line
+    assert line.startswith(f"fleetdist: error: host pattern {pattern!r}: expands to ")
+    assert line.endswith(f"hosts (max {MAX_HOSTS})")
+
+
+def test_the_largest_allowed_pattern_still_expands() -> None:
+    names = expand_pattern(f"n[1-{MAX_HOSTS}]")
+    assert len(names) == MAX_HOSTS and names[-1] == f"n{MAX_HOSTS}"
+
+
+def test_an_inventory_cannot_add_patterns_up_past_the_limit(
+    project: Project, tmp_path: Path
+) -> None:
+    inv = tmp_path / "big.yaml"
+    groups = "".join(f"  g{i}:\n    hosts: ['g{i}-[1-{MAX_HOSTS // 2}]']\n" for i in range(3))
+    inv.write_text(f"defaults: {{transport: local, local_root: /tmp/x}}\ngroups:\n{groups}")
+    result = project.run("hosts", "-i", str(inv))
+    assert result.code == 2
+    line = result.err.strip()
+    assert line == (
+        f"fleetdist: error: {inv}: groups.g2.hosts: host pattern 'g2-[1-{MAX_HOSTS // 2}]':"
+        f" the inventory names more than {MAX_HOSTS} hosts"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("-oProxyCommand=x", "not a valid host name"), ("a..b", "not a valid host name")],
+)
+def test_host_names_follow_the_one_grammar(name: str, reason: str) -> None:
+    with pytest.raises(HostPatternError, match=reason):
+        expand_pattern(name)
+
+
+def test_exclude_must_match_a_selected_host() -> None:
+    known = ["web01", "web02", "db1"]
+    groups = {"db": ["db1"]}
+    assert select_hosts(["web01"], known, groups, exclude=["web0[1-9]"]) == []
+    with pytest.raises(HostPatternError, match=r"inv: -x/--exclude: 'db' matches no selected"):
+        select_hosts(["web01", "web02"], known, groups, exclude=["db"], source="inv")
+    with pytest.raises(HostPatternError, match=r"'web03' matches no selected host"):
+        select_hosts([], known, groups, exclude=["web01,web03"], source="inv")

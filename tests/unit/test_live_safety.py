@@ -15,6 +15,10 @@ import sys
 import time
 from collections.abc import Callable
 
+from fleetdist.release.command import raw, script
+from fleetdist.release.facts import is_release_id
+from fleetdist.release.shlib import library
+
 from .conftest import HOSTS, Project
 
 CLI = "from fleetdist.cli import entrypoint; entrypoint()"
@@ -245,3 +249,15 @@ def test_resume_waits_for_the_killed_runs_host_script(project: Project) -> None:
     v2 = resumed.json()["release_id"]
     assert project.current("web01") == v2
     assert not list((project.host_root("web01") / ".fleetdist" / "staging").iterdir())
+
+
+def test_the_host_and_the_controller_share_one_release_id_grammar() -> None:
+    """`is_id` in sh/lib.sh filters what a host prints; config.names checks what enters."""
+    samples = ["1.0.0-abc", "a", "A+b_c-1.2", "", ".x", "-x", "a..b", "a/b", "a b", "x\n@@u"]
+    samples += ["é", "a" * 128, "a" * 129, "$(id)", "a'b", "1.0~rc1"]
+    body = 'for v in "$@"; do if is_id "$v"; then echo 1; else echo 0; fi; done'
+    text = script([library(), raw(body)]).text
+    done = subprocess.run(
+        ["sh", "-c", text, "sh", *samples], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["1" if is_release_id(v) else "0" for v in samples]
