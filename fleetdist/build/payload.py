@@ -72,7 +72,7 @@ def shipped(artifact: Artifact, cache: Path) -> Iterator[Payload]:
 
     Raises ArtifactError (before any host is touched) naming the artifact
     for an archive the rules refuse or that is unreadable, and one naming
-    `cache` when there is no room to write its payload.
+    `cache` when its payload cannot be written there (a full disk).
     """
     if artifact.format not in TAR_FORMATS:
         yield Payload(artifact.path, artifact.sha256, artifact.format)
@@ -137,7 +137,7 @@ def _write(
 def _no_room(artifact: Artifact, error: OSError | None, where: Path) -> None:
     if error is not None:
         reason = error.strerror or str(error)
-        raise ArtifactError(f"{artifact.path}: no room for its payload in {where} ({reason})")
+        raise ArtifactError(f"{artifact.path}: cannot write its payload in {where} ({reason})")
 
 
 # -- the cache ---------------------------------------------------------------

@@ -62,8 +62,8 @@ class Member:
     offset: int = 0
 
 
-def _text(value: str, what: str) -> bytes:
-    """`value` as UTF-8 bytes, refusing control characters and undecodable bytes."""
+def _text(value: str, what: str) -> None:
+    """Refuse undecodable bytes, control characters and overlong paths or components."""
     try:
         data = value.encode("utf-8")
     except UnicodeEncodeError:
@@ -74,7 +74,6 @@ def _text(value: str, what: str) -> bytes:
         raise UnsafeMember(f"{what} {value[:60]!r}... is longer than {MAX_PATH_BYTES} bytes")
     if any(len(part) > MAX_NAME_BYTES for part in data.split(b"/")):
         raise UnsafeMember(f"{what} {value!r} has a component longer than {MAX_NAME_BYTES} bytes")
-    return data
 
 
 def check_name(raw: str, what: str = "member") -> str:
@@ -128,14 +127,14 @@ class Tree:
     def __init__(self) -> None:
         self.members: dict[str, Member] = {}
 
-    def add(self, member: Member) -> bool:
-        """Record `member`; False for a repeated directory entry, which adds nothing."""
+    def add(self, member: Member) -> None:
+        """Record `member`; a repeated directory, or one for the release itself, adds nothing."""
         if member.name == ".":
-            return False
+            return
         seen = self.members.get(member.name)
         if seen is not None:
             if seen.kind == member.kind == DIR:
-                return False
+                return
             raise UnsafeMember(f"member {member.name!r} appears twice ({seen.kind}, {member.kind})")
         if member.kind == HARDLINK:
             target = self.members.get(member.link)
@@ -145,7 +144,6 @@ class Tree:
                 )
             member = replace(member, mode=target.mode)
         self.members[member.name] = member
-        return True
 
     def finish(self) -> list[Member]:
         """Check parents and symlink targets; the canonical member list, implied dirs included."""

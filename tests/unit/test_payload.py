@@ -248,7 +248,7 @@ def test_a_full_disk_fails_clearly_and_a_bad_archive_still_by_its_own_name(
     art = tar_gz(tmp_path / "a.tar.gz", {"blob.bin": os.urandom(300_000)}, bad=escape)
     cache = tmp_path / "cache"
     expected = (
-        "member '../x' would unpack outside" if bad else f"no room for its payload in {cache}"
+        "member '../x' would unpack outside" if bad else f"cannot write its payload in {cache}"
     )
     with pytest.raises(ArtifactError, match=expected) as info, shipped(art, cache):
         pass
@@ -260,7 +260,7 @@ def test_a_full_disk_fails_clearly_and_a_bad_archive_still_by_its_own_name(
 def test_a_cache_that_cannot_be_made_fails_naming_it(tmp_path: Path) -> None:
     (tmp_path / "state").write_text("a file where the state directory should be")
     art = tar_gz(tmp_path / "a.tar.gz", {"app.py": b"x = 1\n"})
-    cannot = r"a\.tar\.gz: no room for its payload in .*state/payloads \(Not a directory\)"
+    cannot = r"a\.tar\.gz: cannot write its payload in .*state/payloads \(Not a directory\)"
     with pytest.raises(ArtifactError, match=cannot), shipped(art, tmp_path / "state" / "payloads"):
         pass
 
