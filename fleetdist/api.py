@@ -13,7 +13,7 @@ from typing import Any
 
 from fleetdist.build.artifact import DEPLOYABLE, Artifact, load_artifact
 from fleetdist.build.buildlog import Echo, stderr_echo
-from fleetdist.build.payload import shipped
+from fleetdist.build.payload import preview, shipped
 from fleetdist.config.env import load_env
 from fleetdist.config.names import check_target
 from fleetdist.errors import ConfigError
@@ -144,7 +144,8 @@ def deploy(sel: Selection, opts: DeployOptions, reporter: Reporter = silent) -> 
     loaded = load(sel)
     _check(sel, loaded, opts)
     artifact = _artifact(sel, loaded, opts.artifact)
-    with shipped(artifact) as payload:  # checked here: a bad archive leaves no run behind
+    # checked here: a bad archive leaves no run behind
+    with shipped(artifact, sel.project.state / "payloads") as payload:
         run_id = opts.run_id or new_run_id()
         header = _header(
             sel,
@@ -261,9 +262,8 @@ def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
     """`--dry-run`: the exact scripts a deploy would send, per host, without touching any."""
     loaded = load(sel)
     artifact = _artifact(sel, loaded, opts.artifact)
-    with shipped(artifact) as payload:  # only its digest and format outlive the block
-        inflated = payload.path != artifact.path
-    sent = f"{artifact.path}{', inflated to a plain tar' if inflated else ''}"
+    payload = preview(artifact, sel.project.state / "payloads")  # checked, nothing written
+    sent = ", ".join(filter(None, (str(artifact.path), payload.note)))
     lock = lock_spec("DRY-RUN", opts.lock_wait)
     halt = opts.on_failure != "rollback"
     out = []

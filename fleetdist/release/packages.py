@@ -25,8 +25,8 @@ ABI_FILE = ".fleetdist-abi"
 def place(fmt: str) -> Sh:
     """The call that turns the verified upload "$A" into "$REL/$ID".
 
-    `fmt` "tar" is a plain canonical tar, "deb" a package; anything else is
-    a gzipped canonical tar.
+    `fmt` is the payload's (see `build.payload`): "tar" a plain canonical
+    tar, "tar.gz" a gzipped one, "deb" a package.
     """
     if fmt == "deb":
         return raw("install_deb")

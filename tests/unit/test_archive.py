@@ -1,4 +1,4 @@
-"""Reproducible archives and the tar safety check (controller side, before any host)."""
+"""Reproducible archives and the archive checks (controller side, before any host)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from fleetdist.build import canonical
 from fleetdist.build.archive import DEFAULT_EPOCH
 from fleetdist.build.artifact import Artifact, file_sha256, load_artifact, write_meta
 from fleetdist.build.formats import build_recipe
-from fleetdist.build.safety import check_tar
+from fleetdist.build.safety import Member
 from fleetdist.config.schema import Recipe, Source
 from fleetdist.errors import ArtifactError, ConfigError
 
@@ -168,11 +169,17 @@ def test_cli_build_twice_is_identical(project: Project) -> None:
     ]
 
 
-# -- check_tar ----------------------------------------------------------------
+# -- the archive checks ----------------------------------------------------------
 
 
-def crafted_tar(path: Path, *members: tarfile.TarInfo, gz: bool = True) -> Path:
-    with tarfile.open(path, "w:gz" if gz else "w") as tar:
+def check_tar(path: Path) -> list[Member]:
+    """The members `canonical.parse` validates in the tar.gz at `path`."""
+    with canonical.Spool(None) as spool:
+        return canonical.parse(path, file_sha256(path), spool)
+
+
+def crafted_tar(path: Path, *members: tarfile.TarInfo) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
         ok = tarfile.TarInfo("app/ok.txt")
         ok.size = 2
         tar.addfile(ok, io.BytesIO(b"ok"))
@@ -226,14 +233,20 @@ def test_check_tar_refuses(tmp_path: Path, bad: tarfile.TarInfo, message: str) -
 
 def test_check_tar_accepts_links_that_stay_inside(tmp_path: Path) -> None:
     path = crafted_tar(
-        tmp_path / "fine.tar",
+        tmp_path / "fine.tar.gz",
         member("app/dir", tarfile.DIRTYPE),
         member("app/dir/up", tarfile.SYMTYPE, "../ok.txt"),
         member("app/hard", tarfile.LNKTYPE, "app/ok.txt"),
         member("./app/dotted.txt"),
-        gz=False,
     )
-    check_tar(path)
+    assert [m.name for m in check_tar(path)] == [
+        "app",
+        "app/dir",
+        "app/dotted.txt",
+        "app/ok.txt",
+        "app/dir/up",
+        "app/hard",
+    ]
 
 
 def test_check_tar_refuses_garbage(tmp_path: Path) -> None:
@@ -282,6 +295,7 @@ def test_deploy_refuses_crafted_artifact_before_touching_hosts(
     assert message in line
     assert not project.fleet.exists(), "no host may be touched"
     assert not (project.root / ".fleetdist" / "runs").exists()
+    assert not list((project.root / ".fleetdist").rglob("*.tar*")), "no payload of it is kept"
 
 
 def test_plan_refuses_crafted_artifact_too(project: Project, tmp_path: Path) -> None:

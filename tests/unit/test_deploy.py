@@ -290,7 +290,8 @@ def test_already_staged_release_is_not_uploaded_again(
     project.bump("v3")
     fresh = project.run("deploy", "--json")
     assert len(uploads) == 3
-    assert all(u.name.endswith(".tar.gz") and u.parent == project.root / "dist" for u in uploads)
+    payloads = project.root / ".fleetdist" / "payloads"  # the canonical tar, never the artifact
+    assert all(u.name.endswith(".tar.gz") and u.parent == payloads for u in uploads)
     assert ("web01", "uploaded") in [
         (e["host"], e["stage"]) for e in project.journal(fresh.json()["run_id"]) if e.get("stage")
     ]
