@@ -71,3 +71,20 @@ def test_upload_is_staged_only_if_its_sha256_matches(tmp_path: Path, openssl: bo
     assert ok.stdout.splitlines()[-3:] == [steps.SEND, steps.RECEIVED, steps.STAGED]
     assert (root / "releases" / "1.0" / MARKER).read_text() == f"1.0 {good}\n"
     assert (root / "releases" / "1.0" / "app.py").exists()
+
+
+def test_the_marker_is_never_written_through_a_link(tmp_path: Path) -> None:
+    """Second guard behind the canonical tar: even an upload holding a `.fleetdist-release`
+    symlink cannot make the host write the marker outside the release."""
+    outside = tmp_path / "authorized_keys"
+    outside.write_text("ssh-ed25519 AAAA legit\n")
+    art = tmp_path / "evil.tar.gz"
+    with tarfile.open(art, "w:gz") as tar:
+        link = tarfile.TarInfo(MARKER)
+        link.type, link.linkname = tarfile.SYMTYPE, str(outside)
+        tar.addfile(link)
+    done = prepare(tmp_path, art, hashlib.sha256(art.read_bytes()).hexdigest(), [])
+    assert done.returncode == 1
+    assert "reserved for fleetdist" in done.stderr
+    assert outside.read_text() == "ssh-ed25519 AAAA legit\n"
+    assert not (tmp_path / "root" / "releases" / "1.0").exists()
