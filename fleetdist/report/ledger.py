@@ -72,7 +72,7 @@ def template(action: str, **fields: Any) -> tuple[str, str, str]:
 
     The host knows best which release it left and which it went to (a
     rollback picks its target there), so the controller renders everything
-    else and the host splices in two JSON strings (see `release.shell`).
+    else and the host splices in two JSON strings (`ledger` in release/sh/lib.sh).
     """
     line = record(action, from_release=_FROM, to_release=_TO, **fields)
     head, rest = line.split(json.dumps(_FROM), 1)

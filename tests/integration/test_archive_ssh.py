@@ -100,7 +100,7 @@ def test_prefix_field_attack_is_refused_before_any_host_is_touched(
     out of it for the other: the marker write would follow it.
     """
     link = tarfile.TarInfo(".fleetdist-release")
-    link.type, link.linkname = tarfile.SYMTYPE, "../../../../../../root/.ssh/authorized_keys"
+    link.type, link.linkname = tarfile.SYMTYPE, "../../../../../../etc/cron.d/fleetdist-pwned"
     block = bytearray(link.tobuf(tarfile.GNU_FORMAT))
     block[345:356] = b"a/b/c/d/e/f"  # the ustar prefix field, in a GNU-magic header
     block[148:156] = b" " * 8
