@@ -3,7 +3,7 @@ per-round inventories, and the two release artifacts built from it.
 
 The app carries a random payload by default, so the artifacts are incompressible:
 about the same bytes go over the wire for fleetdist (which sends such a tar.gz
-inflated, see fleetdist/build/payload.py) and for the OpenSSH reference.  With
+inflated, see fleetdist/shipping/payload.py) and for the OpenSSH reference.  With
 `--payload text` it carries made-up words instead, which gzip shrinks to
 less than half, as it does source code: then both sides send the same tar.gz.
 """

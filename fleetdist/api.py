@@ -11,14 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fleetdist.build.artifact import DEPLOYABLE, Artifact, load_artifact
-from fleetdist.build.buildlog import Echo, stderr_echo
-from fleetdist.build.payload import preview, shipped
+from fleetdist.builders.buildlog import Echo, stderr_echo
 from fleetdist.config.env import load_env
 from fleetdist.config.names import check_target
 from fleetdist.errors import ConfigError
 from fleetdist.orchestrate.batches import failure_budget, plan_batches
-from fleetdist.orchestrate.outcome import FleetOutcome, HostOutcome, Status
 from fleetdist.orchestrate.runner import Rollout
 from fleetdist.orchestrate.stale import stale_run
 from fleetdist.orchestrate.work import RolloutOptions
@@ -26,6 +23,7 @@ from fleetdist.release import steps
 from fleetdist.report import ledger
 from fleetdist.report.events import Reporter, fan_out, silent
 from fleetdist.report.journal import Journal, activated_hosts, last_run, new_run_id, read_run
+from fleetdist.report.outcome import FleetOutcome, HostOutcome, Status
 from fleetdist.report.runlog import RunLog
 from fleetdist.session import (
     DeployOptions,
@@ -42,6 +40,8 @@ from fleetdist.session import (
     run_on_each,
     transports,
 )
+from fleetdist.shipping.artifact import DEPLOYABLE, Artifact, load_artifact
+from fleetdist.shipping.payload import preview, shipped
 from fleetdist.status import HostStatus, history, status
 from fleetdist.transport.base import Result
 
@@ -63,7 +63,7 @@ __all__ = [
 
 def build(sel: Selection, formats: Sequence[str] = (), echo: Echo = stderr_echo) -> list[Artifact]:
     """Build the recipe's formats (or `formats`) into dist/; `echo` gets prefixed log lines."""
-    from fleetdist.build.formats import build_recipe  # the build stack: only runs that build
+    from fleetdist.builders.formats import build_recipe  # the build stack: only runs that build
 
     env = load_env(sel.env, sel.project.root)
     recipe = resolve_recipe(sel, env)
@@ -74,7 +74,7 @@ def _artifact(sel: Selection, loaded: Loaded, path: Path | None) -> Artifact:
     if path is not None:
         artifact = load_artifact(path, app=loaded.recipe.app)
     else:
-        from fleetdist.build.formats import build_recipe
+        from fleetdist.builders.formats import build_recipe
 
         recipe = resolve_version(loaded.recipe, loaded.env)
         artifact = build_recipe(recipe, sel.project.dist, ("tar.gz",))[0]

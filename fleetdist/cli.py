@@ -23,10 +23,10 @@ from typing import Any, NoReturn
 
 from fleetdist import api
 from fleetdist.config.project import Project
-from fleetdist.errors import FleetdistError
-from fleetdist.orchestrate.outcome import ExitCode, FleetOutcome
+from fleetdist.errors import ExitCode, FleetdistError
 from fleetdist.report import jsonout
 from fleetdist.report.console import ConsoleReporter, print_recap, print_table, reporter_for
+from fleetdist.report.outcome import FleetOutcome
 
 INTERRUPTED = 130
 INTERRUPTED_MESSAGE = "interrupted; hosts keep their current release"

@@ -17,7 +17,7 @@ from invoke.exceptions import Exit, ParseError
 from invoke.program import Program
 
 from fleetdist import cli
-from fleetdist.orchestrate.outcome import ExitCode
+from fleetdist.errors import ExitCode
 
 
 def argv_for(verb: str, flags: Mapping[str, object]) -> list[str]:

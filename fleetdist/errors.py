@@ -8,10 +8,21 @@ code the CLI turns it into, so no caller has to map exceptions by hand.
 from __future__ import annotations
 
 
+class ExitCode:
+    """Every exit code fleetdist documents (README, "Exit codes"), in one place."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    ABORTED = 3
+    LOCKED = 4
+    UNREACHABLE = 5
+
+
 class FleetdistError(Exception):
     """Base of every error fleetdist raises on purpose."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split("\n")))
@@ -37,13 +48,13 @@ class ArtifactError(FleetdistError):
 class BuildError(FleetdistError):
     """A build step failed; the message ends with the tail of its log."""
 
-    exit_code = 1
+    exit_code = ExitCode.FAILED
 
 
 class TransportError(FleetdistError):
     """A host cannot be reached or dropped the connection."""
 
-    exit_code = 5
+    exit_code = ExitCode.UNREACHABLE
 
 
 class HostKeyError(TransportError):

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetdist.build.artifact import Artifact
 from fleetdist.config.buildspec import PACKAGE_FORMATS
 from fleetdist.config.env import expand, load_env
 from fleetdist.config.hosts import select_hosts
@@ -30,6 +29,7 @@ from fleetdist.release.layout import ReleaseLayout, host_root
 from fleetdist.release.lease import LockSpec
 from fleetdist.release.steps import Context
 from fleetdist.report import ledger
+from fleetdist.shipping.artifact import Artifact
 from fleetdist.transport.base import Result, TransportFactory
 from fleetdist.transport.factory import transport_factory
 
@@ -142,7 +142,7 @@ def check_artifact_fits(loaded: Loaded, artifact: Artifact, env_name: str) -> No
     """
     if artifact.format not in PACKAGE_FORMATS:
         return
-    from fleetdist.build.ospkg import package_root  # the build stack: only for packages
+    from fleetdist.builders.ospkg import package_root  # the build stack: only for packages
 
     want = package_root(loaded.recipe.app)
     for host in loaded.hosts:

@@ -8,7 +8,7 @@ Build machines merge in one order, later wins per machine and per key:
     built-in machines  <  `machines_file` (YAML, like vdist's build_machines.json)
                        <  inline `machines:` entries
 A machine is an image plus an optional build script template (see
-`fleetdist.build.machines` for the default and its placeholders).
+`fleetdist.builders.machines` for the default and its placeholders).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class Machine:
 
     name: str
     image: str
-    script: str | None = None  # None: fleetdist.build.machines.DEFAULT_SCRIPT
+    script: str | None = None  # None: fleetdist.builders.machines.DEFAULT_SCRIPT
     build_deps: tuple[str, ...] = ()
     hint: str = IMAGE_HINT  # how to get `image` when it is missing
 

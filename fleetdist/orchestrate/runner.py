@@ -16,17 +16,17 @@ import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from fleetdist.build.artifact import Artifact
-from fleetdist.build.payload import Payload
 from fleetdist.errors import FleetdistError, TransportError
 from fleetdist.orchestrate.batches import failure_budget, plan_batches
-from fleetdist.orchestrate.outcome import FleetOutcome, HostOutcome, Status
 from fleetdist.orchestrate.work import HostJob, Live, RolloutOptions, StepFailed, parallel
 from fleetdist.release import steps
 from fleetdist.release.command import Sh
 from fleetdist.release.lease import LOCK_HELD, LockSpec
 from fleetdist.report import ledger
 from fleetdist.report.events import Event, Reporter
+from fleetdist.report.outcome import FleetOutcome, HostOutcome, Status
+from fleetdist.shipping.artifact import Artifact
+from fleetdist.shipping.payload import Payload
 from fleetdist.transport.base import Result, Stdin, TransportFactory, is_protocol
 
 # Exit codes a rollback script ends with on purpose (anything else raises StepFailed).

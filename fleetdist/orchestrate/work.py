@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from fleetdist.config.schema import Host
-from fleetdist.orchestrate.outcome import HostOutcome
 from fleetdist.release.facts import Facts
 from fleetdist.release.lease import LockSpec
 from fleetdist.release.steps import Context
+from fleetdist.report.outcome import HostOutcome
 from fleetdist.transport.base import Transport
 
 T = TypeVar("T")

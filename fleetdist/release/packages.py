@@ -1,7 +1,7 @@
 """How a verified upload becomes a staged release, by payload format.
 
 The shell is `sh/stage.sh`.  An archive payload is fleetdist's own canonical
-tar (see `build.payload`), unpacked into a staging directory of this run that
+tar (see `shipping.payload`), unpacked into a staging directory of this run that
 gets its marker and is then renamed into `releases/`, so a half-unpacked
 release never looks staged.  A `.deb` is not unpacked by fleetdist: the
 host's package manager installs it (resolving its dependencies) into
@@ -18,14 +18,15 @@ with the same Python ABI (SOABI) the bundle was built against.
 from __future__ import annotations
 
 from fleetdist.release.command import Sh, raw
+from fleetdist.shipping.artifact import ABI_FILE
 
-ABI_FILE = ".fleetdist-abi"
+__all__ = ["ABI_FILE", "bundle_check", "place"]
 
 
 def place(fmt: str) -> Sh:
     """The call that turns the verified upload "$A" into "$REL/$ID".
 
-    `fmt` is the payload's (see `build.payload`): "tar" a plain canonical
+    `fmt` is the payload's (see `shipping.payload`): "tar" a plain canonical
     tar, "tar.gz" a gzipped one, "deb" a package.
     """
     if fmt == "deb":

@@ -40,7 +40,7 @@ class Upload:
 
     `artifact_sha256` is what the release marker records: the artifact's own
     digest, which differs from `sha256` because hosts are sent fleetdist's
-    canonical re-serialisation of an archive (see `build.payload`).
+    canonical re-serialisation of an archive (see `shipping.payload`).
     """
 
     incoming: str

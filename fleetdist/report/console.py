@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from fleetdist.orchestrate.outcome import FleetOutcome
 from fleetdist.report.events import Event
+from fleetdist.report.outcome import FleetOutcome
 
 if TYPE_CHECKING:  # rich is imported where it draws: a --json run to a pipe never loads it
     from rich.console import Console, RenderableType

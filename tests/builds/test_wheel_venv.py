@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import BuildProject, make_build_project
 
-from fleetdist.build.formats import build_recipe
+from fleetdist.builders.formats import build_recipe
 from fleetdist.config.loader import load_recipe
 
 pytestmark = pytest.mark.docker

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetdist.build.artifact import Artifact, file_sha256, write_meta
+from fleetdist.shipping.artifact import Artifact, file_sha256, write_meta
 
 from .fleet import WEB, Fleet
 from .project import Project

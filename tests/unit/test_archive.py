@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from fleetdist.build import canonical
-from fleetdist.build.archive import DEFAULT_EPOCH
-from fleetdist.build.artifact import Artifact, file_sha256, load_artifact, write_meta
-from fleetdist.build.formats import build_recipe
-from fleetdist.build.safety import Member
+from fleetdist.builders.archive import DEFAULT_EPOCH
+from fleetdist.builders.formats import build_recipe
 from fleetdist.config.schema import Recipe, Source
 from fleetdist.errors import ArtifactError, ConfigError
+from fleetdist.shipping import canonical
+from fleetdist.shipping.artifact import Artifact, file_sha256, load_artifact, write_meta
+from fleetdist.shipping.safety import Member
 
 from .conftest import Project
 

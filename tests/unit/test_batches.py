@@ -6,7 +6,7 @@ import pytest
 
 from fleetdist.errors import ConfigError
 from fleetdist.orchestrate.batches import failure_budget, plan_batches
-from fleetdist.orchestrate.outcome import ExitCode, FleetOutcome, HostOutcome, Status
+from fleetdist.report.outcome import ExitCode, FleetOutcome, HostOutcome, Status
 
 HOSTS = [f"h{n:02d}" for n in range(1, 11)]
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from fleetdist.build import ospkg
-from fleetdist.build.container import check_docker
-from fleetdist.build.formats import build_recipe
-from fleetdist.build.machines import DEFAULT_SCRIPT, render
+from fleetdist.builders import ospkg
+from fleetdist.builders.container import check_docker
+from fleetdist.builders.formats import build_recipe
+from fleetdist.builders.machines import DEFAULT_SCRIPT, render
 from fleetdist.config.buildspec import parse_build
 from fleetdist.config.loader import load_recipe
 from fleetdist.errors import BuildError, ConfigError

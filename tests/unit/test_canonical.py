@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from fleetdist.build import canonical
-from fleetdist.build.artifact import Artifact
-from fleetdist.build.payload import Payload, shipped
-from fleetdist.build.safety import DIR, FILE, HARDLINK, SYMLINK, Member
 from fleetdist.errors import ArtifactError
+from fleetdist.shipping import canonical
+from fleetdist.shipping.artifact import Artifact
+from fleetdist.shipping.payload import Payload, shipped
+from fleetdist.shipping.safety import DIR, FILE, HARDLINK, SYMLINK, Member
 
 from .rawtar import (
     GNU,

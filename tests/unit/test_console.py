@@ -14,7 +14,6 @@ import pytest
 from rich.console import Console
 
 from fleetdist import cli
-from fleetdist.orchestrate.outcome import FleetOutcome, HostOutcome, Status
 from fleetdist.report.console import (
     LineReporter,
     LiveReporter,
@@ -24,6 +23,7 @@ from fleetdist.report.console import (
     reporter_for,
 )
 from fleetdist.report.events import Event
+from fleetdist.report.outcome import FleetOutcome, HostOutcome, Status
 
 from .conftest import Project
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from fleetdist import api
 from fleetdist.config.project import Project as FleetProject
-from fleetdist.orchestrate.outcome import FleetOutcome, Status
 from fleetdist.release.command import assign, raw, script
 from fleetdist.release.layout import ReleaseLayout
 from fleetdist.release.lease import LOCK_HELD, LockSpec, variables
 from fleetdist.release.shlib import library
+from fleetdist.report.outcome import FleetOutcome, Status
 
 from .conftest import HOSTS, Project
 

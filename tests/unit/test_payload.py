@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from fleetdist.build import canonical, payload
-from fleetdist.build.artifact import Artifact, file_sha256
-from fleetdist.build.payload import preview, shipped
 from fleetdist.errors import ArtifactError
+from fleetdist.shipping import canonical, payload
+from fleetdist.shipping.artifact import Artifact, file_sha256
+from fleetdist.shipping.payload import preview, shipped
 
 from .conftest import HOSTS, Project
 
@@ -159,8 +159,8 @@ KILLED_RUN = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from fleetdist.build import canonical, payload
-    from fleetdist.build.artifact import Artifact, file_sha256
+    from fleetdist.shipping import canonical, payload
+    from fleetdist.shipping.artifact import Artifact, file_sha256
 
     def stuck(members, spool, out):
         out.write(b"half a payload" * 1000)

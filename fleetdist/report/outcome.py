@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from fleetdist.errors import ExitCode
+
 
 class Status(StrEnum):
     OK = "ok"  # on the target release now
@@ -22,15 +24,6 @@ class Status(StrEnum):
 
 
 FAILURES = {Status.FAILED, Status.REVERTED, Status.ROLLED_BACK, Status.LOCKED, Status.UNREACHABLE}
-
-
-class ExitCode:
-    OK = 0
-    FAILED = 1
-    USAGE = 2
-    ABORTED = 3
-    LOCKED = 4
-    UNREACHABLE = 5
 
 
 @dataclass

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fleetdist.build.archive import source_date_epoch
-from fleetdist.build.tree import Entry
+from fleetdist.builders.archive import source_date_epoch
+from fleetdist.builders.tree import Entry
 
 
 def stage_entries(entries: list[Entry], dest: Path) -> None:

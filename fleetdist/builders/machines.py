@@ -28,7 +28,7 @@ from fleetdist.errors import ConfigError
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 
 DEFAULT_SCRIPT = r"""#!/bin/sh
-# fleetdist's default build script (see fleetdist/build/machines.py).
+# fleetdist's default build script (see fleetdist/builders/machines.py).
 set -eu
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1
 prefix={{prefix}}

@@ -1,6 +1,6 @@
 """What an archive artifact may contain: the rules every member must pass.
 
-The controller parses an archive once (`build.canonical`), runs each member
+The controller parses an archive once (`shipping.canonical`), runs each member
 through these rules and re-serialises exactly the members that passed, so
 these rules are all a release directory can ever receive:
 
@@ -27,7 +27,7 @@ import tarfile
 import unicodedata
 from dataclasses import dataclass, replace
 
-from fleetdist.release.packages import ABI_FILE
+from fleetdist.shipping.artifact import ABI_FILE
 
 MAX_PATH_BYTES = 4096
 MAX_NAME_BYTES = 255

@@ -2,7 +2,7 @@
 
 An archive artifact (tar.gz, venv) never reaches a host as it is: the
 controller parses it once, checks every member, and re-serialises what
-passed (`build.canonical`).  That canonical tar is what travels and what
+passed (`shipping.canonical`).  That canonical tar is what travels and what
 a host's sha256 check covers, so a host unpacks exactly what was checked;
 the host's release marker still records the artifact's own sha256.
 
@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from fleetdist.build import canonical
-from fleetdist.build.artifact import CHUNK, TAR_FORMATS, Artifact, file_sha256
-from fleetdist.build.safety import Member
 from fleetdist.errors import ArtifactError
+from fleetdist.shipping import canonical
+from fleetdist.shipping.artifact import CHUNK, TAR_FORMATS, Artifact, file_sha256
+from fleetdist.shipping.safety import Member
 
 # Ship the plain tar only if it is at most this much bigger than its gzip:
 # on the bench's fleet an extra MB on the wire costs each host ~19 ms, and

@@ -22,6 +22,8 @@ DEPLOYABLE = ("tar.gz", "venv", "deb")
 TAR_FORMATS = ("tar.gz", "venv")  # checked member by member before upload
 
 CHUNK = 1 << 20
+# The venv builder writes the bundle's Python ABI here; the host's bundle check reads it.
+ABI_FILE = ".fleetdist-abi"
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleetdist.build.archive import write_tar_gz
-from fleetdist.build.buildlog import BuildLog
-from fleetdist.build.container import Mount, check_docker, image_id, run_container
-from fleetdist.build.machines import BUNDLE_PYTHON, DEFAULT_SCRIPT, render
-from fleetdist.build.tree import walk
+from fleetdist.builders.archive import write_tar_gz
+from fleetdist.builders.buildlog import BuildLog
+from fleetdist.builders.container import Mount, check_docker, image_id, run_container
+from fleetdist.builders.machines import BUNDLE_PYTHON, DEFAULT_SCRIPT, render
+from fleetdist.builders.tree import walk
 from fleetdist.config.buildspec import BuildSpec, Machine
 from fleetdist.config.env import expand
 from fleetdist.config.schema import Recipe, Source

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fleetdist.build.archive import source_date_epoch
-from fleetdist.build.buildlog import BuildLog
-from fleetdist.build.venv import MOUNT, ContainerBuild, container_build
+from fleetdist.builders.archive import source_date_epoch
+from fleetdist.builders.buildlog import BuildLog
+from fleetdist.builders.venv import MOUNT, ContainerBuild, container_build
 from fleetdist.config.buildspec import BuildSpec
 from fleetdist.config.schema import Recipe
 from fleetdist.errors import BuildError

@@ -14,7 +14,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from fleetdist.build.tree import Entry
+from fleetdist.builders.tree import Entry
 
 DEFAULT_EPOCH = 315532800  # 1980-01-01T00:00:00Z
 

@@ -13,8 +13,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from fleetdist.build.archive import source_date_epoch
-from fleetdist.build.buildlog import BuildLog
+from fleetdist.builders.archive import source_date_epoch
+from fleetdist.builders.buildlog import BuildLog
 from fleetdist.errors import BuildError
 
 WHEELHOUSE = "wheels"

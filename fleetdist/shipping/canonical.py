@@ -4,12 +4,12 @@ Two tar parsers never agree on every header: Python's `tarfile` prepends a
 ustar prefix field that GNU tar ignores in GNU and V7 headers, and keeps the
 last of a pax `GNU.sparse.name` and `path` where GNU tar keeps the first.
 So hosts never see an artifact's own bytes.  `parse` reads it once with
-`tarfile`, runs each member through `build.safety`, and copies file data
+`tarfile`, runs each member through `shipping.safety`, and copies file data
 into a spool; `write` then emits a new tar of exactly those members in a
 fixed order (directories, files, symlinks, hard links; by name), owner 0/0
 with no names, normalised modes and integer mtimes.  That canonical tar
 holds nothing a second parser could read differently, and it is what
-travels and what a host's sha256 check covers (see `build.payload`).
+travels and what a host's sha256 check covers (see `shipping.payload`).
 
 Bounds are checked from the headers, before any data is inflated, so a
 gzip bomb or a header claiming terabytes is refused without unpacking it.
@@ -27,10 +27,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, ClassVar, Protocol, Self
 
-from fleetdist.build.artifact import CHUNK
-from fleetdist.build.safety import DIR, FILE, HARDLINK, SYMLINK, Member, Tree, UnsafeMember
-from fleetdist.build.safety import member_of as check_member
 from fleetdist.errors import ArtifactError
+from fleetdist.shipping.artifact import CHUNK
+from fleetdist.shipping.safety import DIR, FILE, HARDLINK, SYMLINK, Member, Tree, UnsafeMember
+from fleetdist.shipping.safety import member_of as check_member
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer

@@ -26,17 +26,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetdist.build import ospkg, wheel
-from fleetdist.build.archive import write_tar_gz, write_zip
-from fleetdist.build.artifact import Artifact, load_artifact, release_id, seal, write_meta
-from fleetdist.build.buildlog import BuildLog, Echo, stderr_echo
-from fleetdist.build.machines import BUNDLE_PYTHON, DEFAULT_SCRIPT
-from fleetdist.build.stage import scratch, stage_entries
-from fleetdist.build.tree import Entry, tree_hash, walk
-from fleetdist.build.venv import ContainerBuild, bundle_root, container_build, pack_tree
+from fleetdist.builders import ospkg, wheel
+from fleetdist.builders.archive import write_tar_gz, write_zip
+from fleetdist.builders.buildlog import BuildLog, Echo, stderr_echo
+from fleetdist.builders.machines import BUNDLE_PYTHON, DEFAULT_SCRIPT
+from fleetdist.builders.stage import scratch, stage_entries
+from fleetdist.builders.tree import Entry, tree_hash, walk
+from fleetdist.builders.venv import ContainerBuild, bundle_root, container_build, pack_tree
 from fleetdist.config.buildspec import KNOWN_FORMATS, PACKAGE_FORMATS, BuildSpec, parse_build
 from fleetdist.config.schema import Recipe
 from fleetdist.errors import ArtifactError, BuildError, ConfigError, FleetdistError
+from fleetdist.shipping.artifact import Artifact, load_artifact, release_id, seal, write_meta
 
 CONTROLLER = "controller"
 

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetdist.build.buildlog import BuildLog
+from fleetdist.builders.buildlog import BuildLog
 from fleetdist.config.buildspec import Machine
 from fleetdist.errors import BuildError
 
