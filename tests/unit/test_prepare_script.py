@@ -88,3 +88,21 @@ def test_the_marker_is_never_written_through_a_link(tmp_path: Path) -> None:
     assert "reserved for fleetdist" in done.stderr
     assert outside.read_text() == "ssh-ed25519 AAAA legit\n"
     assert not (tmp_path / "root" / "releases" / "1.0").exists()
+
+
+def test_a_host_without_flock_is_told_so_in_one_line(tmp_path: Path) -> None:
+    """Checked on first contact, before anything is written: README lists what hosts need."""
+    layout = ReleaseLayout(str(tmp_path / "root"))
+    ctx = steps.Context(layout=layout, app="app", release_id="1.0")
+    upload = steps.Upload(layout.incoming("1.0.tar.gz"), "ab", "tar.gz")
+    text = steps.prepare(ctx, LOCK, upload, ledgers=LEDGERS).text
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    done = subprocess.run(
+        ["/bin/sh", "-c", text], env={"PATH": str(bare)}, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert done.stderr == (
+        "this host has no 'flock' command, which fleetdist needs (see README: Host requirements)\n"
+    )
+    assert not (tmp_path / "root").exists()

@@ -66,6 +66,7 @@ lease_write() {
 # lease_take: hold the mutex, then take (or renew) the lease; exit EX_LOCKED
 # naming the holder if another rollout's lease is live past $WAIT seconds.
 lease_take() {
+    require
     if [ ! -d "$FD" ] || [ ! -d "$REL" ]; then mkdir -p "$FD" "$REL"; fi
     DEADLINE=$(($(date +%s) + WAIT))
     while :; do

@@ -9,6 +9,14 @@ die() {
     exit "${2:-1}"
 }
 
+# require: stop with one line naming the first command this host lacks (see
+# README, "Host requirements"); `command -v` is a builtin, so this forks nothing.
+require() {
+    for c in flock stat tar mv ln date readlink; do
+        command -v "$c" > /dev/null 2>&1 || die "this host has no '$c' command, which fleetdist needs (see README: Host requirements)"
+    done
+}
+
 # is_id VALUE: true if VALUE is a release id (the grammar of fleetdist.config.names).
 # Names read from the host (directories, link targets, files) pass through
 # this before they are printed, so none can forge a protocol line.
