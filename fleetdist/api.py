@@ -7,6 +7,7 @@ Nothing here prints; results come back as values and events.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,13 @@ from fleetdist.builders.buildlog import Echo, stderr_echo
 from fleetdist.config.env import load_env
 from fleetdist.config.names import check_target
 from fleetdist.errors import ConfigError
-from fleetdist.orchestrate.batches import failure_budget, plan_batches
-from fleetdist.orchestrate.runner import Rollout
+from fleetdist.orchestrate import plan as plans
+from fleetdist.orchestrate.batches import OnFailure
+from fleetdist.orchestrate.runner import Rollout, Uploads
 from fleetdist.orchestrate.stale import stale_run
-from fleetdist.orchestrate.work import RolloutOptions
+from fleetdist.orchestrate.work import HostJob, RolloutOptions
 from fleetdist.release import steps
+from fleetdist.release.facts import Facts, parse_facts
 from fleetdist.report import ledger
 from fleetdist.report.events import Reporter, fan_out, silent
 from fleetdist.report.journal import Journal, activated_hosts, last_run, new_run_id, read_run
@@ -41,13 +44,14 @@ from fleetdist.session import (
     transports,
 )
 from fleetdist.shipping.artifact import DEPLOYABLE, Artifact, load_artifact
-from fleetdist.shipping.payload import preview, shipped
+from fleetdist.shipping.payload import Payload, preview, shipped
 from fleetdist.status import HostStatus, history, status
 from fleetdist.transport.base import Result
 
 __all__ = [
     "DeployOptions",
     "HostStatus",
+    "OnFailure",
     "Selection",
     "build",
     "deploy",
@@ -101,17 +105,8 @@ def _rollout(
     runlog = RunLog(runs, run_id)  # each host's whole output, beside the journal
     fleet = FleetOutcome(run_id, action, loaded.recipe.app, sel.env, release_id)
     fleet.log_dir = runlog.dir
-    options = RolloutOptions(
-        lock=lock_spec(run_id, opts.lock_wait),
-        canary=opts.canary,
-        batch=opts.batch,
-        parallel=opts.parallel,
-        max_fail=opts.max_fail,
-        on_failure=opts.on_failure,
-        operator=ledger.operator(),
-        allow_untested=allow_untested,
-        stale=lambda message: stale_run(message, runs),
-    )
+    options = _rollout_options(opts, run_id, allow_untested=allow_untested)
+    options = dataclasses.replace(options, stale=lambda message: stale_run(message, runs))
     return Rollout(
         fleet=fleet,
         factory=transports(opts),
@@ -132,17 +127,42 @@ def _header(sel: Selection, loaded: Loaded, action: str, **extra: object) -> dic
     }
 
 
-def _check(sel: Selection, loaded: Loaded, opts: DeployOptions) -> None:
-    """Fail on any per-host path or rollout flag error before building or journaling."""
-    jobs(sel, loaded, "")
-    names = [h.name for h in loaded.hosts]
-    failure_budget(opts.max_fail, len(names))
-    plan_batches(names, canary=opts.canary, batch=opts.batch)
+def _rollout_options(
+    opts: DeployOptions, run_id: str, *, allow_untested: bool = False
+) -> RolloutOptions:
+    """The rollout's own view of the flags: a deploy and its dry run share it."""
+    return RolloutOptions(
+        lock=lock_spec(run_id, opts.lock_wait),
+        parallel=opts.parallel,
+        batches=opts.batches,
+        max_fail=opts.max_fail,
+        on_failure=opts.on_failure,
+        operator=ledger.operator(),
+        allow_untested=allow_untested,
+    )
+
+
+def _uploads(artifact: Artifact, payload: Payload) -> Uploads:
+    """What each host is sent: today the one checked payload, whole, to every host."""
+    note = ", ".join(filter(None, (str(artifact.path), payload.note)))
+
+    def upload(job: HostJob) -> steps.Upload:
+        return steps.Upload.of(
+            job.ctx,
+            payload.sha256,
+            payload.format,
+            artifact.sha256,
+            source=payload.path,
+            note=note,
+            bundle=artifact.format == "venv",  # shebangs and interpreter must fit each host
+        )
+
+    return upload
 
 
 def deploy(sel: Selection, opts: DeployOptions, reporter: Reporter = silent) -> FleetOutcome:
     loaded = load(sel)
-    _check(sel, loaded, opts)
+    jobs(sel, loaded, "")  # every per-host path error, before building or journaling
     artifact = _artifact(sel, loaded, opts.artifact)
     # checked here: a bad archive leaves no run behind
     with shipped(artifact, sel.project.state / "payloads") as payload:
@@ -153,13 +173,14 @@ def deploy(sel: Selection, opts: DeployOptions, reporter: Reporter = silent) -> 
             "deploy",
             release_id=artifact.release_id,
             artifact=str(artifact.path),
-            options=_options_json(opts),
+            options=opts.flags(),
         )
         rollout, journal = _rollout(
             sel, opts, reporter, run_id, "deploy", header, loaded, artifact.release_id
         )
         try:
-            return rollout.deploy(jobs(sel, loaded, artifact.release_id), artifact, payload)
+            host_jobs = jobs(sel, loaded, artifact.release_id)
+            return rollout.deploy(host_jobs, artifact.release_id, _uploads(artifact, payload))
         finally:
             journal.close()
 
@@ -175,7 +196,7 @@ def resume(
         sel.project, header["recipe"], header["inventory"], header["env"], tuple(header["hosts"])
     )
     saved = header.get("options") or {}
-    merged = DeployOptions(
+    merged = DeployOptions.parse(
         **{
             **saved,
             "artifact": Path(header["artifact"]),
@@ -185,11 +206,6 @@ def resume(
         }
     )
     return deploy(same, merged, reporter)
-
-
-def _options_json(opts: DeployOptions) -> dict[str, Any]:
-    keep = ("canary", "batch", "parallel", "max_connect", "max_fail", "on_failure", "lock_wait")
-    return {k: getattr(opts, k) for k in keep}
 
 
 def rollback(
@@ -258,54 +274,71 @@ def _narrowed(sel: Selection, moved: dict[str, str | None], run: str) -> dict[st
     return kept
 
 
+DRY_RUN = "DRY-RUN"  # the run id a dry run's scripts show
+
+
 def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
-    """`--dry-run`: the exact scripts a deploy would send, per host, without touching any."""
+    """`--dry-run`: the steps a deploy would send each host, as `plan.deploy_steps` makes
+    them for the real rollout, after the same checks; nothing is built or written.
+
+    Each host's facts (what decides the prune) come from the read-only probe
+    `status` uses; an unreachable host is planned as an empty one and says so.
+    """
     loaded = load(sel)
-    artifact = _artifact(sel, loaded, opts.artifact)
-    payload = preview(artifact, sel.project.state / "payloads")  # checked, nothing written
-    sent = ", ".join(filter(None, (str(artifact.path), payload.note)))
-    lock = lock_spec("DRY-RUN", opts.lock_wait)
-    halt = opts.on_failure != "rollback"
+    host_jobs = jobs(sel, loaded, "")
+    artifact, payload = _planned_artifact(sel, loaded, opts.artifact)
+    host_jobs = jobs(sel, loaded, artifact.release_id)
+    options = _rollout_options(opts, DRY_RUN)
+    uploads = _uploads(artifact, payload)
     out = []
-    for job in jobs(sel, loaded, artifact.release_id):
-        ctx = job.ctx
-        upload = steps.Upload.of(ctx, payload.sha256, payload.format, artifact.sha256)
-        fields = dict(app=ctx.app, env=sel.env, run="DRY-RUN", who=ledger.operator())
-        ledgers = steps.Ledgers(
-            ok=ledger.template("deploy", result="ok", **fields),
-            reverted=ledger.template("deploy", result="reverted", **fields),
-            recovered=ledger.template("recover", result="reverted", **fields),
-        )
-        bundle = artifact.format == "venv"
-        planned = [
-            (
-                "prepare",
-                f"# stdin: {sent} (sent only after the host prints {steps.SEND})\n"
-                + steps.prepare(ctx, lock, upload, ledgers=ledgers, bundle=bundle).shown,
-            ),
-            (
-                "activate",
-                steps.activate(
-                    ctx,
-                    lock,
-                    ctx.release_id,
-                    ledger_ok=ledgers.ok,
-                    ledger_reverted=ledgers.reverted,
-                    ledger_recovered=ledgers.recovered,
-                    release=halt,
-                ).shown,
-            ),
-        ]
-        if not halt:  # --on-failure rollback keeps every lease until the rollout ends
-            planned.append(("finish", steps.finish(ctx.layout, lock, ()).shown))
+    for job, facts, note in _probed(sel, opts, host_jobs):
+        planned = plans.deploy_steps(job, options, uploads(job), facts, DRY_RUN)
         out.append(
             {
                 "host": job.host.name,
-                "root": ctx.layout.root,
-                "release_id": ctx.release_id,
-                "steps": [{"name": n, "script": s} for n, s in planned],
+                "root": job.ctx.layout.root,
+                "release_id": job.ctx.release_id,
+                "facts": note,
+                "steps": [{"name": st.name, "script": st.render()} for st in planned],
             }
         )
+    return out
+
+
+def _planned_artifact(
+    sel: Selection, loaded: Loaded, path: Path | None
+) -> tuple[Artifact, Payload]:
+    """The artifact a deploy would ship and its payload, checked like a deploy's, with
+    nothing written.  Without --artifact that is the tar.gz `build` makes; if it is not
+    built yet, the plan says so and shows its payload's digest as unknown."""
+    if path is None:
+        from fleetdist.builders.formats import planned_archive
+
+        recipe = resolve_version(loaded.recipe, loaded.env)
+        rid, path = planned_archive(recipe, sel.project.dist)
+        if not path.is_file():
+            unbuilt = Artifact(path, recipe.app, recipe.version, rid, "tar.gz", UNBUILT, 0)
+            note = "not built yet: the deploy builds it first"
+            return unbuilt, Payload(path, UNBUILT, "tar.gz", note)
+    artifact = _artifact(sel, loaded, path)
+    return artifact, preview(artifact, sel.project.state / "payloads")
+
+
+UNBUILT = "<sha256 known once built>"
+
+
+def _probed(
+    sel: Selection, opts: DeployOptions, host_jobs: Sequence[HostJob]
+) -> list[tuple[HostJob, Facts, str]]:
+    """Each host's facts from the read-only probe; an unreachable one plans as empty."""
+    probe = lambda job: steps.probe(job.ctx.layout).text  # noqa: E731
+    out = []
+    for job, result in run_on_each(sel, opts, host_jobs, probe):
+        if isinstance(result, Result) and result.ok:
+            out.append((job, parse_facts(result.stdout), "probed"))
+        else:
+            why = str(result) if not isinstance(result, Result) else result.tail()
+            out.append((job, Facts(), f"unknown ({why}): planned as an empty host"))
     return out
 
 
@@ -325,7 +358,8 @@ def unlock(sel: Selection, opts: DeployOptions) -> FleetOutcome:
         who=ledger.operator(),
     )
     unlock_script = lambda job: steps.force_unlock(job.ctx.layout, line, opts.lock_wait).text  # noqa: E731
-    for job, result in run_on_each(sel, opts, jobs(sel, loaded, ""), unlock_script):
+    host_jobs = jobs(sel, loaded, "")
+    for job, result in run_on_each(sel, opts, host_jobs, unlock_script, read_only=False):
         outcome = fleet.hosts[job.host.name] = HostOutcome(job.host.name, status=Status.OK)
         if not isinstance(result, Result):
             outcome.status, outcome.error = Status.UNREACHABLE, str(result)

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 from fleetdist import api
 from fleetdist.config.project import Project
-from fleetdist.errors import ExitCode, FleetdistError
+from fleetdist.errors import ExitCode, FleetdistError, UsageError
 from fleetdist.report import jsonout
 from fleetdist.report.console import ConsoleReporter, print_recap, print_table, reporter_for
 from fleetdist.report.outcome import FleetOutcome
@@ -41,10 +41,6 @@ VERBS = (
     "disconnect",
     "hosts",
 )
-
-
-class UsageError(FleetdistError):
-    """A flag or argument argparse refused (exit 2), reported like every other error."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,28 +65,27 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-x", "--exclude", action="append", default=[], metavar="PATTERN")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.add_argument("--project", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
-    p.add_argument("--parallel", type=int, default=10, help="concurrent host workers")
-    p.add_argument("--max-connect", type=int, default=10, help="concurrent SSH handshakes")
+    p.add_argument("--parallel", type=int, help="concurrent host workers (default 10)")
+    p.add_argument("--max-connect", type=int, help="concurrent SSH handshakes (default 10)")
     p.add_argument(
         "--accept-new-host-keys",
         action="store_true",
         help="trust and record unknown host keys (changed keys are still refused)",
     )
-    p.add_argument("--lock-wait", type=float, default=0.0, metavar="SECONDS")
+    p.add_argument("--lock-wait", type=float, metavar="SECONDS")
     p.add_argument(
         "--persist",
         type=float,
-        default=60.0,
         metavar="SECONDS",
-        help="keep SSH connections open this long for the next run (0: close at exit)",
+        help="keep SSH connections open this long for the next run (default 60; 0: close at exit)",
     )
 
 
 def _rollout_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--canary", type=int, default=0, metavar="N")
+    p.add_argument("--canary", type=int, metavar="N")
     p.add_argument("--batch", help="batch sizes: N, P%% or a list like 1,10%%,100%%")
     p.add_argument("--max-fail", help="failure budget for the whole rollout: N or P%%")
-    p.add_argument("--on-failure", choices=("halt", "rollback"), default="halt")
+    p.add_argument("--on-failure", choices=[m.value for m in api.OnFailure])
     p.add_argument("--artifact", type=Path, help="deploy this built artifact instead of building")
     p.add_argument("--dry-run", action="store_true", help="print the scripts, run nothing")
     p.add_argument("--resume", metavar="RUN", help="finish an interrupted rollout")
@@ -147,24 +142,24 @@ def _selection(args: argparse.Namespace) -> api.Selection:
     )
 
 
+_OPTION_FLAGS = (
+    "canary",
+    "batch",
+    "parallel",
+    "max_connect",
+    "max_fail",
+    "on_failure",
+    "lock_wait",
+    "accept_new_host_keys",
+    "persist",
+    "artifact",
+)
+
+
 def _options(args: argparse.Namespace) -> api.DeployOptions:
-    for flag in ("parallel", "max_connect"):
-        if getattr(args, flag) < 1:
-            raise UsageError(f"--{flag.replace('_', '-')}: must be at least 1")
-    if not 0 <= args.persist < float("inf"):
-        raise UsageError("--persist: must be 0 or more seconds")
-    return api.DeployOptions(
-        canary=getattr(args, "canary", 0),
-        batch=getattr(args, "batch", None),
-        parallel=args.parallel,
-        max_connect=args.max_connect,
-        max_fail=getattr(args, "max_fail", None),
-        on_failure=getattr(args, "on_failure", "halt"),
-        lock_wait=args.lock_wait,
-        accept_new_host_keys=args.accept_new_host_keys,
-        persist=args.persist,
-        artifact=getattr(args, "artifact", None),
-    )
+    """The flags given (absent ones keep `DeployOptions`' defaults), parsed once."""
+    given = {f: getattr(args, f) for f in _OPTION_FLAGS if getattr(args, f, None) is not None}
+    return api.DeployOptions.parse(**given)
 
 
 def _fleet(args: argparse.Namespace, fleet: FleetOutcome) -> int:

@@ -37,6 +37,10 @@ class ConfigError(FleetdistError):
         return cls(f"{where}: {reason}")
 
 
+class UsageError(FleetdistError):
+    """A flag or argument is wrong (exit 2), reported like every other error."""
+
+
 class HostPatternError(ConfigError):
     """A host pattern such as `web[3-1]` cannot be expanded."""
 

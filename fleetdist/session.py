@@ -15,6 +15,7 @@ from collections import ChainMap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fleetdist.config.buildspec import PACKAGE_FORMATS
 from fleetdist.config.env import expand, load_env
@@ -23,7 +24,14 @@ from fleetdist.config.loader import load_inventory, load_recipe
 from fleetdist.config.names import check_version
 from fleetdist.config.project import Project
 from fleetdist.config.schema import Host, Inventory, Recipe
-from fleetdist.errors import ConfigError, TransportError
+from fleetdist.errors import ConfigError, TransportError, UsageError
+from fleetdist.orchestrate.batches import (
+    ALL_AT_ONCE,
+    UNLIMITED,
+    BatchPlan,
+    FailureBudget,
+    OnFailure,
+)
 from fleetdist.orchestrate.work import HostJob, parallel
 from fleetdist.release.layout import ReleaseLayout, host_root
 from fleetdist.release.lease import LockSpec
@@ -48,17 +56,58 @@ class Selection:
 
 @dataclass(frozen=True)
 class DeployOptions:
-    canary: int = 0
-    batch: str | None = None
+    """Every rollout flag, parsed once (`parse`) and typed; the one place with defaults.
+
+    The three doors build it from their flags, `--resume` from the flags the
+    run journal kept (`flags`), and the rollout, the dry run and the checks
+    before either read the same values.
+    """
+
+    batches: BatchPlan = ALL_AT_ONCE
+    max_fail: FailureBudget = UNLIMITED
+    on_failure: OnFailure = OnFailure.HALT
     parallel: int = 10
     max_connect: int = 10
-    max_fail: str | None = None
-    on_failure: str = "halt"
     lock_wait: float = 0.0
     accept_new_host_keys: bool = False
     persist: float = 60.0
     artifact: Path | None = None
     run_id: str | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        canary: int = 0,
+        batch: str | None = None,
+        max_fail: str | None = None,
+        on_failure: str = "halt",
+        **rest: Any,
+    ) -> DeployOptions:
+        """From flag values: a bad one is a one-line usage error naming the flag (exit 2)."""
+        try:
+            mode = OnFailure(on_failure)
+        except ValueError:
+            raise UsageError(f"--on-failure: {on_failure!r} is not halt or rollback") from None
+        opts = cls(BatchPlan.parse(canary, batch), FailureBudget.parse(max_fail), mode, **rest)
+        for flag in ("parallel", "max_connect"):
+            if getattr(opts, flag) < 1:
+                raise UsageError(f"--{flag.replace('_', '-')}: must be at least 1")
+        if not 0 <= opts.persist < float("inf"):
+            raise UsageError("--persist: must be 0 or more seconds")
+        return opts
+
+    def flags(self) -> dict[str, Any]:
+        """The rollout flags as given, for the run journal (`parse` reads them back)."""
+        return {
+            "canary": self.batches.canary,
+            "batch": self.batches.spec,
+            "parallel": self.parallel,
+            "max_connect": self.max_connect,
+            "max_fail": self.max_fail.spec,
+            "on_failure": str(self.on_failure),
+            "lock_wait": self.lock_wait,
+        }
 
 
 @dataclass(frozen=True)
@@ -202,12 +251,13 @@ def lock_spec(run_id: str, wait: float) -> LockSpec:
     return LockSpec(run_id=run_id, holder=f"{who} pid={os.getpid()} run={run_id}", wait=wait)
 
 
-def transports(opts: DeployOptions) -> TransportFactory:
+def transports(opts: DeployOptions, *, read_only: bool = False) -> TransportFactory:
     """The one transport factory of a run: shared known_hosts and handshake limit."""
     return transport_factory(
         accept_new_host_keys=opts.accept_new_host_keys,
         max_connect=opts.max_connect,
         persist=opts.persist,
+        read_only=read_only,
     )
 
 
@@ -216,9 +266,12 @@ def run_on_each(
     opts: DeployOptions,
     host_jobs: Sequence[HostJob],
     script: Callable[[HostJob], str],
+    *,
+    read_only: bool = True,
 ) -> list[tuple[HostJob, Result | TransportError]]:
-    """Connect to each host, run its one script, close: the read-only verbs' fan-out."""
-    factory = transports(opts)
+    """Connect to each host, run its one script, close: the fan-out of the verbs that
+    look (`read_only`) and of `unlock`."""
+    factory = transports(opts, read_only=read_only)
 
     def one(job: HostJob) -> tuple[HostJob, Result | TransportError]:
         try:

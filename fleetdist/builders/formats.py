@@ -100,9 +100,22 @@ def _seal(inp: Inputs, path: Path, fmt: str, rid: str | None = None) -> Artifact
 # -- the builds ----------------------------------------------------------------
 
 
+def archive_path(out: Path, app: str, rid: str, fmt: str) -> Path:
+    """Where `build` writes an archive format of a release."""
+    return out / f"{app}-{rid}.{fmt}"
+
+
+def planned_archive(recipe: Recipe, out: Path) -> tuple[str, Path]:
+    """The release id of the source tree as it is now, and where its tar.gz is (or
+    would be) built: read-only, for `--dry-run`."""
+    entries = walk(recipe.source, f"{recipe.source_file}: source.path")
+    rid = release_id(recipe.version, tree_hash(entries))
+    return rid, archive_path(out, recipe.app, rid, "tar.gz")
+
+
 def _archives(inp: Inputs, fmt: str) -> list[Artifact]:
     with inp.log(fmt) as log:
-        path = inp.dist / f"{inp.recipe.app}-{inp.rid}.{fmt}"
+        path = archive_path(inp.dist, inp.recipe.app, inp.rid, fmt)
         (write_tar_gz if fmt == "tar.gz" else write_zip)(inp.entries, path)
         log.line(f"wrote {path.name} ({len(inp.entries)} entries)")
         return [_record(inp, _seal(inp, path, fmt), CONTROLLER, inp.key(fmt))]

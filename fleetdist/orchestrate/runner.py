@@ -17,17 +17,18 @@ import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from fleetdist.errors import FleetdistError, TransportError
-from fleetdist.orchestrate.batches import failure_budget, plan_batches
+from fleetdist.orchestrate import plan
+from fleetdist.orchestrate.batches import OnFailure
 from fleetdist.orchestrate.work import HostJob, Live, RolloutOptions, StepFailed, parallel
 from fleetdist.release import steps
-from fleetdist.release.command import Sh
 from fleetdist.release.lease import LOCK_HELD, LockSpec
 from fleetdist.report import ledger
 from fleetdist.report.events import Event, Reporter
 from fleetdist.report.outcome import FleetOutcome, HostOutcome, Status
-from fleetdist.shipping.artifact import Artifact
-from fleetdist.shipping.payload import Payload
 from fleetdist.transport.base import Result, Stdin, TransportFactory, is_protocol
+
+# What a host is sent, chosen per host (see `steps.Upload`).
+Uploads = Callable[[HostJob], steps.Upload]
 
 # Exit codes a rollback script ends with on purpose (anything else raises StepFailed).
 _ROLLBACK_ENDS = (0, LOCK_HELD, steps.REVERTED)
@@ -67,15 +68,23 @@ class Rollout:
         live.outcome.stage = stage
         self.emit(Event("stage", live.job.host.name, stage, data=dict(data)))
 
-    def _run(self, live: Live, step: str, script: Sh, allow: tuple[int, ...] = ()) -> Result:
-        """Run one step; a non-zero exit (other than those in `allow`) raises StepFailed."""
+    def _send(self, live: Live, step: steps.Step) -> Result:
+        """Run one step on the host, streaming its upload (if any) once the host asks.
+
+        Announces it first (a `step` event carrying the Step), so what ran can
+        be compared with what `--dry-run` printed.
+        """
         assert live.transport is not None
-        live.step = step
-        result = live.transport.run(
-            script.text,
-            stdin=Stdin(head=script.stdin_head),
-            on_line=functools.partial(self._progress, live),
-        )
+        self.emit(Event("step", live.job.host.name, step.name, data={"step": step}))
+        source = step.upload.source if step.upload else None
+        feed = Stdin(source, after=steps.SEND if source else None, head=step.stdin_head)
+        on_line = functools.partial(self._progress, live)
+        return live.transport.run(step.text, stdin=feed, on_line=on_line)
+
+    def _run(self, live: Live, step: steps.Step, allow: tuple[int, ...] = ()) -> Result:
+        """Run one step; a non-zero exit (other than those in `allow`) raises StepFailed."""
+        live.step = step.name
+        result = self._send(live, step)
         if result.exit_code not in allow:
             _check(live, result)
         return result
@@ -115,17 +124,9 @@ class Rollout:
             action, from_release=live.facts.current, to_release=to, **fields, **extra
         )
 
-    def _ledger_template(self, live: Live, action: str, result: str) -> steps.Ledger:
-        """A ledger line whose from/to the activation script fills in on the host."""
-        return ledger.template(action, **self._ledger_fields(live, result))
-
     def _ledgers(self, live: Live, action: str) -> steps.Ledgers:
         """The lines an activating script appends: ok, reverted, and `recover`'s."""
-        return steps.Ledgers(
-            ok=self._ledger_template(live, action, "ok"),
-            reverted=self._ledger_template(live, action, "reverted"),
-            recovered=self._ledger_template(live, "recover", "reverted"),
-        )
+        return plan.host_ledgers(live.job, self.options, self.fleet.run_id, action)
 
     def _guard(self, live: Live, work: Callable[[], None]) -> bool:
         """Run `work`; turn every failure into the host's outcome.  True if it succeeded."""
@@ -154,7 +155,7 @@ class Rollout:
         try:
             if live.locked or list(lines):
                 lock = self.options.lock if live.locked else None
-                live.transport.run(steps.finish(live.job.ctx.layout, lock, lines).text)
+                self._send(live, steps.finish(live.job.ctx.layout, lock, lines))
         except Exception:
             pass
         finally:
@@ -163,39 +164,33 @@ class Rollout:
 
     # -- deploy --------------------------------------------------------------
 
-    def _prepare(self, live: Live, artifact: Artifact, payload: Payload) -> bool:
-        """Phase 1 on one host: one script takes the lease, stages and tests (`steps.prepare`).
+    def _prepare(self, live: Live, uploads: Uploads) -> bool:
+        """Phase 1 on one host: one script takes the lease, stages and tests (`plan.prepare_step`).
 
         A stale lease (its holder provably dead) is taken over with one retry,
-        as in `_rollback_host`; the script asks for the artifact only after
-        the lease is ours, so that retry never uploads twice.
+        as in `_rollback_host`; the script asks for the upload only after the
+        lease is ours, so that retry never uploads twice.
         """
-        ctx = live.job.ctx
 
         def work() -> None:
             live.step = "connect"
-            transport = live.transport = self.factory(live.job.host)
+            live.transport = self.factory(live.job.host)
             self._stage(live, "connected")
-            upload = steps.Upload.of(ctx, payload.sha256, payload.format, artifact.sha256)
-            bundle = artifact.format == "venv"  # shebangs and interpreter must fit this host
+            upload = uploads(live.job)
 
-            ledgers = self._ledgers(live, "deploy")
-
-            def attempt(lock: LockSpec) -> Result:
-                script = steps.prepare(ctx, lock, upload, ledgers=ledgers, bundle=bundle)
+            def attempt(options: RolloutOptions) -> Result:
                 live.step = "prepare"  # until its output tells which part failed
-                feed = Stdin(payload.path, after=steps.SEND, head=script.stdin_head)
-                return transport.run(
-                    script.text, stdin=feed, on_line=functools.partial(self._progress, live)
-                )
+                step = plan.prepare_step(live.job, options, upload, self.fleet.run_id)
+                return self._send(live, step)
 
-            result = attempt(self.options.lock)
+            result = attempt(self.options)
             stale = self.options.stale(result.stderr) if result.exit_code == LOCK_HELD else None
             if stale:
                 self.emit(
                     Event("stage", live.job.host.name, "takeover", f"stale lease of run {stale}")
                 )
-                result = attempt(dataclasses.replace(self.options.lock, takeover=stale))
+                lock = dataclasses.replace(self.options.lock, takeover=stale)
+                result = attempt(dataclasses.replace(self.options, lock=lock))
             self._prepared(live, result)
 
         return self._guard(live, work) and live.outcome.status != Status.UNCHANGED
@@ -210,7 +205,7 @@ class Rollout:
         live.outcome.from_release = live.facts.current
         self._stage(live, "probed", current=live.facts.current)
         self._recovered(live, result)
-        lines = result.stdout.splitlines()
+        lines = steps.parse_markers(result.stdout)
         if steps.UNCHANGED in lines:
             live.outcome.status = Status.UNCHANGED
             return
@@ -226,53 +221,38 @@ class Rollout:
 
     def _recovered(self, live: Live, result: Result) -> None:
         """Say so when the host undid a flip a dead script had left unconfirmed."""
-        for line in result.stderr.splitlines():
-            if line.startswith("recovering: "):
-                self._stage(live, "recovered", message=line.removeprefix("recovering: "))
+        for what in steps.parse_recoveries(result.stderr):
+            self._stage(live, "recovered", message=what)
 
     def _activate(
-        self,
-        live: Live,
-        target: str,
-        *,
-        action: str,
-        prune: bool,
-        release: bool = False,
-        seen: str | None = None,
+        self, live: Live, step: steps.Step, target: str, *, seen: str | None, released: bool
     ) -> None:
-        """Flip `current` to `target`; with `release`, the same script gives the lease back.
+        """Run an activation step; `released`: the same script gives the lease back.
 
-        `seen` is where `current` points now, as far as this rollout knows
-        (the host checks it): by default what the prepare script found.  The
-        journal records `activating` (durably) before the script is sent, so
-        `rollback --run` sees this host even if the controller dies before
-        the script reports back.
+        The journal records `activating` (durably) before the script is sent,
+        with `seen`, the release `current` points at as far as this rollout
+        knows, so `rollback --run` sees this host even if the controller dies
+        before the script reports back.
         """
-        ctx = live.job.ctx
-        ledgers = self._ledgers(live, action)
-        script = steps.activate(
-            ctx,
+        live.step = "activate"
+        self._stage(live, "activating", current=seen, release=target)
+        self._activated(live, self._send(live, step), target, released=released)
+
+    def _flip_back(self, live: Live, target: str) -> steps.Step:
+        """The activation `--on-failure rollback` sends to undo this rollout on a host."""
+        ledgers = self._ledgers(live, "rollback")
+        return steps.activate(
+            live.job.ctx,
             self.options.lock,
             target,
-            action=action,
-            prune=steps.prune_candidates(live.facts, target, ctx.keep) if prune else (),
+            action="rollback",
             ledger_ok=ledgers.ok,
             ledger_reverted=ledgers.reverted,
             ledger_recovered=ledgers.recovered,
-            release=release,
-            seen=live.facts.current if seen is None else seen,
+            release=True,
+            seen=live.job.ctx.release_id,  # this rollout cut it over
             untested_ok=self.options.allow_untested,
         )
-        assert live.transport is not None
-        live.step = "activate"
-        before = live.facts.current if seen is None else seen
-        self._stage(live, "activating", current=before, release=target)
-        result = live.transport.run(
-            script.text,
-            stdin=Stdin(head=script.stdin_head),
-            on_line=functools.partial(self._progress, live),
-        )
-        self._activated(live, result, target, released=release)
 
     def _activated(self, live: Live, result: Result, target: str, *, released: bool) -> None:
         """Turn an activation script's result into the host's outcome."""
@@ -292,30 +272,24 @@ class Rollout:
         self._stage(live, "activated", release=target)
 
     def _cut_over(self, live: Live) -> None:
-        # Keep the lease only while --on-failure rollback may still need this host.
-        keep = self.options.on_failure == "rollback"
-        target = live.job.ctx.release_id
+        """The flip `plan.cutover_steps` gives for this host's facts.  The lease goes
+        back in the same script, unless --on-failure rollback may still need it."""
+        flip = plan.cutover_steps(live.job, self.options, live.facts, self.fleet.run_id)[0]
+        target, keep = live.job.ctx.release_id, plan.holds_leases(self.options)
         self._guard(
             live,
-            lambda: self._activate(live, target, action="deploy", prune=True, release=not keep),
+            lambda: self._activate(live, flip, target, seen=live.facts.current, released=not keep),
         )
 
-    def deploy(self, jobs: Sequence[HostJob], artifact: Artifact, payload: Payload) -> FleetOutcome:
-        lives = [self._live(job, artifact.release_id) for job in jobs]
-        budget = failure_budget(self.options.max_fail, len(lives))
-        # Check --canary/--batch now: a bad spec is a usage error before any host is touched.
-        plan_batches(
-            [lv.job.host.name for lv in lives],
-            canary=self.options.canary,
-            batch=self.options.batch,
-        )
+    def deploy(self, jobs: Sequence[HostJob], release_id: str, uploads: Uploads) -> FleetOutcome:
+        """Prepare `release_id` on every host (each sent `uploads(job)`), then cut over."""
+        lives = [self._live(job, release_id) for job in jobs]
+        budget = self.options.max_fail.allowed(len(lives))
         self.emit(
             Event("run_started", data={"hosts": [j.host.name for j in jobs], "phase": "prepare"})
         )
         try:
-            ready = parallel(
-                lambda lv: self._prepare(lv, artifact, payload), lives, self.options.parallel
-            )
+            ready = parallel(lambda lv: self._prepare(lv, uploads), lives, self.options.parallel)
             candidates = [lv for lv, ok in zip(lives, ready, strict=True) if ok]
             if not self._within(budget):
                 self.fleet.aborted = "failure budget exceeded while preparing"
@@ -323,7 +297,7 @@ class Rollout:
                 self._cut_over_batches(candidates, budget, len(lives))
             if self.fleet.aborted:
                 self.emit(Event("aborted", message=self.fleet.aborted))
-                if self.options.on_failure == "rollback":
+                if self.options.on_failure is OnFailure.ROLLBACK:
                     self._undo([lv for lv in lives if lv.outcome.status == Status.OK])
         finally:
             self._end(lives, "deploy")
@@ -331,15 +305,14 @@ class Rollout:
 
     def _cut_over_batches(self, candidates: list[Live], budget: int | None, total: int) -> None:
         by_name = {lv.job.host.name: lv for lv in candidates}
-        batches = plan_batches(
-            list(by_name), canary=self.options.canary, batch=self.options.batch, total=total
-        )
+        batches = self.options.batches.split(list(by_name), total)
         for index, names in enumerate(batches):
             batch = [by_name[n] for n in names]
             self.emit(Event("batch_started", data={"index": index, "hosts": names}))
             parallel(self._cut_over, batch, self.options.parallel)
             self.emit(Event("batch_finished", data={"index": index}))
-            if index == 0 and self.options.canary and any(lv.outcome.failed for lv in batch):
+            canary = self.options.batches.canary
+            if index == 0 and canary and any(lv.outcome.failed for lv in batch):
                 self.fleet.aborted = "canary failed"
                 return
             if not self._within(budget):
@@ -359,14 +332,8 @@ class Rollout:
                 return  # first deploy on this host: there is nothing older to go back to
 
             def work() -> None:
-                self._activate(
-                    live,
-                    previous,
-                    action="rollback",
-                    prune=False,
-                    release=True,
-                    seen=live.job.ctx.release_id,  # this rollout cut it over
-                )
+                step = self._flip_back(live, previous)
+                self._activate(live, step, previous, seen=live.job.ctx.release_id, released=True)
                 live.outcome.status, live.outcome.to_release = Status.ROLLED_BACK, previous
 
             self._guard(live, work)
@@ -410,7 +377,7 @@ class Rollout:
             )
             if to:  # a named target: journal the intent first, as `_activate` does
                 self._stage(live, "activating", release=to)
-            return self._run(live, "rollback", script, allow=_ROLLBACK_ENDS)
+            return self._run(live, script, allow=_ROLLBACK_ENDS)
 
         result = attempt(self.options.lock)
         stale = self.options.stale(result.stderr) if result.exit_code == LOCK_HELD else None
@@ -426,7 +393,7 @@ class Rollout:
         self._recovered(live, result)
         target = steps.parse_target(result.stdout)
         live.outcome.to_release = target or None
-        if steps.UNCHANGED in result.stdout.splitlines():
+        if steps.UNCHANGED in steps.parse_markers(result.stdout):
             live.outcome.status = Status.UNCHANGED
             return
         self._activated(live, result, target, released=True)

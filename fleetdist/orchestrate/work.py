@@ -13,6 +13,13 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from fleetdist.config.schema import Host
+from fleetdist.orchestrate.batches import (
+    ALL_AT_ONCE,
+    UNLIMITED,
+    BatchPlan,
+    FailureBudget,
+    OnFailure,
+)
 from fleetdist.release.facts import Facts
 from fleetdist.release.lease import LockSpec
 from fleetdist.release.steps import Context
@@ -37,15 +44,16 @@ def _never_stale(message: str) -> str | None:
 
 @dataclass(frozen=True)
 class RolloutOptions:
-    """How a rollout runs.  `stale` names the run of a lease whose holder is
-    provably dead, given the host's "locked by" message (see `orchestrate.stale`)."""
+    """How a rollout runs, every flag already parsed (`session.DeployOptions.parse`).
+
+    `stale` names the run of a lease whose holder is provably dead, given the
+    host's "locked by" message (see `orchestrate.stale`)."""
 
     lock: LockSpec
-    canary: int = 0
-    batch: str | None = None
-    parallel: int = 10
-    max_fail: str | None = None
-    on_failure: str = "halt"
+    parallel: int
+    batches: BatchPlan = ALL_AT_ONCE
+    max_fail: FailureBudget = UNLIMITED
+    on_failure: OnFailure = OnFailure.HALT
     operator: str = "unknown"
     allow_untested: bool = False
     stale: Callable[[str], str | None] = _never_stale

@@ -106,3 +106,19 @@ def parse_target(stdout: str) -> str:
         if line.startswith("@@target "):
             return line.removeprefix("@@target ") if is_release_id(line[9:]) else ""
     return ""
+
+
+# Lines a script prints as it gets past each stage (see `steps`): the other half of
+# the protocol, read here too, so one module knows every line a host may print.
+MARKERS = frozenset({"@@send", "@@received", "@@staged", "@@unchanged"})
+
+
+def parse_markers(stdout: str) -> frozenset[str]:
+    """The stage markers a script printed, each a whole line."""
+    return frozenset(line for line in stdout.splitlines() if line in MARKERS)
+
+
+def parse_recoveries(stderr: str) -> list[str]:
+    """What `recover` said it undid (a flip a dead script left unconfirmed)."""
+    prefix = "recovering: "
+    return [ln.removeprefix(prefix) for ln in stderr.splitlines() if ln.startswith(prefix)]

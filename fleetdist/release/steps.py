@@ -14,21 +14,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fleetdist.release import packages
 from fleetdist.release.command import Sh, assign, cmd, export, fail, raw, script, user_shell
-from fleetdist.release.facts import Facts, parse_facts, parse_target
+from fleetdist.release.facts import (
+    Facts,
+    parse_facts,
+    parse_markers,
+    parse_recoveries,
+    parse_target,
+)
 from fleetdist.release.layout import ReleaseLayout
 from fleetdist.release.lease import LOCK_HELD, LockSpec, variables
 from fleetdist.release.shlib import library
 
-__all__ = ["Facts", "parse_facts", "parse_target"]
+__all__ = ["Facts", "parse_facts", "parse_markers", "parse_recoveries", "parse_target"]
 
 REVERTED = 76
 NOT_STAGED = 77
 NOT_TESTED = 78
 # Lines the prepare script prints as it gets past each stage, so a failure can
-# be pinned on the right step without a round trip per step.
+# be pinned on the right step without a round trip per step (`facts.MARKERS`).
 RECEIVED, STAGED, UNCHANGED = "@@received", "@@staged", "@@unchanged"
 # The line after which `prepare` reads the artifact (see `transport.base.Stdin`).
 SEND = "@@send"
@@ -36,22 +43,90 @@ SEND = "@@send"
 
 @dataclass(frozen=True)
 class Upload:
-    """A payload on its way to a host: where it lands, its sha256, how it unpacks.
+    """What one host is sent for its release: from where, where it lands, how it is
+    verified (its sha256) and placed (its format, and whether the placed release is a
+    venv bundle whose interpreters must be checked there).
 
-    `artifact_sha256` is what the release marker records: the artifact's own
-    digest, which differs from `sha256` because hosts are sent fleetdist's
-    canonical re-serialisation of an archive (see `shipping.payload`).
+    A value per host, so a host can be sent something else than its neighbour
+    (the full payload today) without the orchestrator knowing more than
+    "stream `source` after the host asks".  `artifact_sha256` is what the
+    release marker records: the artifact's own digest, which differs from
+    `sha256` because hosts are sent fleetdist's canonical re-serialisation
+    of an archive (see `shipping.payload`).
     """
 
     incoming: str
     sha256: str
     format: str
     artifact_sha256: str = ""
+    source: Path | None = None
+    note: str = ""  # what `source` is, for --dry-run
+    bundle: bool = False
 
     @classmethod
-    def of(cls, ctx: Context, sha256: str, fmt: str, artifact_sha256: str) -> Upload:
+    def of(
+        cls,
+        ctx: Context,
+        sha256: str,
+        fmt: str,
+        artifact_sha256: str,
+        *,
+        source: Path | None = None,
+        note: str = "",
+        bundle: bool = False,
+    ) -> Upload:
         """The upload of one host's release, landing in its `incoming/` directory."""
-        return cls(ctx.layout.incoming(f"{ctx.release_id}.{fmt}"), sha256, fmt, artifact_sha256)
+        incoming = ctx.layout.incoming(f"{ctx.release_id}.{fmt}")
+        return cls(incoming, sha256, fmt, artifact_sha256, source, note, bundle)
+
+    def describe(self) -> str:
+        """One comment line for --dry-run: what is streamed, and when."""
+        what = f"{self.source}{', ' + self.note if self.note else ''}"
+        return f"# stdin: {what} (sent only after the host prints {SEND})"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One script a host runs, as a value: the rollout sends it, `--dry-run` prints it.
+
+    `upload` is what the host reads on stdin once it prints SEND (None: only
+    the secrets head, see `command.script`); `ends` are the exit codes the
+    script ends with on purpose, each a meaning the runner maps to an
+    outcome (anything else is a failure of the step).  Output lines follow
+    the protocol of `facts`: stage markers (`@@...`) and fact records.
+    """
+
+    name: str
+    script: Sh
+    upload: Upload | None = None
+    ends: tuple[tuple[int, str], ...] = ((0, "done"),)
+
+    @property
+    def text(self) -> str:
+        return self.script.text
+
+    @property
+    def shown(self) -> str:
+        return self.script.shown
+
+    @property
+    def stdin_head(self) -> bytes:
+        return self.script.stdin_head
+
+    def render(self) -> str:
+        """What --dry-run prints: the script as shown (secrets masked), and its stdin."""
+        head = f"{self.upload.describe()}\n" if self.upload and self.upload.source else ""
+        return head + self.shown
+
+
+LOCKED_END = (LOCK_HELD, "locked")
+_ACTIVATION_ENDS = (
+    (0, "activated"),
+    LOCKED_END,
+    (REVERTED, "reverted"),
+    (NOT_STAGED, "not staged"),
+    (NOT_TESTED, "not tested"),
+)
 
 
 @dataclass(frozen=True)
@@ -161,19 +236,12 @@ def _activating(ctx: Context, ledgers: Ledgers, *, action: str, untested_ok: boo
     ]
 
 
-def probe(layout: ReleaseLayout) -> Sh:
+def probe(layout: ReleaseLayout) -> Step:
     """Print the host's facts, read-only (see sh/facts.sh and `facts.parse_facts`)."""
-    return script([*_preamble(layout), library("lease", "facts"), raw("facts")])
+    return Step("probe", script([*_preamble(layout), library("lease", "facts"), raw("facts")]))
 
 
-def prepare(
-    ctx: Context,
-    lock: LockSpec,
-    upload: Upload,
-    *,
-    ledgers: Ledgers,
-    bundle: bool = False,
-) -> Sh:
+def prepare(ctx: Context, lock: LockSpec, upload: Upload, *, ledgers: Ledgers) -> Step:
     """Phase 1 on one host in one round trip: lease, recovery, facts, upload, tests.
 
     Takes the lease, undoes a flip a dead script left unconfirmed
@@ -206,12 +274,12 @@ def prepare(
         raw("fi"),
         raw(f'exec </dev/null; echo {STAGED}\nrm -f "$TESTED/$ID"'),
     ]
-    if bundle:
+    if upload.bundle:
         parts.append(packages.bundle_check())
     for command in ctx.test:
         parts.append(_in('"$REL/$ID"', command).or_else(fail("in-place test failed: %s", command)))
     parts.append(raw("mark_tested"))
-    return script(parts)
+    return Step("prepare", script(parts), upload, ((0, "tested"), LOCKED_END))
 
 
 def activate(
@@ -227,7 +295,7 @@ def activate(
     release: bool = False,
     seen: str | None = None,
     untested_ok: bool = False,
-) -> Sh:
+) -> Step:
     """Flip `current` to `target` (see sh/activate.sh); with `release`, give the lease back.
 
     Giving the lease back in the same script saves the rollout a round trip
@@ -249,7 +317,7 @@ def activate(
     body.append("activate")
     if release and lock is not None:
         body.append("lease_give_back")
-    return script([*parts, raw("\n".join(body))])
+    return Step("activate", script([*parts, raw("\n".join(body))]), ends=_ACTIVATION_ENDS)
 
 
 def rollback(
@@ -259,7 +327,7 @@ def rollback(
     *,
     ledgers: Ledgers,
     untested_ok: bool = False,
-) -> Sh:
+) -> Step:
     """A whole rollback in one round trip: lease, recovery, facts, target, activation.
 
     The target is `to`, else the host's own `previous`; the script prints
@@ -285,10 +353,10 @@ def rollback(
             'if [ "$CID" != "?" ]; then OLD=$CID; fi\nactivate\nfi\nlease_give_back'
         ),
     ]
-    return script(parts)
+    return Step("rollback", script(parts), ends=_ACTIVATION_ENDS)
 
 
-def finish(layout: ReleaseLayout, lock: LockSpec | None, ledger_lines: Iterable[str]) -> Sh:
+def finish(layout: ReleaseLayout, lock: LockSpec | None, ledger_lines: Iterable[str]) -> Step:
     """Append ledger lines and give the lease back (only if it is still ours)."""
     parts = [*_preamble(layout)]
     parts += variables(lock) if lock is not None else [assign("WAIT", "0")]
@@ -296,7 +364,7 @@ def finish(layout: ReleaseLayout, lock: LockSpec | None, ledger_lines: Iterable[
     parts += [append_ledger(line) for line in ledger_lines]
     if lock is not None:
         parts.append(raw("DEADLINE=$(($(date +%s) + WAIT))\nmutex_take\nlease_give_back"))
-    return script(parts)
+    return Step("finish", script(parts))
 
 
 def append_ledger(line: str) -> Sh:
@@ -329,19 +397,18 @@ def prune_candidates(facts: Facts, target: str, keep: int) -> list[str]:
     return doomed
 
 
-def read_ledger(layout: ReleaseLayout) -> Sh:
+def read_ledger(layout: ReleaseLayout) -> Step:
     """Print the host's ledger (nothing if it has none yet)."""
-    return script([*_preamble(layout), raw('cat "$LEDGER" 2>/dev/null || true')])
+    return Step("ledger", script([*_preamble(layout), raw('cat "$LEDGER" 2>/dev/null || true')]))
 
 
-def force_unlock(layout: ReleaseLayout, ledger_line: str, wait: float = 0.0) -> Sh:
+def force_unlock(layout: ReleaseLayout, ledger_line: str, wait: float = 0.0) -> Step:
     """Break the lease whoever holds it (once no script runs there), and say so in the ledger."""
-    return script(
-        [
-            *_preamble(layout),
-            assign("WAIT", str(int(wait))),
-            library("lease"),
-            raw("lease_break"),
-            append_ledger(ledger_line),
-        ]
-    )
+    parts = [
+        *_preamble(layout),
+        assign("WAIT", str(int(wait))),
+        library("lease"),
+        raw("lease_break"),
+        append_ledger(ledger_line),
+    ]
+    return Step("unlock", script(parts), ends=(LOCKED_END, (0, "done")))

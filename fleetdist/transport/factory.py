@@ -13,9 +13,16 @@ from fleetdist.transport.local import LocalTransport
 
 
 def transport_factory(
-    *, accept_new_host_keys: bool = False, max_connect: int = 10, persist: float = 0.0
+    *,
+    accept_new_host_keys: bool = False,
+    max_connect: int = 10,
+    persist: float = 0.0,
+    read_only: bool = False,
 ) -> TransportFactory:
     """One factory for a whole run; the SSH side shares its known_hosts and handshake limit.
+
+    `read_only`: the run only looks (status, history, a dry run's probe), so a
+    local host's root is not created.
 
     With `persist` > 0, SSH hosts go through the mux daemon, which keeps each
     connection open that many seconds after the run for the next one.  If the
@@ -26,7 +33,7 @@ def transport_factory(
 
     def make(host: Host) -> Transport:
         if host.transport == "local":
-            return LocalTransport(host)
+            return LocalTransport(host, read_only=read_only)
         with guard:
             if not ssh:
                 ssh.append(_ssh_factory(accept_new_host_keys, max_connect, persist))

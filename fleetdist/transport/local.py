@@ -24,13 +24,20 @@ CHUNK = 1 << 16
 
 
 class LocalTransport:
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host, *, read_only: bool = False) -> None:
+        """Connect: make the host's root, or with `read_only` (status, a dry run's
+        probe) only check that it could exist, so a look leaves no trace."""
         self.host = host
         if host.local_root is None:
             raise TransportError(f"host {host.name}: local transport needs local_root")
         self.root = Path(host.local_root)
+        self._cwd = next((p for p in (self.root, *self.root.parents) if p.exists()), Path("/"))
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            if not read_only:
+                self.root.mkdir(parents=True, exist_ok=True)
+                self._cwd = self.root
+            elif not self._cwd.is_dir():
+                raise NotADirectoryError(20, "Not a directory")
         except OSError as exc:
             raise TransportError(
                 f"host {host.name}: unreachable: {exc.strerror}: {self.root}"
@@ -54,7 +61,7 @@ class LocalTransport:
             _feed(stdin) as feed,
             subprocess.Popen(
                 ["sh", "-c", script],
-                cwd=self.root,
+                cwd=self._cwd,
                 stdin=feed,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

@@ -287,6 +287,7 @@ def test_incompressible_app_deploys_from_its_canonical_plain_tar(project: Projec
     """Unpacked with `tar -xf` on every host; the marker still names the artifact's sha256."""
     blob = os.urandom(400_000)
     (project.app_dir / "hello" / "blob.bin").write_bytes(blob)
+    assert project.run("build").code == 0  # a dry run builds nothing: it plans what is built
     plan = project.run("deploy", "--dry-run")
     assert plan.code == 0, plan.err
     assert (
