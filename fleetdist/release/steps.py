@@ -246,9 +246,10 @@ def prepare(ctx: Context, lock: LockSpec, upload: Upload, *, ledgers: Ledgers) -
 
     Takes the lease, undoes a flip a dead script left unconfirmed
     (`recover`), and prints the facts.  If the release is already live it
-    prints UNCHANGED and stops.  If it is not staged yet, it prints SEND and
-    only then reads stdin: the transport streams the payload once it sees
-    that line, so a host that already has the release is sent nothing.  The
+    prints UNCHANGED and stops.  If it is not staged from this artifact yet
+    (`staged`), it prints SEND and only then reads stdin: the transport
+    streams the payload once it sees that line, so a host that already has
+    the release is sent nothing.  The
     upload's sha256 must match (`receive`), `packages.place` stages it.
     Then, staged already or just now, the venv bundle check (`bundle`) and
     the recipe's `test:` commands run inside the release, with stdin empty,
@@ -264,12 +265,13 @@ def prepare(ctx: Context, lock: LockSpec, upload: Upload, *, ledgers: Ledgers) -
         assign("A", upload.incoming),
         assign("SHA", upload.sha256),
         assign("ASHA", upload.artifact_sha256 or upload.sha256),
+        assign("FMT", upload.format),
         *_activating(ctx, ledgers, action="deploy", untested_ok=False),
         library("lease", "facts", "stage", "activate"),
         raw("lease_take\nrecover\nfacts"),
         raw(f'if [ "$CID" = "$ID" ]; then echo {UNCHANGED}; exit 0; fi'),
         raw('if [ "$CID" != "?" ]; then OLD=$CID; fi\nclean_scratch'),
-        raw(f'if [ ! -f "$REL/$ID/$MARKER" ]; then\necho {SEND}\nreceive\necho {RECEIVED}'),
+        raw(f"if ! staged; then\necho {SEND}\nreceive\necho {RECEIVED}"),
         packages.place(upload.format),
         raw("fi"),
         raw(f'exec </dev/null; echo {STAGED}\nrm -f "$TESTED/$ID"'),

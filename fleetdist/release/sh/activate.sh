@@ -69,6 +69,9 @@ revert() {
 # switch: the activation itself, from "$OLD" to "$ID", then prune.
 switch() {
     [ -f "$REL/$ID/$MARKER" ] || die "release '$ID' is not on this host" "$EX_NOT_STAGED"
+    if [ -e "$CUR" ] && [ ! -h "$CUR" ]; then
+        die "$CUR is not a symlink: fleetdist will not replace it (move it away first)"
+    fi
     if [ ! -f "$TESTED/$ID" ] && [ "$UNTESTED_OK" != 1 ]; then
         die "release '$ID' has not passed its in-place tests on this host (--allow-untested to activate it anyway)" "$EX_NOT_TESTED"
     fi
@@ -81,7 +84,10 @@ switch() {
     # `previous` is written before the flip: a kill between the two is undone
     # by `recover`, which restores it from the pending record.
     if [ "$OLD" != "$ID" ]; then remember "$OLD"; fi
-    flip "$ID"
+    flip "$ID" || {
+        echo "could not point $CUR at releases/$ID; reverted to ${OLD:-nothing}" >&2
+        revert
+    }
     hooks_after || {
         echo "after_activate hook failed; reverted to ${OLD:-nothing}" >&2
         revert
@@ -121,10 +127,13 @@ activate() {
 
 # drop ID: delete a release; one an OS package installed is purged through
 # dpkg (deleting a dpkg-owned directory would leave dpkg believing it is
-# still installed).  Never `current` or the release it replaced.
+# still installed).  Never `current`, the release it replaced ("$OLD"), or,
+# when `current` did not move, the recorded previous one: a second guard
+# behind the controller's prune_candidates.
 drop() {
     is_id "$1" || return 1
-    if [ "$CUR" -ef "$REL/$1" ]; then return 1; fi
+    if [ "$CUR" -ef "$REL/$1" ] || [ "$1" = "$OLD" ]; then return 1; fi
+    if [ "$OLD" = "$ID" ] && [ "$1" = "$PREV" ]; then return 1; fi
     pkg=""
     if command -v dpkg > /dev/null 2>&1; then
         pkg=$(dpkg -S "$REL/$1/$MARKER" 2> /dev/null | cut -d: -f1 || true)

@@ -3,6 +3,18 @@
 # A (where the upload lands), SHA (its sha256), ASHA (the artifact's own
 # sha256, recorded in the marker) and RUN.
 
+# staged: true if "$REL/$ID" was staged from this very artifact (its marker
+# names "$ASHA"), so it need not be sent again.  Another artifact with the
+# same release id (another format, a changed build step) is staged anew.  A
+# .deb's marker comes from the package itself, so any marker will do there.
+staged() {
+    [ -f "$REL/$ID/$MARKER" ] || return 1
+    if [ "$FMT" = deb ]; then return 0; fi
+    m_id="" m_sha=""
+    read -r m_id m_sha < "$REL/$ID/$MARKER" || true
+    [ "$m_id $m_sha" = "$ID $ASHA" ]
+}
+
 # clean_scratch: drop what dead scripts left in incoming/ and staging/.  We
 # hold the mutex, so no script that could still use them is running.
 clean_scratch() {
