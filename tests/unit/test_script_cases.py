@@ -9,7 +9,7 @@ there): each file in `cases/` is a small table, facts in and outcome out.
       releases: [1.0, 1.1]     staged (with marker), oldest first
       unmarked: [1.2]          directories under releases/ without a marker
       tested:   [1.0]          marked in .fleetdist/tested/
-      current:  1.1            a release id, {link: TARGET} (foreign), or absent
+      current:  1.1            a release id, {link: TARGET} (foreign), {directory: true}, or absent
       previous: 1.0            .fleetdist/previous
       pending:  {run, action, from, to, previous, link}   a flip never confirmed
       lock:     {run, holder, expires_in}           the lease (expires_in < 0: expired)
@@ -201,7 +201,10 @@ def build_host(root: Path, before: dict[str, Any]) -> None:
     for rid in before.get("tested", []):
         (fd / "tested" / rid).write_text(f"{'a' * 64} r0\n")
     current = before.get("current")
-    if current is not None:
+    if isinstance(current, dict) and current.get("directory"):
+        (root / "current").mkdir()
+        (root / "current" / "index.html").write_text("installed by hand\n")
+    elif current is not None:
         target = current["link"] if isinstance(current, dict) else f"releases/{current}"
         os.symlink(target, root / "current")
     if "previous" in before:
@@ -268,11 +271,14 @@ def mutex_held(path: Path, held: bool) -> Iterator[None]:
 def host_state(root: Path) -> dict[str, Any]:
     """The tree under `root` in the vocabulary of `expect.after`."""
     fd = root / ".fleetdist"
+    link = root / "current"
     current: Any = None
-    if (root / "current").is_symlink():
-        target = os.readlink(root / "current")
+    if link.is_symlink():
+        target = os.readlink(link)
         current = target.removeprefix("releases/") if target.startswith("releases/") else None
         current = current or {"link": target}
+    elif link.is_dir():
+        current = {"directory": True}
     lock = None
     if (fd / "lock").is_dir():
         lock = {k: (fd / "lock" / k).read_text().strip() for k in ("run", "holder")}
