@@ -6,11 +6,11 @@ there): each file in `cases/` is a small table, facts in and outcome out.
     why:     one line: what the case proves
     step:    prepare | activate | rollback | finish
     before:  the host tree (absent or empty: nothing exists, not even the root)
-      releases: [1.0, 1.1]     staged (with marker), oldest first
-      unmarked: [1.2]          directories under releases/ without a marker
-      tested:   [1.0]          marked in .fleetdist/tested/
-      current:  1.1            a release id, {link: TARGET} (foreign), {directory: true}, or absent
-      previous: 1.0            .fleetdist/previous
+      releases: [v1, v2]       staged (with marker), oldest first
+      unmarked: [v3]           directories under releases/ without a marker
+      tested:   [v1]           marked in .fleetdist/tested/
+      current:  v2             a release id, {link: TARGET} (foreign), {directory: true}, or absent
+      previous: v1             .fleetdist/previous
       pending:  {run, action, from, to, previous, link}   a flip never confirmed
       lock:     {run, holder, expires_in}           the lease (expires_in < 0: expired)
       mutex:    true           a script of another run still holds the mutex
@@ -39,6 +39,7 @@ as on the hosts) directly: no SSH, no docker.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -248,21 +249,13 @@ def _sh(text: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
 
 @contextmanager
 def mutex_held(path: Path, held: bool) -> Iterator[None]:
-    """With `held`, another run's script still running on the host: `flock` holds the mutex."""
+    """With `held`, another run's script still runs there, holding flock(2) on the mutex."""
     if not held:
         yield
         return
-    path.touch()
-    holder = subprocess.Popen(["flock", str(path), "sleep", "60"])
-    try:
-        deadline = time.monotonic() + 10
-        while subprocess.run(["flock", "-n", str(path), "true"]).returncode == 0:
-            assert time.monotonic() < deadline, "flock never took the mutex"
-            time.sleep(0.02)
+    with path.open("a") as mutex:
+        fcntl.flock(mutex, fcntl.LOCK_EX)  # its own open file: the script's flock(1) conflicts
         yield
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 # -- reading the host back --------------------------------------------------------
