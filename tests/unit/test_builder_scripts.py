@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from fleetdist.builders import ospkg
 from fleetdist.builders.machines import DEFAULT_SCRIPT, build_script
-from fleetdist.builders.ospkg import flip_scripts
 from fleetdist.release.shlib import source
 
 EVIL_ROOT = 'r oot/it\'s "q" $(touch PWNED) `touch PWNED`; touch PWNED/hello'
@@ -37,6 +37,11 @@ def run(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def maintainer(key: str, root: Path, version: str, user: Path | None = None) -> str:
+    """The maintainer script `key` exactly as `ospkg.write_scripts` writes it."""
+    return ospkg._script(ospkg.flip_scripts(str(root), version)[key], user)
+
+
 def release(root: Path, rid: str) -> None:
     """A release as a package installs it: its directory with fleetdist's marker."""
     (root / "releases" / rid).mkdir(parents=True)
@@ -55,7 +60,7 @@ def host(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_maintainer_scripts_share_the_host_engines_flip() -> None:
-    scripts = flip_scripts("/opt/hello", "1.0.0")
+    scripts = ospkg.flip_scripts("/opt/hello", "1.0.0")
     for text in scripts.values():
         assert source("activate") in text and source("lib") in text
         assert "ID=1.0.0" in text.splitlines()
@@ -67,8 +72,7 @@ def test_postinstall_with_hostile_root_and_version_flips_and_runs_nothing(
 ) -> None:
     cwd, root = host
     release(root, EVIL_VERSION)
-    scripts = flip_scripts(str(root), EVIL_VERSION)
-    result = run("#!/bin/sh\nset -e\n" + scripts["postinstall"], cwd)
+    result = run(maintainer("postinstall", root, EVIL_VERSION), cwd)
     assert result.returncode == 0, result.stderr
     assert os.readlink(root / "current") == f"releases/{EVIL_VERSION}"
     assert (root / ".fleetdist" / "previous").read_text() == f"{OLD}\n"
@@ -81,12 +85,11 @@ def test_postremove_with_hostile_version_flips_back_and_runs_nothing(
 ) -> None:
     cwd, root = host
     release(root, EVIL_VERSION)
-    scripts = flip_scripts(str(root), EVIL_VERSION)
-    assert run("#!/bin/sh\nset -e\n" + scripts["postinstall"], cwd).returncode == 0
+    assert run(maintainer("postinstall", root, EVIL_VERSION), cwd).returncode == 0
     # dpkg removes the package's files before postrm runs.
     (root / "releases" / EVIL_VERSION / MARKER).unlink()
     (root / "releases" / EVIL_VERSION).rmdir()
-    result = run("#!/bin/sh\nset -e\n" + scripts["postremove"], cwd)
+    result = run(maintainer("postremove", root, EVIL_VERSION), cwd)
     assert result.returncode == 0, result.stderr
     assert os.readlink(root / "current") == f"releases/{OLD}"
     assert not (root / ".fleetdist" / "previous").exists()
@@ -97,7 +100,7 @@ def test_postremove_leaves_current_alone_when_it_names_another_release(
     host: tuple[Path, Path], tmp_path: Path
 ) -> None:
     cwd, root = host
-    result = run("#!/bin/sh\nset -e\n" + flip_scripts(str(root), EVIL_VERSION)["postremove"], cwd)
+    result = run(maintainer("postremove", root, EVIL_VERSION), cwd)
     assert result.returncode == 0, result.stderr
     assert os.readlink(root / "current") == f"releases/{OLD}"
     assert pwned(tmp_path) == []
@@ -107,7 +110,7 @@ def test_postremove_of_the_last_release_removes_current(tmp_path: Path) -> None:
     root = tmp_path / "app"
     (root / "releases").mkdir(parents=True)
     (root / "current").symlink_to("releases/1.0.0")
-    result = run("#!/bin/sh\nset -e\n" + flip_scripts(str(root), "1.0.0")["postremove"], tmp_path)
+    result = run(maintainer("postremove", root, "1.0.0"), tmp_path)
     assert result.returncode == 0, result.stderr
     assert not os.path.lexists(root / "current")
 
@@ -115,13 +118,9 @@ def test_postremove_of_the_last_release_removes_current(tmp_path: Path) -> None:
 def test_recipe_script_after_the_flip_sees_none_of_its_variables(tmp_path: Path) -> None:
     root = tmp_path / "app"
     release(root, "1.0.0")
-    user = tmp_path / "user.sh"
+    user = tmp_path / "postinst.sh"  # the recipe's own postinstall
     user.write_text('echo "R=${R:-unset} ID=${ID:-unset}"\n')
-    pkg = tmp_path / "pkg"
-    pkg.mkdir()
-    text = "#!/bin/sh\nset -e\n" + flip_scripts(str(root), "1.0.0")["postinstall"]
-    text += "# --- recipe's own script ---\n" + user.read_text()
-    result = run(text, tmp_path)
+    result = run(maintainer("postinstall", root, "1.0.0", user), tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "R=unset ID=unset\n"
     assert os.readlink(root / "current") == "releases/1.0.0"
