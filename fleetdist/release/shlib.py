@@ -16,9 +16,13 @@ from fleetdist.release.command import Sh, raw
 
 
 @cache
-def source(name: str) -> str:
-    """The text of `sh/<name>.sh` without full-line comments and blank lines."""
-    text = files("fleetdist.release").joinpath("sh", f"{name}.sh").read_text(encoding="utf-8")
+def source(name: str, package: str = "fleetdist.release") -> str:
+    """The text of `sh/<name>.sh` of `package` without full-line comments and blank lines.
+
+    The builders keep their container and maintainer scripts the same way, in
+    `fleetdist/builders/sh/` (`package="fleetdist.builders"`).
+    """
+    text = files(package).joinpath("sh", f"{name}.sh").read_text(encoding="utf-8")
     kept = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     return "\n".join(kept)
 

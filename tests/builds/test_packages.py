@@ -112,6 +112,19 @@ def test_bundled_deb_runs_where_there_is_no_python3(
     assert sh(box, "readlink /opt/hellob/current").stdout.strip() == "releases/1.0.0"
 
 
+def test_postinst_package_flips_current_in_and_out_with_apt(
+    bundled: BuildProject, fresh_container: Callable[..., str]
+) -> None:
+    """`flip_current: postinst`: the host engine's flip, run by dpkg as root, both ways."""
+    box = fresh_container(f"{bundled.dist}:/pkgs:ro")
+    deb = "/pkgs/bookworm/hellob-1.0.0_1.0.0_amd64.deb"
+    assert sh(box, f"apt-get install -y -q {deb} >/dev/null").returncode == 0
+    assert sh(box, "readlink /opt/hellob/current").stdout.strip() == "releases/1.0.0"
+    removed = sh(box, "apt-get remove -y -q hellob-1.0.0 >/dev/null && ls -A /opt/hellob")
+    assert removed.returncode == 0, removed.stderr
+    assert "current" not in removed.stdout.split()
+
+
 def leftovers(label: str) -> str:
     return docker("ps", "-a", "--filter", f"label={label}", "--format", "{{.Names}}").stdout
 

@@ -151,7 +151,8 @@ def test_nfpm_config_versioned_name_prefix_deps_and_merge(project: Project) -> N
     assert config["license"] == "MIT"
     assert config["contents"][0]["dst"] == "/opt/hello/releases/1.0.0"
     assert set(scripts) == {"postinstall", "postremove"}
-    assert 'mv -T "$R/.current.tmp" "$R/current"' in (pkg / "postinstall.sh").read_text()
+    # The host engine's own flip (sh/activate.sh), not a copy of its text.
+    assert 'flip "$ID"' in (pkg / "postinstall.sh").read_text()
     json.dumps(config)  # what is written as nfpm.yaml
 
 
