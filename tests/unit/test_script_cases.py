@@ -20,7 +20,9 @@ there): each file in `cases/` is a small table, facts in and outcome out.
              commands; "$LOG" is a file whose lines `after.log` checks),
              untested_ok, run (default r1), takeover, lock (false: none),
              give_back (activate gives the lease back), upload (prepare:
-             {files, format, sha256: wrong}), ledger (finish: lines to append)
+             {files, format, sha256: wrong, artifact_sha256: what the marker of a
+             release staged `before` must name for it to count as this
+             artifact's}), ledger (finish: lines to append)
     expect:
       exit:    the script's exit code
       lines:   stdout lines other than facts records, in order, exactly
@@ -116,7 +118,8 @@ def script_for(step: str, args: dict[str, Any], root: Path, upload: bytes) -> Sc
     if step == "prepare":
         fmt = args.get("upload", {}).get("format", "tar.gz")
         sha = _sha256(upload) if args.get("upload", {}).get("sha256") != "wrong" else "0" * 64
-        sent = steps.Upload.of(ctx, sha, fmt, artifact_sha256="a" * 64)
+        artifact_sha = args.get("upload", {}).get("artifact_sha256", "a" * 64)  # before's markers
+        sent = steps.Upload.of(ctx, sha, fmt, artifact_sha256=artifact_sha)
         sh = steps.prepare(ctx, lock, sent, ledgers=ledgers("deploy"))
         return Script(sh.text, sh.stdin_head + upload)
     if step == "activate":
