@@ -238,6 +238,8 @@ def context_for(loaded: Loaded, host: Host, release_id: str, env_name: str) -> C
         before_activate=recipe.hooks.before_activate,
         after_activate=recipe.hooks.after_activate,
         healthcheck=recipe.healthcheck,
+        shared_dirs=recipe.shared.dirs,
+        shared_files=recipe.shared.files,
         keep=recipe.keep,
     )
 

@@ -24,8 +24,9 @@ from fleetdist.config.names import (
     app_problem,
     env_var_problem,
     release_id_problem,
+    shared_path_problem,
 )
-from fleetdist.config.schema import Hooks, Host, Inventory, Recipe, Source
+from fleetdist.config.schema import Hooks, Host, Inventory, Recipe, Shared, Source
 from fleetdist.errors import ConfigError, HostPatternError
 
 PATH_KEYS = ("identity_file", "known_hosts", "local_root")
@@ -51,6 +52,7 @@ def load_recipe(path: Path) -> Recipe:
     hooks_f = f.sub("hooks")
     hooks = Hooks(hooks_f.strings("before_activate"), hooks_f.strings("after_activate"))
     hooks_f.done()
+    shared = _shared(f)
     env = _env(f)
     secret_env = f.strings("secret_env")
     for i, name in enumerate(secret_env):
@@ -71,6 +73,7 @@ def load_recipe(path: Path) -> Recipe:
         keep=f.integer("keep", 5, low=2, high=1000) or 5,
         test=f.strings("test"),
         hooks=hooks,
+        shared=shared,
         healthcheck=f.text("healthcheck"),
         env=env,
         secret_env=secret_env,
@@ -79,6 +82,22 @@ def load_recipe(path: Path) -> Recipe:
     )
     f.done()
     return recipe
+
+
+def _shared(f: Fields) -> Shared:
+    """`shared: {dirs: [...], files: [...]}`: relative paths, each at most once."""
+    sub = f.sub("shared")
+    lists = {key: sub.strings(key) for key in ("dirs", "files")}
+    sub.done()
+    seen: set[str] = set()
+    for key, paths in lists.items():
+        for i, path in enumerate(paths):
+            if problem := shared_path_problem(path):
+                raise f.error(f"shared.{key}[{i}]", f"{path!r}: {problem}")
+            if path in seen:
+                raise f.error(f"shared.{key}[{i}]", f"{path!r} is listed twice")
+            seen.add(path)
+    return Shared(lists["dirs"], lists["files"])
 
 
 def _version(f: Fields) -> str:

@@ -77,6 +77,18 @@ def host_problem(value: object) -> str | None:
     return f"{value!r} is not a valid host name"
 
 
+def shared_path_problem(path: str) -> str | None:
+    """Why `path` cannot be a recipe `shared:` entry (a path inside every release), or None."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return "use a relative path inside the release, without '.', '..' or empty parts"
+    if any(ord(c) < 32 or c == "\x7f" for c in path) or len(path.encode()) > 1024:
+        return "no control characters, at most 1024 bytes"
+    if parts[0].startswith(".fleetdist"):
+        return "names starting with .fleetdist are fleetdist's own"
+    return None
+
+
 def env_var_problem(name: str) -> str | None:
     """Why `name` cannot be a recipe `env:` key, or None: it is exported as a shell variable."""
     if not ENV_VAR.fullmatch(name):

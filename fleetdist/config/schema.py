@@ -69,6 +69,15 @@ class Hooks:
 
 
 @dataclass(frozen=True)
+class Shared:
+    """Paths kept across releases under `<root>/shared/`, linked into each release
+    (Capistrano's linked_dirs/linked_files, Deployer's shared_dirs/shared_files)."""
+
+    dirs: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Recipe:
     """One app: what to package, where it lives on a host, how it is checked.
 
@@ -84,6 +93,7 @@ class Recipe:
     keep: int = 5
     test: tuple[str, ...] = ()
     hooks: Hooks = Hooks()
+    shared: Shared = Shared()
     healthcheck: str | None = None
     env: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     secret_env: tuple[str, ...] = ()

@@ -2,6 +2,7 @@
 
     <root>/releases/<release-id>/           one unpacked release each
     <root>/current -> releases/<id>         relative link, flipped atomically
+    <root>/shared/                          the recipe's `shared:` paths, kept across releases
     <root>/.fleetdist/ledger.jsonl          one JSON line per action on this host
     <root>/.fleetdist/lock/                 the per-app lease (run, holder, expires)
     <root>/.fleetdist/mutex                 flock(1) file: held by every fleetdist script
@@ -58,6 +59,7 @@ class ReleaseLayout:
             ("TESTED", posixpath.join(meta, "tested")),
             ("INCOMING", posixpath.join(meta, "incoming")),
             ("STAGING", posixpath.join(meta, "staging")),
+            ("SHARED", posixpath.join(self.root, "shared")),
             ("MARKER", MARKER),
         ]
 

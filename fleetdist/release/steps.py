@@ -145,6 +145,8 @@ class Context:
     after_activate: tuple[str, ...] = ()
     healthcheck: str | None = None
     keep: int = 5
+    shared_dirs: tuple[str, ...] = ()
+    shared_files: tuple[str, ...] = ()
 
 
 Ledger = tuple[str, str, str]  # a `report.ledger.template`: from/to filled in on the host
@@ -251,8 +253,9 @@ def prepare(ctx: Context, lock: LockSpec, upload: Upload, *, ledgers: Ledgers) -
     streams the payload once it sees that line, so a host that already has
     the release is sent nothing.  The
     upload's sha256 must match (`receive`), `packages.place` stages it.
-    Then, staged already or just now, the venv bundle check (`bundle`) and
-    the recipe's `test:` commands run inside the release, with stdin empty,
+    Then, staged already or just now, the recipe's shared paths are linked
+    into the release (`share_dir`, `share_file`), and the venv bundle check
+    (`bundle`) and the recipe's `test:` commands run inside it, stdin empty,
     first failure stops; only if all pass is the release marked tested, the
     mark activation requires.  RECEIVED and STAGED lines on stdout tell the
     runner how far it got.
@@ -275,6 +278,8 @@ def prepare(ctx: Context, lock: LockSpec, upload: Upload, *, ledgers: Ledgers) -
         packages.place(upload.format),
         raw("fi"),
         raw(f'exec </dev/null; echo {STAGED}\nrm -f "$TESTED/$ID"'),
+        *(cmd("share_dir", path) for path in ctx.shared_dirs),
+        *(cmd("share_file", path) for path in ctx.shared_files),
     ]
     if upload.bundle:
         parts.append(packages.bundle_check())

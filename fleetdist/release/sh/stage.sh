@@ -112,6 +112,29 @@ bundle_check() {
     if [ "$bad" -ne 0 ]; then exit 1; fi
 }
 
+# share_dir PATH: make PATH in the release a link to "$SHARED/PATH", a
+# directory kept across releases (whatever the release shipped there gives
+# way).  Before the tests, on every prepare: the links are part of the
+# release the tests see.  PATH passed fleetdist's grammar (relative, no ..).
+share_dir() {
+    mkdir -p "$SHARED/$1"
+    share_link "$1"
+}
+
+# share_file PATH: the same for a file, created empty the first time.
+share_file() {
+    case $1 in */*) mkdir -p "$SHARED/${1%/*}" ;; *) mkdir -p "$SHARED" ;; esac
+    if [ ! -e "$SHARED/$1" ]; then : > "$SHARED/$1"; fi
+    share_link "$1"
+}
+
+share_link() {
+    t="$REL/$ID/$1"
+    case $1 in */*) mkdir -p "${t%/*}" ;; esac
+    rm -rf -- "$t"
+    ln -s "$SHARED/$1" "$t"
+}
+
 # mark_tested: record that the release passed its tests here (read by activate).
 mark_tested() {
     put "$TESTED/$ID" "$ASHA $RUN"
