@@ -299,7 +299,9 @@ def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
                 "root": job.ctx.layout.root,
                 "release_id": job.ctx.release_id,
                 "facts": note,
-                "steps": [{"name": st.name, "script": st.render()} for st in planned],
+                "steps": [
+                    {"name": st.name, "script": st.for_host(job.host).render()} for st in planned
+                ],
             }
         )
     return out
@@ -331,7 +333,7 @@ def _probed(
     sel: Selection, opts: DeployOptions, host_jobs: Sequence[HostJob]
 ) -> list[tuple[HostJob, Facts, str]]:
     """Each host's facts from the read-only probe; an unreachable one plans as empty."""
-    probe = lambda job: steps.probe(job.ctx.layout).text  # noqa: E731
+    probe = lambda job: steps.probe(job.ctx.layout)  # noqa: E731
     out = []
     for job, result in run_on_each(sel, opts, host_jobs, probe):
         if isinstance(result, Result) and result.ok:
@@ -357,7 +359,7 @@ def unlock(sel: Selection, opts: DeployOptions) -> FleetOutcome:
         result="ok",
         who=ledger.operator(),
     )
-    unlock_script = lambda job: steps.force_unlock(job.ctx.layout, line, opts.lock_wait).text  # noqa: E731
+    unlock_script = lambda job: steps.force_unlock(job.ctx.layout, line, opts.lock_wait)  # noqa: E731
     host_jobs = jobs(sel, loaded, "")
     for job, result in run_on_each(sel, opts, host_jobs, unlock_script, read_only=False):
         outcome = fleet.hosts[job.host.name] = HostOutcome(job.host.name, status=Status.OK)

@@ -35,7 +35,7 @@ from fleetdist.orchestrate.batches import (
 from fleetdist.orchestrate.work import HostJob, parallel
 from fleetdist.release.layout import ReleaseLayout, host_root
 from fleetdist.release.lease import LockSpec
-from fleetdist.release.steps import Context
+from fleetdist.release.steps import Context, Step
 from fleetdist.report import ledger
 from fleetdist.shipping.artifact import Artifact
 from fleetdist.transport.base import Result, TransportFactory
@@ -267,7 +267,7 @@ def run_on_each(
     sel: Selection,
     opts: DeployOptions,
     host_jobs: Sequence[HostJob],
-    script: Callable[[HostJob], str],
+    step: Callable[[HostJob], Step],
     *,
     read_only: bool = True,
 ) -> list[tuple[HostJob, Result | TransportError]]:
@@ -281,7 +281,7 @@ def run_on_each(
         except TransportError as exc:
             return job, exc
         try:
-            return job, transport.run(script(job))
+            return job, transport.run(step(job).for_host(job.host).text)
         except TransportError as exc:
             return job, exc
         finally:

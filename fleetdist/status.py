@@ -28,7 +28,7 @@ class HostStatus:
 def status(sel: Selection, opts: DeployOptions) -> list[HostStatus]:
     """Probe every host read-only; flag drift inside each group."""
     loaded = load(sel)
-    probe = lambda job: steps.probe(job.ctx.layout).text  # noqa: E731
+    probe = lambda job: steps.probe(job.ctx.layout)  # noqa: E731
     rows = []
     for job, result in run_on_each(sel, opts, jobs(sel, loaded, ""), probe):
         row = HostStatus(job.host.name, loaded.recipe.app, list(job.host.groups))
@@ -58,7 +58,7 @@ def _flag_drift(rows: list[HostStatus]) -> None:
 def history(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
     """Every host's ledger, merged and sorted by time; an unreachable host is an error."""
     loaded = load(sel)
-    read = lambda job: steps.read_ledger(job.ctx.layout).text  # noqa: E731
+    read = lambda job: steps.read_ledger(job.ctx.layout)  # noqa: E731
     merged: list[dict[str, Any]] = []
     for job, result in run_on_each(sel, opts, jobs(sel, loaded, ""), read):
         if not isinstance(result, Result):

@@ -3,10 +3,11 @@
 #
 # No image registry is reachable from CI, so images start from a rootfs built
 # out of the Debian mirror apt already uses on this machine.  The image is kept
-# generic (sshd, python3 + venv, CA certificates, procps) so that the sshd test
-# fleet and the build containers can both start FROM it.
+# generic (sshd, python3 + venv, CA certificates, procps, sudo) so that the sshd
+# test fleet and the build containers can both start FROM it.
 #
-# Idempotent: does nothing when `docker image inspect` finds the image.
+# Idempotent: does nothing when the image exists and was built with this
+# package list (recorded in the image as /etc/fleetdist-base-packages).
 # Environment:
 #   FLEETDIST_BASE_IMAGE      image name (default fleetdist/base:bookworm)
 #   FLEETDIST_DEBIAN_MIRROR   mirror URL (default: read from apt's sources)
@@ -15,13 +16,17 @@ set -euo pipefail
 
 IMAGE="${FLEETDIST_BASE_IMAGE:-fleetdist/base:bookworm}"
 SUITE="${FLEETDIST_DEBIAN_SUITE:-bookworm}"
-PACKAGES="openssh-server,python3,python3-venv,ca-certificates,procps"
+PACKAGES="openssh-server,python3,python3-venv,ca-certificates,procps,sudo"
 
 log() { printf 'base-image: %s\n' "$*" >&2; }
 
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then
-    log "$IMAGE already present"
-    exit 0
+    built="$(docker run --rm --network none "$IMAGE" cat /etc/fleetdist-base-packages 2>/dev/null || true)"
+    if [ "$built" = "$PACKAGES" ]; then
+        log "$IMAGE already present"
+        exit 0
+    fi
+    log "$IMAGE was built with other packages: rebuilding it with $PACKAGES"
 fi
 
 # Print the first non-security Debian mirror apt is configured with:
@@ -65,6 +70,7 @@ debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOTFS" "$MIRROR"
 rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* \
        "$ROOTFS"/etc/ssh/ssh_host_*
 mkdir -p "$ROOTFS/run/sshd"
+printf '%s\n' "$PACKAGES" > "$ROOTFS/etc/fleetdist-base-packages"
 
 log "importing $IMAGE"
 tar -C "$ROOTFS" -c . | docker import \

@@ -116,6 +116,14 @@ class Fields:
             raise self.error(key, f"must be greater than {minimum:g}")
         return float(value)
 
+    def boolean(self, key: str, default: bool = False) -> bool:
+        value = self.raw(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.error(key, f"expected true or false, got {_kind(value)}")
+        return value
+
     def integer(self, key: str, default: int | None, *, low: int, high: int) -> int | None:
         value = self.raw(key)
         if value is None:

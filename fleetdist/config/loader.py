@@ -21,6 +21,7 @@ from fleetdist.config.fields import Fields, read_yaml
 from fleetdist.config.hosts import MAX_HOSTS, expand_pattern
 from fleetdist.config.names import (
     RELEASE_ID_RULE,
+    USER_NAME,
     app_problem,
     env_var_problem,
     release_id_problem,
@@ -144,6 +145,13 @@ def _connection(f: Fields) -> dict[str, Any]:
     for key in ("connect_timeout", "command_timeout"):
         if f.has(key):
             out[key] = f.number(key, 0.0)
+    if f.has("become"):
+        out["become"] = f.boolean("become")
+    if f.has("become_user"):
+        user = f.text("become_user") or ""
+        if not USER_NAME.fullmatch(user):
+            raise f.error("become_user", f"{user!r} is not a user name")
+        out["become_user"] = user
     return out
 
 

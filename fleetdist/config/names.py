@@ -18,6 +18,7 @@ RELEASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 RELEASE_ID_RULE = "letters, digits and . _ + -, starting with a letter or digit, max 128, no '..'"
 HASH_SUFFIX = 11  # "-" and 10 hex of the tree hash: see shipping.artifact.release_id
 APP_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")  # a POSIX login name, as useradd takes it
 HOST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@:-]{0,252}")
 ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_ENV_PREFIX = "FLEETDIST_"

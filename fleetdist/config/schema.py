@@ -34,6 +34,8 @@ class Host:
     connect_timeout: float = 10.0
     command_timeout: float = 900.0
     local_root: str | None = None
+    become: bool = False  # run every script through `sudo -n -u become_user`
+    become_user: str = "root"
     groups: tuple[str, ...] = ()
     vars: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 

@@ -21,6 +21,7 @@ from fleetdist.orchestrate import plan
 from fleetdist.orchestrate.batches import OnFailure
 from fleetdist.orchestrate.work import HostJob, Live, RolloutOptions, StepFailed, parallel
 from fleetdist.release import steps
+from fleetdist.release.command import SUDO_NEEDS_PASSWORD
 from fleetdist.release.lease import LOCK_HELD, LockSpec
 from fleetdist.report import ledger
 from fleetdist.report.events import Event, Reporter
@@ -75,11 +76,20 @@ class Rollout:
         be compared with what `--dry-run` printed.
         """
         assert live.transport is not None
-        self.emit(Event("step", live.job.host.name, step.name, data={"step": step}))
+        host = live.job.host
+        step = step.for_host(host)
+        self.emit(Event("step", host.name, step.name, data={"step": step}))
         source = step.upload.source if step.upload else None
         feed = Stdin(source, after=steps.SEND if source else None, head=step.stdin_head)
         on_line = functools.partial(self._progress, live)
-        return live.transport.run(step.text, stdin=feed, on_line=on_line)
+        result = live.transport.run(step.text, stdin=feed, on_line=on_line)
+        if host.become and SUDO_NEEDS_PASSWORD in result.stderr:
+            live.step = "become"
+            raise StepFailed(
+                f"sudo wants a password to become {host.become_user}, and fleetdist runs "
+                f"`sudo -n`: give {host.user or 'the SSH user'} passwordless sudo there"
+            )
+        return result
 
     def _run(self, live: Live, step: steps.Step, allow: tuple[int, ...] = ()) -> Result:
         """Run one step; a non-zero exit (other than those in `allow`) raises StepFailed."""

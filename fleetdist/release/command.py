@@ -111,6 +111,19 @@ def fail(fmt: str, *args: str, code: int = 1) -> Sh:
     return Sh(f"{{ {message.text} >&2; exit {code}; }}", f"{{ {message.shown} >&2; exit {code}; }}")
 
 
+def as_user(sh: Sh, user: str) -> Sh:
+    """`sh` run as `user` through `sudo -n` (never a password prompt: a host whose sudo
+    wants one fails at once, see `SUDO_NEEDS_PASSWORD`).  stdin passes through sudo, so
+    secrets and uploads still arrive; `shown` keeps the script readable."""
+    wrapped = shlex.join(["sudo", "-n", "-H", "-u", user, "--", "sh", "-c", sh.text])
+    header = f"# as {user}: sudo -n -H -u {shlex.quote(user)} -- sh -c SCRIPT, where SCRIPT is:"
+    return Sh(wrapped, f"{header}\n{sh.shown}", sh.secrets)
+
+
+# What `sudo -n` says when it would have to ask for a password.
+SUDO_NEEDS_PASSWORD = "sudo: a password is required"
+
+
 def script(parts: Iterable[Sh]) -> Sh:
     """Join fragments into one script that stops at the first failing line.
 

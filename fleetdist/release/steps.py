@@ -12,12 +12,24 @@ NOT_TESTED on purpose, and the runner maps those to outcomes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fleetdist.config.schema import Host
 from fleetdist.release import packages
-from fleetdist.release.command import Sh, assign, cmd, export, fail, raw, script, user_shell
+from fleetdist.release.command import (
+    Sh,
+    as_user,
+    assign,
+    cmd,
+    export,
+    fail,
+    raw,
+    script,
+    user_shell,
+)
 from fleetdist.release.facts import (
     Facts,
     parse_facts,
@@ -112,6 +124,13 @@ class Step:
     @property
     def stdin_head(self) -> bytes:
         return self.script.stdin_head
+
+    def for_host(self, host: Host) -> Step:
+        """This step as `host` runs it: through `sudo -n -u USER` when its inventory
+        says `become` (see `command.as_user`), else unchanged."""
+        if not host.become:
+            return self
+        return dataclasses.replace(self, script=as_user(self.script, host.become_user))
 
     def render(self) -> str:
         """What --dry-run prints: the script as shown (secrets masked), and its stdin."""
