@@ -108,7 +108,9 @@ def is_glob(pattern: str) -> bool:
     return not GLOB.isdisjoint(pattern)
 
 
-def match_glob(pattern: str, known: Sequence[str], source: str = "inventory") -> list[str]:
+def match_glob(
+    pattern: str, known: Sequence[str], source: str = "inventory", flag: str = "hosts"
+) -> list[str]:
     """The inventory hosts a glob such as `web*` or `db?[1-2]` matches, in inventory order.
 
     Ranges are expanded first; what is left of each glob must be a host name
@@ -124,18 +126,22 @@ def match_glob(pattern: str, known: Sequence[str], source: str = "inventory") ->
         )
     names = [n for n in known if any(fnmatchcase(n, g) for g in globs)]
     if not names:
-        raise HostPatternError(f"{source}: hosts: {pattern!r} matches no host in the inventory")
+        raise HostPatternError(f"{source}: {flag}: {pattern!r} matches no host in the inventory")
     return names
 
 
 def _names(
-    pattern: str, known: Sequence[str], groups: Mapping[str, Sequence[str]], source: str
+    pattern: str,
+    known: Sequence[str],
+    groups: Mapping[str, Sequence[str]],
+    source: str,
+    flag: str = "hosts",
 ) -> list[str]:
     """What one pattern names: a group's hosts, a glob's matches, or the expanded names."""
     if pattern in groups:
         return list(groups[pattern])
     if is_glob(pattern):
-        return match_glob(pattern, known, source)
+        return match_glob(pattern, known, source, flag)
     return expand_pattern(pattern)
 
 
@@ -170,7 +176,7 @@ def select_hosts(
     dropped: set[str] = set()
     for text in exclude:
         for pattern in split_patterns(text):
-            names = _names(pattern, known, groups, source)
+            names = _names(pattern, known, groups, source, "-x/--exclude")
             if not any(n in chosen for n in names):
                 raise HostPatternError(
                     f"{source}: -x/--exclude: {pattern!r} matches no selected host"

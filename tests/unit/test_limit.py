@@ -36,6 +36,8 @@ def test_a_glob_in_exclude() -> None:
     assert select_hosts([], KNOWN, GROUPS, exclude=["db*", "web0?"]) == ["web10", "lb1"]
     with pytest.raises(HostPatternError, match=r"'lb\*' matches no selected host"):
         select_hosts(["web"], KNOWN, GROUPS, exclude=["lb*"], source="inv")
+    with pytest.raises(HostPatternError, match=r"^inv: -x/--exclude: 'cache\*' matches no host"):
+        select_hosts(["web"], KNOWN, GROUPS, exclude=["cache*"], source="inv")
 
 
 def test_a_glob_that_matches_nothing_is_an_error() -> None:
