@@ -15,11 +15,8 @@ from typing import Any
 from fleetdist.builders.buildlog import Echo, stderr_echo
 from fleetdist.config.env import load_env
 from fleetdist.config.names import check_target
-from fleetdist.config.project import Project
 from fleetdist.errors import ConfigError
-from fleetdist.listing import HostReleases, releases
 from fleetdist.orchestrate import plan as plans
-from fleetdist.orchestrate.adhoc import ExecPlan, command_of, run_command
 from fleetdist.orchestrate.batches import OnFailure
 from fleetdist.orchestrate.runner import Rollout, Uploads
 from fleetdist.orchestrate.stale import stale_run
@@ -27,16 +24,8 @@ from fleetdist.orchestrate.work import HostJob, RolloutOptions
 from fleetdist.release import steps
 from fleetdist.release.facts import Facts, parse_facts
 from fleetdist.report import ledger
-from fleetdist.report.adhoc import ExecOutcome
 from fleetdist.report.events import Reporter, fan_out, silent
-from fleetdist.report.journal import (
-    Journal,
-    activated_hosts,
-    last_run,
-    new_run_id,
-    read_run,
-    summaries,
-)
+from fleetdist.report.journal import Journal, activated_hosts, last_run, new_run_id, read_run
 from fleetdist.report.outcome import FleetOutcome, HostOutcome, Status
 from fleetdist.report.runlog import RunLog
 from fleetdist.session import (
@@ -48,7 +37,6 @@ from fleetdist.session import (
     expand_host_patterns,
     jobs,
     load,
-    load_hosts,
     lock_spec,
     read_recipe,
     resolve_recipe,
@@ -60,6 +48,7 @@ from fleetdist.shipping.artifact import DEPLOYABLE, Artifact, load_artifact
 from fleetdist.shipping.payload import Payload, preview, shipped
 from fleetdist.status import HostStatus, history, status
 from fleetdist.transport.base import Result
+from fleetdist.verbs import HostReleases, exec_command, releases, releases_exit_code, runs
 
 __all__ = [
     "DeployOptions",
@@ -74,6 +63,7 @@ __all__ = [
     "history",
     "plan",
     "releases",
+    "releases_exit_code",
     "resume",
     "rollback",
     "runs",
@@ -409,28 +399,3 @@ def disconnect() -> int:
     from fleetdist.transport.mux.client import stop_daemons
 
     return stop_daemons()
-
-
-def exec_command(
-    sel: Selection,
-    words: Sequence[str],
-    opts: DeployOptions,
-    *,
-    shell: bool = False,
-    reporter: Reporter = silent,
-) -> ExecOutcome:
-    """`fleetdist exec`: run one command on the selected hosts, batch by batch.
-
-    Needs only an inventory (no recipe): the command is checked and quoted
-    before any host is contacted, and each host's lines reach `reporter` as
-    `output` events while it runs.
-    """
-    command = command_of(words, shell=shell)
-    _, hosts = load_hosts(sel)
-    plan = ExecPlan(opts.parallel, opts.batches, opts.max_fail)
-    return run_command(hosts, command, factory=transports(opts), reporter=reporter, plan=plan)
-
-
-def runs(project: Project, count: int = 20) -> list[dict[str, Any]]:
-    """`fleetdist runs`: the newest runs recorded on this controller (see `journal.summaries`)."""
-    return summaries(project.runs, count)

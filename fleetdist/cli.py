@@ -28,6 +28,7 @@ from fleetdist.errors import ConfirmError, ExitCode, FleetdistError, UsageError
 from fleetdist.report import jsonout
 from fleetdist.report.adhoc import ExecOutcome, OutputPrinter, print_exec_recap
 from fleetdist.report.console import ConsoleReporter, print_recap, print_table, reporter_for
+from fleetdist.report.lists import print_releases, print_runs
 from fleetdist.report.outcome import FleetOutcome
 
 INTERRUPTED = 130
@@ -246,8 +247,7 @@ def run(args: argparse.Namespace, reporter: ConsoleReporter) -> int:
     if args.verb == "runs":
         found = api.runs(Project(args.project), args.count)
         if not args.json:
-            columns = ("run_id", "time", "action", "app", "env", "hosts", "state", "exit_code")
-            print_table(columns, [tuple(r[k] for k in columns) for r in found])
+            print_runs(found)
         return _done(args, runs=found)
     if args.verb == "hosts":
         names = api.expand_host_patterns(_selection(args), args.patterns)
@@ -331,19 +331,10 @@ def _exec(
 
 
 def _releases(args: argparse.Namespace, rows: list[api.HostReleases]) -> int:
-    """One line per kept release; exit 5 if a host was unreachable, 1 if its probe failed."""
+    hosts = [r.to_json() for r in rows]
     if not args.json:
-        print_table(
-            ("host", "release", "staged", "marks", "error"),
-            [(r.host, k.id, k.staged, k.marks, None) for r in rows for k in r.releases]
-            + [(r.host, None, None, None, r.error) for r in rows if r.error],
-        )
-    code = ExitCode.OK
-    if any(r.error for r in rows):
-        code = ExitCode.FAILED
-    if any(not r.reachable for r in rows):
-        code = ExitCode.UNREACHABLE
-    return _done(args, code, hosts=[r.to_json() for r in rows])
+        print_releases(hosts)
+    return _done(args, api.releases_exit_code(rows), hosts=hosts)
 
 
 def _confirming(args: argparse.Namespace, reporter: ConsoleReporter) -> int:

@@ -1,21 +1,62 @@
-"""Read-only lists around a deploy: the releases each host keeps, the runs recorded here.
+"""The everyday verbs around a deploy: `exec`, `releases`, `runs` (re-exported by `api`).
 
-`releases` probes hosts exactly as `status` does (the read-only
-`steps.probe`, parsed by `facts.parse_facts`), so it can never change a
-host; `runs` reads the controller's run journals (`report.journal`).
+`exec_command` runs one ad-hoc command on the selected hosts (see
+`orchestrate.adhoc`); it needs an inventory but no recipe.  `releases`
+probes hosts exactly as `status` does (the read-only `steps.probe`, parsed
+by `facts.parse_facts`), so it can never change a host; `runs` reads the
+controller's run journals (`report.journal`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from fleetdist.config.project import Project
+from fleetdist.errors import ExitCode
+from fleetdist.orchestrate.adhoc import ExecPlan, command_of, run_command
 from fleetdist.release import steps
 from fleetdist.release.facts import Facts, parse_facts
-from fleetdist.session import DeployOptions, Selection, jobs, load, run_on_each
+from fleetdist.report.adhoc import ExecOutcome
+from fleetdist.report.events import Reporter, silent
+from fleetdist.report.journal import summaries
+from fleetdist.session import (
+    DeployOptions,
+    Selection,
+    jobs,
+    load,
+    load_hosts,
+    run_on_each,
+    transports,
+)
 from fleetdist.transport.base import Result
+
+
+def exec_command(
+    sel: Selection,
+    words: Sequence[str],
+    opts: DeployOptions,
+    *,
+    shell: bool = False,
+    reporter: Reporter = silent,
+) -> ExecOutcome:
+    """`fleetdist exec`: run one command on the selected hosts, batch by batch.
+
+    The command is checked and quoted before any host is contacted, and
+    each host's lines reach `reporter` as `output` events while it runs.
+    """
+    command = command_of(words, shell=shell)
+    _, hosts = load_hosts(sel)
+    plan = ExecPlan(opts.parallel, opts.batches, opts.max_fail)
+    return run_command(hosts, command, factory=transports(opts), reporter=reporter, plan=plan)
+
+
+def runs(project: Project, count: int = 20) -> list[dict[str, Any]]:
+    """`fleetdist runs`: the newest runs recorded on this controller (see `journal.summaries`)."""
+    return summaries(project.runs, count)
 
 
 @dataclass(frozen=True)
@@ -28,11 +69,6 @@ class KeptRelease:
     previous: bool = False
     tested: bool = False  # passed its in-place tests on this host: it may go live
     pending: bool = False  # a flip to it was made and never confirmed
-
-    @property
-    def marks(self) -> str:
-        names = ("current", "previous", "tested", "pending")
-        return ",".join(n for n in names if getattr(self, n))
 
 
 @dataclass
@@ -77,3 +113,10 @@ def releases(sel: Selection, opts: DeployOptions) -> list[HostReleases]:
         else:
             row.releases = kept(parse_facts(result.stdout))
     return rows
+
+
+def releases_exit_code(rows: Sequence[HostReleases]) -> int:
+    """5 if a host was unreachable, else 1 if a probe failed, else 0."""
+    if any(not r.reachable for r in rows):
+        return ExitCode.UNREACHABLE
+    return ExitCode.FAILED if any(r.error for r in rows) else ExitCode.OK
