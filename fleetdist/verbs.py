@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleetdist.config.project import Project
-from fleetdist.errors import ExitCode
+from fleetdist.errors import ExitCode, UsageError
 from fleetdist.orchestrate.adhoc import ExecPlan, command_of, run_command
 from fleetdist.release import steps
 from fleetdist.release.facts import Facts, parse_facts
@@ -56,6 +56,8 @@ def exec_command(
 
 def runs(project: Project, count: int = 20) -> list[dict[str, Any]]:
     """`fleetdist runs`: the newest runs recorded on this controller (see `journal.summaries`)."""
+    if count < 1:
+        raise UsageError(f"-n/--count: must be at least 1, got {count}")
     return summaries(project.runs, count)
 
 

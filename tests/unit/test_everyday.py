@@ -159,3 +159,20 @@ def test_run_last_with_no_run_recorded_is_a_usage_error(project: Project) -> Non
     result = project.run("deploy", "--resume", "last")
     assert result.code == 2
     assert "--resume: no deploy of hello (prod) is recorded" in result.err
+
+
+def test_runs_count_must_be_positive(project: Project) -> None:
+    result = project.run("runs", "-n", "0")
+    assert (result.code, result.err) == (
+        2,
+        "fleetdist: error: -n/--count: must be at least 1, got 0\n",
+    )
+
+
+@pytest.mark.parametrize("value", ["\"true\"", "1", "[true]"])
+def test_confirm_must_be_a_boolean(project: Project, value: str) -> None:
+    path = env_inventory(project, "prod", "web01")
+    path.write_text(f"confirm: {value}\n" + path.read_text())
+    result = project.run("hosts")
+    assert result.code == 2
+    assert result.err.startswith(f"fleetdist: error: {path}: confirm: expected true or false, got ")
