@@ -169,7 +169,7 @@ def test_runs_count_must_be_positive(project: Project) -> None:
     )
 
 
-@pytest.mark.parametrize("value", ["\"true\"", "1", "[true]"])
+@pytest.mark.parametrize("value", ['"true"', "1", "[true]"])
 def test_confirm_must_be_a_boolean(project: Project, value: str) -> None:
     path = env_inventory(project, "prod", "web01")
     path.write_text(f"confirm: {value}\n" + path.read_text())
