@@ -26,7 +26,7 @@ from fleetdist import api
 from fleetdist.config.project import Project
 from fleetdist.errors import ConfirmError, ExitCode, FleetdistError, UsageError
 from fleetdist.report import jsonout
-from fleetdist.report.adhoc import ExecOutcome, OutputPrinter, print_exec_recap
+from fleetdist.report.adhoc import OutputPrinter, print_exec_recap
 from fleetdist.report.console import ConsoleReporter, print_recap, print_table, reporter_for
 from fleetdist.report.lists import print_releases, print_runs
 from fleetdist.report.outcome import FleetOutcome
@@ -320,9 +320,7 @@ def _exec(
 ) -> int:
     """Stream each host's lines as they come, then the recap (stderr) or the JSON document."""
     printer = OutputPrinter(to_stderr=args.json, muted=lambda: console.muted)
-    outcome: ExecOutcome = api.exec_command(
-        sel, args.command, opts, shell=args.shell, reporter=printer
-    )
+    outcome = api.exec_command(sel, args.command, opts, shell=args.shell, reporter=printer)
     if args.json:
         jsonout.emit(jsonout.document(outcome.exit_code(), outcome.to_json()))
     else:
