@@ -42,5 +42,5 @@ def bench(c, sizes="10,50,100"):
     c.run(f"python bench/fleet_bench.py --sizes {sizes}")
 
 
-ns = Collection(build, fabfile.deploy, fabfile.rollback, fabfile.status, fabfile.history, test,
-                lint, bench)  # fmt: skip
+ns = Collection(build, fabfile.deploy, fabfile.rollback, fabfile.status, fabfile.history,
+                fabfile.exec_, fabfile.releases, test, lint, bench)  # fmt: skip

@@ -33,6 +33,7 @@ from fleetdist.session import (
     Loaded,
     Selection,
     check_artifact_fits,
+    check_confirmed,
     expand_host_patterns,
     jobs,
     load,
@@ -47,19 +48,25 @@ from fleetdist.shipping.artifact import DEPLOYABLE, Artifact, load_artifact
 from fleetdist.shipping.payload import Payload, preview, shipped
 from fleetdist.status import HostStatus, history, status
 from fleetdist.transport.base import Result
+from fleetdist.verbs import HostReleases, exec_command, releases, releases_exit_code, runs
 
 __all__ = [
     "DeployOptions",
+    "HostReleases",
     "HostStatus",
     "OnFailure",
     "Selection",
     "build",
     "deploy",
+    "exec_command",
     "expand_host_patterns",
     "history",
     "plan",
+    "releases",
+    "releases_exit_code",
     "resume",
     "rollback",
+    "runs",
     "status",
     "unlock",
 ]
@@ -162,6 +169,7 @@ def _uploads(artifact: Artifact, payload: Payload) -> Uploads:
 
 def deploy(sel: Selection, opts: DeployOptions, reporter: Reporter = silent) -> FleetOutcome:
     loaded = load(sel)
+    check_confirmed(sel, loaded.inventory, "deploy")
     jobs(sel, loaded, "")  # every per-host path error, before building or journaling
     artifact = _artifact(sel, loaded, opts.artifact)
     # checked here: a bad archive leaves no run behind
@@ -188,12 +196,19 @@ def deploy(sel: Selection, opts: DeployOptions, reporter: Reporter = silent) -> 
 def resume(
     sel: Selection, run_id: str, opts: DeployOptions, reporter: Reporter = silent
 ) -> FleetOutcome:
-    """Finish an interrupted rollout: same hosts, same artifact, same run id (its leases)."""
+    """Finish an interrupted rollout: same hosts, same artifact, same run id (its leases).
+    `run_id` may be `last`: the newest deploy of this app and env."""
+    run_id = _last_run_id(sel, ("deploy",), "--resume") if run_id == LAST else run_id
     header, _ = read_run(sel.project.runs, run_id)
     if header.get("action") != "deploy":
         raise ConfigError(f"--resume: run {run_id} was a {header.get('action')}, not a deploy")
     same = Selection(
-        sel.project, header["recipe"], header["inventory"], header["env"], tuple(header["hosts"])
+        sel.project,
+        header["recipe"],
+        header["inventory"],
+        header["env"],
+        tuple(header["hosts"]),
+        confirmed=sel.confirmed,
     )
     saved = header.get("options") or {}
     merged = DeployOptions.parse(
@@ -230,13 +245,19 @@ def rollback(
     to = check_target(to, "--to")
     per_host: dict[str, str | None] | None = None
     if to is None and not step_back:
-        run = _last_run_id(sel) if run is None else run
+        run = _last_run_id(sel) if run in (None, LAST) else run
         header, events = read_run(sel.project.runs, run)
         per_host = _narrowed(sel, activated_hosts(events), run)
         sel = Selection(
-            sel.project, header["recipe"], header["inventory"], header["env"], tuple(per_host)
+            sel.project,
+            header["recipe"],
+            header["inventory"],
+            header["env"],
+            tuple(per_host),
+            confirmed=sel.confirmed,
         )
     loaded = load(sel)
+    check_confirmed(sel, loaded.inventory, "roll back")
     run_id = new_run_id()
     header = _header(sel, loaded, "rollback", to=to, undo_run=run, step_back=step_back)
     rollout, journal = _rollout(
@@ -248,15 +269,20 @@ def rollback(
         journal.close()
 
 
-def _last_run_id(sel: Selection) -> str:
-    """The newest deploy or rollback of this app and env; a usage error if there is none."""
+LAST = "last"  # `--run last`, `--resume last`: the newest run of this app and env
+
+
+def _last_run_id(
+    sel: Selection, actions: tuple[str, ...] = ("deploy", "rollback"), flag: str = "rollback"
+) -> str:
+    """The newest run of this app and env with one of `actions`; a usage error if none."""
     recipe = read_recipe(sel)
-    actions = ("deploy", "rollback")
     header = last_run(sel.project.runs, app=recipe.app, env=sel.env, actions=actions)
     if header is None:
+        hint = "name a release with --to ID, or use --step-back" if flag == "rollback" else ""
         raise ConfigError(
-            f"rollback: no rollout of {recipe.app} ({sel.env}) is recorded in "
-            f"{sel.project.runs}; name a release with --to ID, or use --step-back"
+            f"{flag}: no {' or '.join(actions)} of {recipe.app} ({sel.env}) is recorded in "
+            f"{sel.project.runs}" + (f"; {hint}" if hint else "")
         )
     return str(header["run_id"])
 
@@ -265,7 +291,7 @@ def _narrowed(sel: Selection, moved: dict[str, str | None], run: str) -> dict[st
     """The hosts `run` moved, narrowed to `-H`/`-x` when given."""
     if not moved:
         raise ConfigError(f"--run: run {run} cut over no host; nothing to roll back")
-    if not sel.hosts and not sel.exclude:
+    if not sel.hosts and not sel.exclude and not sel.limit:
         return moved
     chosen = {h.name for h in load(sel).hosts}
     kept = {h: t for h, t in moved.items() if h in chosen}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import os
 import signal
 import sys
@@ -23,9 +24,11 @@ from typing import Any, NoReturn
 
 from fleetdist import api
 from fleetdist.config.project import Project
-from fleetdist.errors import ExitCode, FleetdistError, UsageError
+from fleetdist.errors import ConfirmError, ExitCode, FleetdistError, UsageError
 from fleetdist.report import jsonout
+from fleetdist.report.adhoc import OutputPrinter, print_exec_recap
 from fleetdist.report.console import ConsoleReporter, print_recap, print_table, reporter_for
+from fleetdist.report.lists import print_releases, print_runs
 from fleetdist.report.outcome import FleetOutcome
 
 INTERRUPTED = 130
@@ -40,6 +43,9 @@ VERBS = (
     "unlock",
     "disconnect",
     "hosts",
+    "exec",
+    "releases",
+    "runs",
 )
 
 
@@ -52,7 +58,15 @@ class _Parser(argparse.ArgumentParser):
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-r", "--recipe", help="recipe name or path (default: the only one in recipes/)")
-    p.add_argument("-i", "--inventory", help="inventory name or path (default: local)")
+    _targets(p)
+    p.add_argument("--lock-wait", type=float, metavar="SECONDS")
+
+
+def _targets(p: argparse.ArgumentParser) -> None:
+    """Which hosts, and how to reach them: every verb that touches hosts takes these."""
+    p.add_argument(
+        "-i", "--inventory", help="inventory name or path (default: inventories/ENV.yaml, or local)"
+    )
     p.add_argument("--env", default="prod", help="envstack environment (default: prod)")
     p.add_argument(
         "-H",
@@ -60,9 +74,10 @@ def _common(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="PATTERN",
-        help="host patterns or group names, e.g. web[01-99] (repeatable)",
+        help="host patterns, globs or group names, e.g. web[01-99], web* (repeatable)",
     )
     p.add_argument("-x", "--exclude", action="append", default=[], metavar="PATTERN")
+    _limit(p)
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.add_argument("--project", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
     p.add_argument("--parallel", type=int, help="concurrent host workers (default 10)")
@@ -72,13 +87,26 @@ def _common(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="trust and record unknown host keys (changed keys are still refused)",
     )
-    p.add_argument("--lock-wait", type=float, metavar="SECONDS")
     p.add_argument(
         "--persist",
         type=float,
         metavar="SECONDS",
         help="keep SSH connections open this long for the next run (default 60; 0: close at exit)",
     )
+
+
+def _limit(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only hosts with this group or host var, e.g. role=web, group=db (repeatable)",
+    )
+
+
+def _yes(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--yes", action="store_true", help="confirm an inventory with confirm: true")
 
 
 def _rollout_flags(p: argparse.ArgumentParser) -> None:
@@ -94,6 +122,7 @@ def _rollout_flags(p: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="fleetdist", description="Build, deploy and roll back apps.")
+    top.add_argument("--version", action="version", version=f"fleetdist {_version()}")
     sub = top.add_subparsers(dest="verb", required=True)
     b = sub.add_parser("build", help="build the recipe's artifacts into dist/")
     _common(b)
@@ -102,10 +131,14 @@ def parser() -> argparse.ArgumentParser:
         d = sub.add_parser(name, help=helptext)
         _common(d)
         _rollout_flags(d)
+        _yes(d)
     r = sub.add_parser("rollback", help="undo the last rollout of this app and env")
     _common(r)
+    _yes(r)
     r.add_argument("--to", metavar="RELEASE", help="a release id to activate instead")
-    r.add_argument("--run", metavar="RUN", help="undo that rollout instead of the last one")
+    r.add_argument(
+        "--run", metavar="RUN", help="undo that rollout (or `last`) instead of the last one"
+    )
     r.add_argument(
         "--step-back", action="store_true", help="move each host to its own previous release"
     )
@@ -118,8 +151,14 @@ def parser() -> argparse.ArgumentParser:
         ("status", "current/previous per host"),
         ("history", "merged ledgers"),
         ("unlock", "break the lock on hosts (recorded)"),
+        ("releases", "the releases each host keeps: current, previous, tested"),
     ):
         _common(sub.add_parser(name, help=helptext))
+    _exec_parser(sub.add_parser("exec", help="run a command on each host"))
+    runs = sub.add_parser("runs", help="the runs recorded on this controller, newest first")
+    runs.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    runs.add_argument("-n", "--count", type=int, default=20, help="how many (default 20)")
+    runs.add_argument("--project", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
     dc = sub.add_parser("disconnect", help="close the SSH connections --persist keeps open")
     dc.add_argument("--json", action="store_true", help="one JSON document on stdout")
     h = sub.add_parser("hosts", help="expand host patterns")
@@ -127,8 +166,28 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("-i", "--inventory")
     h.add_argument("--env", default="prod")
     h.add_argument("--project", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
+    _limit(h)
     h.add_argument("patterns", nargs="*")
     return top
+
+
+def _exec_parser(e: argparse.ArgumentParser) -> None:
+    """`fleetdist exec [flags] -- COMMAND...`: the command's words follow `--`."""
+    _targets(e)
+    e.add_argument("--canary", type=int, metavar="N")
+    e.add_argument("--batch", help="batch sizes: N, P%% or a list like 1,10%%,100%%")
+    e.add_argument("--max-fail", help="stop starting batches once more hosts failed: N or P%%")
+    e.add_argument(
+        "--shell", action="store_true", help="COMMAND is one shell string, run with sh -c"
+    )
+    e.add_argument("command", nargs="*", metavar="COMMAND", help="after --: the argv to run")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("fleetdist")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        return "unknown"
 
 
 def _selection(args: argparse.Namespace) -> api.Selection:
@@ -139,6 +198,8 @@ def _selection(args: argparse.Namespace) -> api.Selection:
         args.env,
         tuple(getattr(args, "hosts", ())),
         tuple(getattr(args, "exclude", ())),
+        tuple(getattr(args, "limit", ())),
+        confirmed=getattr(args, "yes", False),
     )
 
 
@@ -183,6 +244,11 @@ def run(args: argparse.Namespace, reporter: ConsoleReporter) -> int:
         if not args.json:
             print("closed the kept connections" if closed else "no connections were kept")
         return _done(args, closed=closed)
+    if args.verb == "runs":
+        found = api.runs(Project(args.project), args.count)
+        if not args.json:
+            print_runs(found)
+        return _done(args, runs=found)
     if args.verb == "hosts":
         names = api.expand_host_patterns(_selection(args), args.patterns)
         if not args.json:
@@ -190,6 +256,10 @@ def run(args: argparse.Namespace, reporter: ConsoleReporter) -> int:
                 print(name)
         return _done(args, hosts=names)
     sel, opts = _selection(args), _options(args)
+    if args.verb == "exec":
+        return _exec(args, sel, opts, reporter)
+    if args.verb == "releases":
+        return _releases(args, api.releases(sel, opts))
     if args.verb == "build":
         formats = [f.strip() for f in (args.formats or "").split(",") if f.strip()]
         artifacts = api.build(sel, formats)
@@ -243,6 +313,45 @@ def _status(args: argparse.Namespace, rows: list[api.HostStatus]) -> int:
             ],
         )
     return _done(args, code, hosts=[dataclasses.asdict(r) for r in rows])
+
+
+def _exec(
+    args: argparse.Namespace, sel: api.Selection, opts: api.DeployOptions, console: ConsoleReporter
+) -> int:
+    """Stream each host's lines as they come, then the recap (stderr) or the JSON document."""
+    printer = OutputPrinter(to_stderr=args.json, muted=lambda: console.muted)
+    outcome = api.exec_command(sel, args.command, opts, shell=args.shell, reporter=printer)
+    if args.json:
+        jsonout.emit(jsonout.document(outcome.exit_code(), outcome.to_json()))
+    else:
+        print_exec_recap(outcome)
+    return outcome.exit_code()
+
+
+def _releases(args: argparse.Namespace, rows: list[api.HostReleases]) -> int:
+    hosts = [r.to_json() for r in rows]
+    if not args.json:
+        print_releases(hosts)
+    return _done(args, api.releases_exit_code(rows), hosts=hosts)
+
+
+def _confirming(args: argparse.Namespace, reporter: ConsoleReporter) -> int:
+    """`run`; if the inventory wants confirmation and a person is at the terminal,
+    ask them to type the inventory's name, and run again confirmed if they do.
+
+    The core refuses before anything is built, journaled or sent, so asking
+    after the refusal costs one more read of the configuration, nothing else.
+    """
+    try:
+        return run(args, reporter)
+    except ConfirmError as exc:
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise
+        print(f"{exc}; or type {exc.word!r} to go on: ", end="", file=sys.stderr, flush=True)
+        if sys.stdin.readline().strip() != exc.word:
+            raise ConfirmError(f"{exc.word!r} was not typed: nothing was done", exc.word) from None
+        args.yes = True
+        return run(args, reporter)
 
 
 def wants_json(argv: Sequence[str]) -> bool:
@@ -315,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reporter = reporter_for(sys.stderr)
     try:
         with _interrupts(reporter):
-            return run(args, reporter)
+            return _confirming(args, reporter)
     except FleetdistError as exc:
         return fail(argv, str(exc), type(exc).__name__, exc.exit_code)
     except KeyboardInterrupt:

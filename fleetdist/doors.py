@@ -37,9 +37,12 @@ def argv_for(verb: str, flags: Mapping[str, object]) -> list[str]:
     return argv
 
 
-def run_verb(verb: str, **flags: object) -> None:
-    """Run a fleetdist verb; a non-zero result becomes invoke's Exit with the same code."""
-    code = cli.main(argv_for(verb, flags))
+def run_verb(verb: str, *words: str, **flags: object) -> None:
+    """Run a fleetdist verb; a non-zero result becomes invoke's Exit with the same code.
+
+    `words` (exec's command) follow a `--`, so none of them is read as a flag.
+    """
+    code = cli.main(argv_for(verb, flags) + (["--", *words] if words else []))
     if code == cli.INTERRUPTED:
         cli.leave(code)  # as `fleetdist` does: no wait for worker threads, no traceback
     if code:

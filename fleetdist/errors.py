@@ -41,6 +41,17 @@ class UsageError(FleetdistError):
     """A flag or argument is wrong (exit 2), reported like every other error."""
 
 
+class ConfirmError(UsageError):
+    """The inventory says `confirm: true` and the run was not confirmed (`--yes`).
+
+    `word` is what an operator at a terminal may type instead (the inventory's name).
+    """
+
+    def __init__(self, message: str, word: str) -> None:
+        super().__init__(message)
+        self.word = word
+
+
 class HostPatternError(ConfigError):
     """A host pattern such as `web[3-1]` cannot be expanded."""
 

@@ -19,12 +19,12 @@ from typing import Any
 
 from fleetdist.config.buildspec import PACKAGE_FORMATS
 from fleetdist.config.env import expand, load_env
-from fleetdist.config.hosts import select_hosts
+from fleetdist.config.hosts import limit_hosts, select_hosts
 from fleetdist.config.loader import load_inventory, load_recipe
 from fleetdist.config.names import check_version
 from fleetdist.config.project import Project
 from fleetdist.config.schema import Host, Inventory, Recipe
-from fleetdist.errors import ConfigError, TransportError, UsageError
+from fleetdist.errors import ConfigError, ConfirmError, TransportError, UsageError
 from fleetdist.orchestrate.batches import (
     ALL_AT_ONCE,
     UNLIMITED,
@@ -52,6 +52,8 @@ class Selection:
     env: str = "prod"
     hosts: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    limit: tuple[str, ...] = ()  # --limit KEY=VALUE, see config.hosts.limit_hosts
+    confirmed: bool = False  # --yes: a `confirm: true` inventory may be changed
 
 
 @dataclass(frozen=True)
@@ -147,9 +149,23 @@ def resolve_recipe(sel: Selection, env: Mapping[str, str]) -> Recipe:
 
 def load(sel: Selection, *, need_hosts: bool = True) -> Loaded:
     """Recipe (version as written: see `resolve_version`), env, inventory, selected hosts."""
-    env = load_env(sel.env, sel.project.root)
+    env, inventory = read_inventory(sel)
     recipe = read_recipe(sel)
-    inventory = load_inventory(sel.project.inventory_path(sel.inventory), env, os.environ)
+    names = selected(sel, inventory)
+    if need_hosts and not names:
+        raise ConfigError(f"{inventory.source}: no hosts selected")
+    return Loaded(recipe, inventory, env, [inventory.hosts[n] for n in names])
+
+
+def read_inventory(sel: Selection) -> tuple[dict[str, str], Inventory]:
+    """The env stack and the inventory `-i` or `--env` picks (see `Project.inventory_path`)."""
+    env = load_env(sel.env, sel.project.root)
+    path = sel.project.inventory_path(sel.inventory, sel.env)
+    return env, load_inventory(path, env, os.environ)
+
+
+def selected(sel: Selection, inventory: Inventory) -> list[str]:
+    """The hosts `-H`, `-x` and `--limit` select from `inventory`, in order."""
     names = select_hosts(
         sel.hosts,
         list(inventory.hosts),
@@ -157,16 +173,35 @@ def load(sel: Selection, *, need_hosts: bool = True) -> Loaded:
         exclude=sel.exclude,
         source=inventory.source,
     )
-    if need_hosts and not names:
+    return limit_hosts(names, inventory.hosts, sel.limit, inventory.source)
+
+
+def check_confirmed(sel: Selection, inventory: Inventory, action: str) -> None:
+    """Refuse to change a `confirm: true` inventory's hosts unless the run is confirmed.
+
+    Called before anything is built, journaled or sent, so a refusal leaves no trace.
+    """
+    if inventory.confirm and not sel.confirmed:
+        raise ConfirmError(
+            f"{inventory.source}: confirm: true: pass --yes to {action} its hosts",
+            Path(inventory.source).stem,
+        )
+
+
+def load_hosts(sel: Selection) -> tuple[Inventory, list[Host]]:
+    """The inventory and the selected hosts, for verbs that need no recipe (`exec`)."""
+    _, inventory = read_inventory(sel)
+    names = selected(sel, inventory)
+    if not names:
         raise ConfigError(f"{inventory.source}: no hosts selected")
-    return Loaded(recipe, inventory, env, [inventory.hosts[n] for n in names])
+    return inventory, [inventory.hosts[n] for n in names]
 
 
 def expand_host_patterns(sel: Selection, patterns: Sequence[str]) -> list[str]:
-    """`fleetdist hosts PATTERN...`: inventory-aware expansion (groups allowed)."""
-    env = load_env(sel.env, sel.project.root)
-    inventory = load_inventory(sel.project.inventory_path(sel.inventory), env, os.environ)
-    return select_hosts(patterns, list(inventory.hosts), inventory.groups, source=inventory.source)
+    """`fleetdist hosts PATTERN...`: inventory-aware expansion (groups, globs, --limit)."""
+    _, inventory = read_inventory(sel)
+    names = select_hosts(patterns, list(inventory.hosts), inventory.groups, source=inventory.source)
+    return limit_hosts(names, inventory.hosts, sel.limit, inventory.source)
 
 
 def _lookup(loaded: Loaded, host: Host, env_name: str) -> Mapping[str, str]:

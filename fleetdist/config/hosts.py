@@ -1,9 +1,13 @@
-"""Host patterns: `web[01-99]`, `db[1-3]`, `web[01-03,07]`, `rack[1-2]-node[1-4]`.
+"""Host patterns: `web[01-99]`, `db[1-3]`, `web[01-03,07]`, `rack[1-2]-node[1-4]`, `web*`.
 
 Fabric's `-H` only splits on commas, so patterns are expanded here, everywhere
 a host is named.  Zero padding follows the wider bound (`web[01-10]` gives
 `web01`..`web10`).  A comma inside brackets belongs to the range list, a comma
-outside separates patterns.
+outside separates patterns.  In a selection (`-H`, `-x`, `fleetdist hosts`),
+`*` and `?` are shell globs matched against the inventory's host names
+(brackets stay ranges); an inventory itself names hosts with ranges only.
+`--limit KEY=VALUE` then narrows a selection by group or host variable.
+Whatever selects nothing is an error, so a typo never shrinks a rollout.
 """
 
 from __future__ import annotations
@@ -12,12 +16,16 @@ import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
 
 from fleetdist.config.names import host_problem
-from fleetdist.errors import HostPatternError
+from fleetdist.config.schema import Host
+from fleetdist.errors import HostPatternError, UsageError
 
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 MAX_HOSTS = 100_000
+GLOB = frozenset("*?")
+MAX_GLOB_WORK = 10_000_000  # globs after range expansion x inventory hosts, matched one by one
 
 
 def split_patterns(text: str) -> list[str]:
@@ -65,6 +73,15 @@ def _check_size(pattern: str, total: int) -> None:
 
 def expand_pattern(pattern: str) -> list[str]:
     """Expand one pattern (no top-level commas) into host names, in order."""
+    names = _expand(pattern)
+    for name in names:
+        if problem := host_problem(name):
+            raise HostPatternError(f"host pattern {pattern!r}: {problem}")
+    return names
+
+
+def _expand(pattern: str) -> list[str]:
+    """The ranges of one pattern expanded, each result not yet checked as a name."""
     pieces: list[list[str]] = []
     rest = pattern
     while rest:
@@ -84,11 +101,48 @@ def expand_pattern(pattern: str) -> list[str]:
         pieces.append(_expand_range(pattern, rest[open_at + 1 : close_at]))
         rest = rest[close_at + 1 :]
     _check_size(pattern, math.prod(len(piece) for piece in pieces))
-    names = ["".join(combo) for combo in itertools.product(*pieces)]
-    for name in names:
-        if problem := host_problem(name):
-            raise HostPatternError(f"host pattern {pattern!r}: {problem}")
+    return ["".join(combo) for combo in itertools.product(*pieces)]
+
+
+def is_glob(pattern: str) -> bool:
+    return not GLOB.isdisjoint(pattern)
+
+
+def match_glob(
+    pattern: str, known: Sequence[str], source: str = "inventory", flag: str = "hosts"
+) -> list[str]:
+    """The inventory hosts a glob such as `web*` or `db?[1-2]` matches, in inventory order.
+
+    Ranges are expanded first; what is left of each glob must be a host name
+    once its wildcards are filled in, and it must match at least one host.
+    """
+    globs = _expand(pattern)
+    for glob in globs:
+        if host_problem(glob.replace("*", "x").replace("?", "x")):
+            raise HostPatternError(f"host pattern {pattern!r}: {glob!r} cannot match a host name")
+    if len(globs) * max(1, len(known)) > MAX_GLOB_WORK:
+        raise HostPatternError(
+            f"host pattern {pattern!r}: too many globs to match; use fewer ranges"
+        )
+    names = [n for n in known if any(fnmatchcase(n, g) for g in globs)]
+    if not names:
+        raise HostPatternError(f"{source}: {flag}: {pattern!r} matches no host in the inventory")
     return names
+
+
+def _names(
+    pattern: str,
+    known: Sequence[str],
+    groups: Mapping[str, Sequence[str]],
+    source: str,
+    flag: str = "hosts",
+) -> list[str]:
+    """What one pattern names: a group's hosts, a glob's matches, or the expanded names."""
+    if pattern in groups:
+        return list(groups[pattern])
+    if is_glob(pattern):
+        return match_glob(pattern, known, source, flag)
+    return expand_pattern(pattern)
 
 
 def select_hosts(
@@ -101,15 +155,16 @@ def select_hosts(
 ) -> list[str]:
     """Resolve patterns and group names against an inventory's hosts.
 
-    A group name selects its hosts; anything else must expand to hosts the
-    inventory knows, so a typo never silently shrinks a rollout; likewise each
-    `exclude` pattern must match a selected host, so a typo never widens one.
+    A group name selects its hosts, a glob the hosts it matches (at least
+    one); anything else must expand to hosts the inventory knows, so a typo
+    never silently shrinks a rollout; likewise each `exclude` pattern must
+    match a selected host, so a typo never widens one.
     """
     chosen: dict[str, None] = {}
     known_set = set(known)
     for text in patterns or list(known):
         for pattern in split_patterns(text):
-            names = list(groups[pattern]) if pattern in groups else expand_pattern(pattern)
+            names = _names(pattern, known, groups, source)
             missing = [n for n in names if n not in known_set]
             if missing:
                 raise HostPatternError(
@@ -121,10 +176,41 @@ def select_hosts(
     dropped: set[str] = set()
     for text in exclude:
         for pattern in split_patterns(text):
-            names = list(groups[pattern]) if pattern in groups else expand_pattern(pattern)
+            names = _names(pattern, known, groups, source, "-x/--exclude")
             if not any(n in chosen for n in names):
                 raise HostPatternError(
                     f"{source}: -x/--exclude: {pattern!r} matches no selected host"
                 )
             dropped.update(names)
     return [n for n in chosen if n not in dropped]
+
+
+def limit_hosts(
+    names: Sequence[str], hosts: Mapping[str, Host], limits: Sequence[str], source: str
+) -> list[str]:
+    """Narrow a selection with `--limit KEY=VALUE` (repeatable: every limit must hold).
+
+    `group=NAME` keeps members of that group; any other key is a host
+    variable (`role=web` keeps hosts whose merged vars say `role: web`).
+    VALUE may be a glob (`role=web*`).  A limit that keeps no host is an
+    error naming it, like a pattern that selects nothing.
+    """
+    chosen = list(names)
+    for spec in limits:
+        key, _, value = (part.strip() for part in spec.partition("="))
+        if "=" not in spec or not key or not value:
+            raise UsageError(f"--limit {spec!r}: expected KEY=VALUE, e.g. role=web or group=db")
+        kept = [n for n in chosen if _has(hosts[n], key, value)]
+        if not kept:
+            raise HostPatternError(
+                f"{source}: --limit {key}={value}: matches none of the {len(chosen)} selected"
+                f" host(s)"
+            )
+        chosen = kept
+    return chosen
+
+
+def _has(host: Host, key: str, value: str) -> bool:
+    if key == "group":
+        return any(fnmatchcase(group, value) for group in host.groups)
+    return key in host.vars and fnmatchcase(str(host.vars[key]), value)

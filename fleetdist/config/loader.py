@@ -185,6 +185,7 @@ def load_inventory(path: Path, env: Mapping[str, str], process_env: Mapping[str,
     """Read, merge and validate an inventory; every host comes out fully resolved."""
     source = str(path)
     f = Fields(read_yaml(path), source)
+    confirm = _confirm(f)
     defaults_f = f.sub("defaults")
     defaults = _Layer(defaults_f)
     defaults_f.done()
@@ -228,7 +229,15 @@ def load_inventory(path: Path, env: Mapping[str, str], process_env: Mapping[str,
         )
         for name in ordered
     }
-    return Inventory(source=source, hosts=hosts, groups=groups)
+    return Inventory(source=source, hosts=hosts, groups=groups, confirm=confirm)
+
+
+def _confirm(f: Fields) -> bool:
+    """`confirm: true`: changing these hosts (deploy, rollback) needs `--yes` or a typed yes."""
+    value = f.raw("confirm")
+    if value is not None and not isinstance(value, bool):
+        raise f.error("confirm", f"expected true or false, got {value!r}")
+    return bool(value)
 
 
 def _resolve_host(

@@ -51,10 +51,20 @@ class Project:
             raise ConfigError(f"-r/--recipe: choose a recipe ({listed} in {self.recipes})")
         return found[0]
 
-    def inventory_path(self, name: str | None) -> Path:
-        """`-i NAME|PATH`, else $FLEETDIST_INVENTORY, else inventories/local.yaml."""
-        chosen = name or os.environ.get("FLEETDIST_INVENTORY") or DEFAULT_INVENTORY
-        return _named(self.inventories, chosen, "inventory", "-i/--inventory")
+    def inventory_path(self, name: str | None, env: str | None = None) -> Path:
+        """`-i NAME|PATH`, else $FLEETDIST_INVENTORY, else the environment's own
+        `inventories/<env>.yaml` if there is one, else inventories/local.yaml.
+
+        So `--env dev` and `--env prod` reach different hosts as soon as each
+        has its inventory, and never the same ones by default.
+        """
+        chosen = name or os.environ.get("FLEETDIST_INVENTORY")
+        if not chosen and env and "/" not in env:  # load_env checked its grammar already
+            chosen = next((str(p) for p in self._env_inventories(env) if p.is_file()), None)
+        return _named(self.inventories, chosen or DEFAULT_INVENTORY, "inventory", "-i/--inventory")
+
+    def _env_inventories(self, env: str) -> list[Path]:
+        return [self.inventories / f"{env}.yaml", self.inventories / f"{env}.yml"]
 
 
 def _named(folder: Path, name: str, kind: str, flag: str) -> Path:

@@ -46,11 +46,15 @@ class Host:
 
 @dataclass(frozen=True)
 class Inventory:
-    """Hosts by name (in file order) and the host names of each group."""
+    """Hosts by name (in file order) and the host names of each group.
+
+    `confirm`: a deploy or rollback to these hosts must be confirmed (`--yes`).
+    """
 
     source: str
     hosts: dict[str, Host]
     groups: dict[str, tuple[str, ...]]
+    confirm: bool = False
 
 
 @dataclass(frozen=True)

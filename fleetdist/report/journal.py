@@ -188,3 +188,54 @@ def last_run(
                 raise ConfigError(f"{path}:1: {problem}")
             return dict(header)
     return None
+
+
+def summaries(runs: Path, count: int) -> list[dict[str, Any]]:
+    """The newest `count` runs recorded here, newest first, for `fleetdist runs`.
+
+    Each is the header's `run_id`, `time`, `action`, `app`, `env`, the
+    number of `hosts`, its `state`: `finished` (with the run's `exit_code`
+    as its last `run_finished` recorded it), `running` while its controller
+    still holds the journal's lock, `unfinished` (it was killed: `--resume`
+    it), or `unreadable` for a file that is not a run journal.
+    """
+    if not runs.is_dir():
+        return []
+    paths = sorted(runs.glob("*.jsonl"), reverse=True)[:count]
+    return [_summary(path) for path in paths]
+
+
+def _summary(path: Path) -> dict[str, Any]:
+    run_id = path.stem
+    header: dict[str, Any] = {}
+    finished: int | None = None
+    try:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue  # a line torn by a kill
+            if number == 0 and isinstance(data, dict):
+                header = data
+            elif isinstance(data, dict) and data.get("kind") == "run_finished":
+                code = (data.get("data") or {}).get("exit_code")
+                finished = code if isinstance(code, int) else finished
+    except (OSError, UnicodeDecodeError):
+        header = {}
+    hosts = header.get("hosts")
+    if header.get("kind") != "run" or header.get("run_id") != run_id:
+        state = "unreadable"
+    elif finished is not None:
+        state = "finished"
+    else:
+        state = "unfinished" if run_is_dead(path.parent, run_id) else "running"
+    return {
+        "run_id": run_id,
+        "time": header.get("time"),
+        "action": header.get("action"),
+        "app": header.get("app"),
+        "env": header.get("env"),
+        "hosts": len(hosts) if isinstance(hosts, list) else None,
+        "state": state,
+        "exit_code": finished,
+    }
