@@ -19,7 +19,7 @@ from fleetdist.config.schema import Host
 from fleetdist.errors import FleetdistError, TransportError, UsageError
 from fleetdist.orchestrate.batches import ALL_AT_ONCE, UNLIMITED, BatchPlan, FailureBudget
 from fleetdist.orchestrate.work import parallel
-from fleetdist.release.command import Sh, cmd, user_shell
+from fleetdist.release.command import Sh, as_user, cmd, user_shell
 from fleetdist.report.adhoc import CommandResult, ExecOutcome
 from fleetdist.report.events import Event, Reporter
 from fleetdist.report.outcome import Status
@@ -97,7 +97,8 @@ def _one(host: Host, command: Sh, factory: TransportFactory, reporter: Reporter)
     try:
         transport = factory(host)
         try:
-            ran = transport.run(command.text, on_line=on_line)
+            sent = as_user(command, host.become_user) if host.become else command
+            ran = transport.run(sent.text, on_line=on_line)
         finally:
             transport.close()
     except TransportError as exc:

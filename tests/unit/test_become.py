@@ -73,3 +73,13 @@ def test_become_user_must_be_a_user_name(project: Project) -> None:
     result = project.run("status")
     assert result.code == 2
     assert "hosts.web01.become_user: 'root; id' is not a user name" in result.err
+
+
+def test_exec_goes_through_sudo_too(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = with_sudo(project, tmp_path, monkeypatch, FAKE_SUDO)
+    result = project.run("exec", "-H", "web01", "--", "echo", "hi there")
+    assert result.code == 0, result.err
+    assert log.read_text().splitlines() == ["-n -H -u app_1 -- sh -c"]
+    assert "hi there" in result.out
