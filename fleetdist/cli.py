@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 from fleetdist import api
 from fleetdist.config.project import Project
+from fleetdist.distman import args as distman_args
 from fleetdist.errors import ExitCode, FleetdistError
 from fleetdist.report import jsonout
 from fleetdist.report.console import ConsoleReporter, print_recap, print_table, reporter_for
@@ -133,6 +134,7 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("--env", default="prod")
     h.add_argument("--project", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
     h.add_argument("patterns", nargs="*")
+    distman_args.add_parsers(sub)
     return top
 
 
@@ -183,6 +185,8 @@ def _done(args: argparse.Namespace, code: int = ExitCode.OK, **fields: Any) -> i
 
 
 def run(args: argparse.Namespace, reporter: ConsoleReporter) -> int:
+    if args.verb in ("dist", "cache"):
+        return distman_args.run(args)
     if args.verb == "disconnect":
         closed = api.disconnect()
         if not args.json:

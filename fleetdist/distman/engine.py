@@ -1,0 +1,239 @@
+"""`fleetdist dist`: check every target, then copy, then flip, under a lock.
+
+Order of a run (distman interleaves these per target; fleetdist does not):
+1. plan: targets resolved (`targets.plan_targets`), no I/O beyond globbing;
+2. check: every source exists, none is dirty (anywhere below it), the branch
+   is not behind, every question asked; a failure here writes nothing;
+3. act, holding flock on each destination folder: per target, the pipeline
+   runs in a temporary directory, the result is copied into a hidden
+   temporary version and renamed into place, the link is flipped by rename,
+   `.NAME.dist` rewritten to describe what the link now points at;
+4. the epoch is bumped once if anything changed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleetdist.config.distman import DistError
+from fleetdist.distman import disk, versions
+from fleetdist.distman.files import copy_source, same_tree
+from fleetdist.distman.gitinfo import GitInfo
+from fleetdist.distman.pipeline import run_pipeline
+from fleetdist.distman.targets import Target
+from fleetdist.release.distlayout import DistLayout, Version
+
+DRYRUN_MESSAGE = "NOTICE: Dry run (no changes will be made)"
+
+
+@dataclass(frozen=True)
+class Console:
+    """How the engine talks: `say` a line (stderr), `ask` a yes/no question."""
+
+    say: Callable[[str], None]
+    ask: Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class DistFlags:
+    force: bool = False
+    all_files: bool = False
+    yes: bool = False
+    dryrun: bool = False
+    version_only: bool = False
+    max_versions: int = 5  # MAX_VERSIONS: how many versions `match: content` compares
+    keep: int = 0  # KEEP_VERSIONS: prune beyond this many (0: never prune)
+
+
+@dataclass(frozen=True)
+class Context:
+    git: GitInfo
+    author: str
+    deploy_root: str
+    values: Mapping[str, str]  # what `{VAR}` means in this run (replace_tokens uses it)
+    flags: DistFlags
+    console: Console
+
+
+def check(targets: Sequence[Target], ctx: Context) -> list[Target]:
+    """The targets to act on; raises before any write if one of them cannot go."""
+    ready = []
+    for t in targets:
+        if not os.path.lexists(t.source):
+            if t.ignore_missing:
+                ctx.console.say(f"Target {t.name}: Source '{t.shown}' not found, skipping")
+                continue
+            raise DistError(f"Target {t.name}: Source '{t.shown}' does not exist")
+        dirty = ctx.git.dirty_under(t.source, all_files=ctx.flags.all_files)
+        if dirty and not ctx.flags.force:
+            raise DistError(
+                f"Target {t.name}: Source '{t.shown}' has uncommitted changes "
+                f"({os.path.relpath(dirty[0], t.source.parent)}). Commit or use --force."
+            )
+        ready.append(t)
+    if not ctx.flags.dryrun:
+        _confirm_destinations(ready, ctx)
+    return ready
+
+
+def _confirm_destinations(targets: Sequence[Target], ctx: Context) -> None:
+    """Ask every question up front: a missing folder, a foreign file where a link goes."""
+    for t in targets:
+        folder = t.layout.folder
+        if os.path.lexists(folder) and not os.path.isdir(folder):
+            raise DistError(f"Target {t.name}: '{folder}' is not a directory")
+        if not os.path.isdir(folder):
+            question = f"Target {t.name}: Destination dir '{folder}' doesn't exist. Create?"
+            if not ctx.console.ask(question):
+                raise DistError(f"Target {t.name}: destination dir not created")
+        elif _foreign(t.layout):
+            kind = "dir" if os.path.isdir(t.layout.dest) else "file"
+            dest = t.layout.dest
+            question = f"Target '{dest}' already exists as a {kind} and will be deleted, continue?"
+            if not ctx.console.ask(question):
+                raise DistError(f"Target {t.name}: '{t.layout.dest}' left in place")
+
+
+def _foreign(layout: DistLayout) -> bool:
+    """Something not made by dist sits where the link goes."""
+    return os.path.lexists(layout.dest) and not os.path.islink(layout.dest)
+
+
+def dist(targets: Sequence[Target], ctx: Context) -> None:
+    """Deploy checked targets (see the module docstring for the order)."""
+    if ctx.flags.dryrun:
+        ctx.console.say(DRYRUN_MESSAGE)
+        for t in targets:
+            _plan_one(t, ctx)
+        return
+    for t in targets:
+        os.makedirs(t.layout.folder, exist_ok=True)
+    changed = False
+    with (
+        disk.locked(t.layout.folder for t in targets),
+        tempfile.TemporaryDirectory(prefix="fleetdist-dist.") as work,
+    ):
+        for t in targets:
+            changed = _dist_one(t, ctx, Path(work)) or changed
+        if changed:
+            disk.bump_epoch(ctx.deploy_root)
+
+
+def _commit_match(t: Target, ctx: Context, found: list[Version]) -> Version | None:
+    if t.match != "commit" or not ctx.git.head or ctx.flags.force:
+        return None
+    return versions.by_commit(found, ctx.git.short)
+
+
+def _plan_one(t: Target, ctx: Context) -> None:
+    found = versions.listed(t.layout)
+    if not os.path.isdir(t.layout.folder):
+        ctx.console.say(f"Creating destination directory '{t.layout.folder}'")
+    if not os.path.exists(t.layout.info):
+        ctx.console.say(f"Initializing: {t.layout.dest}")
+    hit = _commit_match(t, ctx, found)
+    if hit is not None:
+        word = "Unchanged" if versions.linked(t.layout) == hit.filename else "Updated"
+        ctx.console.say(f"{word}: {t.shown} ={t.kind}> {t.layout.version_path(hit.filename)}")
+        return
+    name = _new_name(t, ctx, found)
+    ctx.console.say(f"Updated: {t.shown} ={t.kind}> {t.layout.version_path(name)}")
+
+
+def _new_name(t: Target, ctx: Context, found: list[Version]) -> str:
+    dirty = bool(ctx.git.dirty_under(t.source, all_files=ctx.flags.all_files))
+    return t.layout.version_name(versions.next_number(found), ctx.git.short, dirty)
+
+
+def _dist_one(t: Target, ctx: Context, work: Path) -> bool:
+    """Make or reuse the version for `t` and (unless --version-only) link it; True if changed."""
+    layout, say = t.layout, ctx.console.say
+    if not os.path.exists(layout.info) and not os.path.islink(layout.dest):
+        say(f"Initializing: {layout.dest}")
+    found = versions.listed(layout)
+    hit = _commit_match(t, ctx, found)
+    if hit is None:
+        staged = _stage(t, ctx, work)
+        hit = _content_match(t, ctx, found, staged)
+        if hit is None:
+            name = _new_name(t, ctx, found)
+            os.rename(staged, layout.version_path(name))
+            made = t.layout.parse(name)
+            assert made is not None
+            return _link(t, ctx, made, created=True)
+        shutil.rmtree(staged) if staged.is_dir() and not staged.is_symlink() else staged.unlink()
+    return _link(t, ctx, hit, created=False)
+
+
+def _stage(t: Target, ctx: Context, work: Path) -> Path:
+    """The pipeline's result copied into a hidden temporary version beside the others."""
+    result = run_pipeline(
+        t.name,
+        list(t.steps),
+        t.source,
+        Path(tempfile.mkdtemp(dir=work)),
+        ctx.values,
+        all_files=ctx.flags.all_files,
+        say=ctx.console.say,
+    )
+    os.makedirs(t.layout.versions, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{t.layout.name}.tmp.", dir=t.layout.versions))
+    staged.rmdir()
+    copy_source(result, staged, all_files=ctx.flags.all_files)
+    return staged
+
+
+def _content_match(t: Target, ctx: Context, found: list[Version], staged: Path) -> Version | None:
+    if t.match != "content" or ctx.flags.force:
+        return None
+    for v in reversed(versions.window(found, ctx.flags.max_versions)):
+        if same_tree(staged, Path(t.layout.version_path(v.filename))):
+            return v
+    return None
+
+
+def _link(t: Target, ctx: Context, v: Version, *, created: bool) -> bool:
+    """Flip the link to `v` (unless --version-only), describe it, prune; True if changed."""
+    layout, say = t.layout, ctx.console.say
+    where = f"{t.shown} ={t.kind}> {layout.version_path(v.filename)}"
+    if versions.linked(layout) == v.filename:
+        disk.write_info(layout, info_fields(t, ctx, v))  # only if it drifted
+        say(f"Unchanged: {where}")
+        return created
+    if ctx.flags.version_only:
+        say(f"{'Updated' if created else 'Match'}: {where}")
+        return created
+    if _foreign(layout):
+        shutil.rmtree(layout.dest) if os.path.isdir(layout.dest) else os.unlink(layout.dest)
+    disk.flip(layout, v.filename)
+    disk.write_info(layout, info_fields(t, ctx, v))
+    say(f"Updated: {where}")
+    _prune(t, ctx)
+    return True
+
+
+def info_fields(t: Target, ctx: Context, v: Version) -> dict[str, str]:
+    """What `.NAME.dist` says: the repo, and the commit of the LINKED version."""
+    return {
+        "name": ctx.git.name,
+        "origin": ctx.git.origin,
+        "branch": ctx.git.branch,
+        "commit": v.commit + ("-dirty" if v.dirty else ""),
+        "source": t.shown,
+        "author": ctx.author,
+    }
+
+
+def _prune(t: Target, ctx: Context) -> None:
+    if ctx.flags.keep <= 0:
+        return
+    found = versions.listed(t.layout)
+    for v in versions.prunable(found, ctx.flags.keep, versions.linked(t.layout)):
+        path = t.layout.version_path(v.filename)
+        ctx.console.say(f"Prune: {path}")
+        shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)

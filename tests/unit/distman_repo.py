@@ -1,0 +1,177 @@
+"""A small git repo with a dist.json, and ways to run `fleetdist dist` and real distman on it.
+
+Commits use fixed dates, so two copies built by the same steps have the same
+hashes and their deployed trees can be compared name for name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fleetdist.cli import main
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.com",
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
+    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+}
+
+DIST_JSON: dict[str, Any] = {
+    "author": "team@example.com",
+    "version": 1,
+    "pipeline": {
+        "tokens": {
+            "func": "distman.transform.replace_tokens",
+            "options": {"tokens": {"__APP__": "{APP_NAME}", "__ENV__": "{ENV}"}},
+        }
+    },
+    "targets": {
+        "tools": {"source": "tools", "destination": "{DEPLOY_ROOT}/etc/tools", "pipeline": {}},
+        "hello": {
+            "source": "bin/hello.sh",
+            "destination": "{DEPLOY_ROOT}/bin/hello",
+            "pipeline": {"mode": {"func": "distman.transform.chmod", "options": {"mode": "750"}}},
+        },
+        "pk": {"source": "pkgs/*/*.txt", "destination": "{DEPLOY_ROOT}/mm/%1-%2", "pipeline": {}},
+        "doc": {
+            "source": "doc.txt",
+            "destination": "{DEPLOY_ROOT}/share/{APP_NAME}/doc.txt",
+            "options": {"match": "content"},
+            "pipeline": {"up": {"script": "tr a-z A-Z < {input} > {output}"}},
+        },
+    },
+}
+
+DISTMAN_ENV = """\
+#!/usr/bin/env envstack
+all: &all
+  APP_NAME: fixture
+  DEPLOY_ROOT: ${ROOT}/${ENV}
+linux:
+  <<: *all
+"""
+
+
+@dataclass
+class Done:
+    code: int
+    err: str
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **GIT_ENV},
+    )
+    return done.stdout.strip()
+
+
+def commit(repo: Path, message: str) -> str:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
+    return git(repo, "rev-parse", "--short=7", "HEAD")
+
+
+def write(path: Path, text: str | bytes, mode: int | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    if mode is not None:
+        path.chmod(mode)
+
+
+def make_repo(repo: Path, dist: dict[str, Any] | None = None) -> Path:
+    """The fixture repo, committed once on `main`."""
+    repo.mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    write(repo / "dist.json", json.dumps(DIST_JSON if dist is None else dist, indent=2))
+    write(repo / "distman.env", DISTMAN_ENV)
+    write(repo / ".gitignore", "build/\n")
+    write(repo / "tools" / "app.cfg", "app=__APP__\r\nenv=__ENV__\r\n")
+    write(repo / "tools" / "sub" / "deep.cfg", "deep\n")
+    write(repo / "tools" / ".hidden", "skipped\n")
+    write(repo / "tools" / "old.bak", "skipped\n")
+    write(repo / "tools" / "blob.bin", b"\x00\x01\r\n\x02")
+    (repo / "tools" / "link.cfg").symlink_to("app.cfg")
+    write(repo / "bin" / "hello.sh", "#!/bin/sh\necho hello\n", 0o755)
+    write(repo / "pkgs" / "a" / "one.txt", "one\n")
+    write(repo / "pkgs" / "b" / "two.txt", "two\n")
+    write(repo / "doc.txt", "docs v1\n")
+    commit(repo, "first")
+    return repo
+
+
+def isolate(monkeypatch: Any, root: Path) -> None:
+    """Where distman and fleetdist write logs and deploy: all under `root`."""
+    monkeypatch.setenv("LOG_DIR", str(root / "log"))
+    monkeypatch.setenv("ENV", "dev")
+    monkeypatch.setenv("USER", "tester")
+    for name in ("DEPLOY_ROOT", "CACHE_ROOT", "MAX_VERSIONS", "IGNORE_MISSING", "KEEP_VERSIONS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def fleetdist(repo: Path, *args: str, capsys: Any, root: Path | None = None) -> Done:
+    """`fleetdist dist ARGS` in `repo` (in process), with ROOT set to `root`."""
+    old, saved = Path.cwd(), os.environ.get("ROOT")
+    os.chdir(repo)
+    if root is not None:
+        os.environ["ROOT"] = str(root)
+    try:
+        capsys.readouterr()
+        code = main(["dist", *args])
+    finally:
+        os.chdir(old)
+        if saved is None:
+            os.environ.pop("ROOT", None)
+        else:
+            os.environ["ROOT"] = saved
+    return Done(code, capsys.readouterr().err)
+
+
+def distman(repo: Path, *args: str, root: Path) -> Done:
+    """Real distman 0.8.4, as teams run it: `envstack distman -- dist ARGS`."""
+    envstack = Path(sys.executable).with_name("envstack")
+    done = subprocess.run(
+        [str(envstack), "distman", "--", sys.executable, "-m", "distman.cli", "dist", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "ROOT": str(root), "ENVPATH": str(repo)},
+        timeout=120,
+    )
+    return Done(done.returncode, done.stderr + done.stdout)
+
+
+def snapshot(root: Path, repo: Path) -> dict[str, tuple[str, str]]:
+    """Every path under `root`: (type and mode, content or link text), paths normalised."""
+    tree: dict[str, tuple[str, str]] = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if rel.startswith("log"):
+            continue
+        if path.is_symlink():
+            tree[rel] = ("l", os.readlink(path))
+        elif path.is_dir():
+            tree[rel] = (f"d{path.stat().st_mode & 0o777:o}", "")
+        else:
+            data = path.read_bytes()
+            text = data.decode("utf-8", "replace").replace(str(repo), "<repo>")
+            if rel.endswith(".distman/epoch"):
+                text = "<epoch>"
+            tree[rel] = (f"f{path.stat().st_mode & 0o777:o}", text)
+    return tree
