@@ -210,10 +210,11 @@ def _link(t: Target, ctx: Context, v: Version, *, created: bool) -> bool:
         return created
     if _foreign(layout):
         shutil.rmtree(layout.dest) if os.path.isdir(layout.dest) else os.unlink(layout.dest)
+    previous = versions.linked(layout)
     disk.flip(layout, v.filename)
     disk.write_info(layout, info_fields(t, ctx, v))
     say(f"Updated: {where}")
-    _prune(t, ctx)
+    _prune(t, ctx, previous)
     return True
 
 
@@ -229,11 +230,12 @@ def info_fields(t: Target, ctx: Context, v: Version) -> dict[str, str]:
     }
 
 
-def _prune(t: Target, ctx: Context) -> None:
+def _prune(t: Target, ctx: Context, previous: str | None) -> None:
+    """KEEP_VERSIONS (opt-in): distman never prunes, so deploy roots only grow."""
     if ctx.flags.keep <= 0:
         return
     found = versions.listed(t.layout)
-    for v in versions.prunable(found, ctx.flags.keep, versions.linked(t.layout)):
+    for v in versions.prunable(found, ctx.flags.keep, versions.linked(t.layout), previous):
         path = t.layout.version_path(v.filename)
         ctx.console.say(f"Prune: {path}")
         shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)

@@ -34,13 +34,15 @@ def move(
     """Point each target at the version `-n`/`-c` names, or at the newest (`--reset`)."""
     chosen = []
     for t in targets:
-        if number is None and commit is None:
-            found = versions.listed(t.layout)
-            if not found:
-                raise DistError(f"Target {t.name}: No versioned files found for '{t.shown}'")
+        found = versions.listed(t.layout)
+        if not found:
+            ctx.console.say(f"Target {t.name}: No versioned files found for '{t.shown}'")
+        elif number is None and commit is None:
             chosen.append((t, found[-1]))
         else:
             chosen.append((t, versions.resolve_choice(t.layout, number, commit)))
+    if not chosen:
+        raise DistError("No targets found to change version")
     if ctx.flags.dryrun:
         ctx.console.say(DRYRUN_MESSAGE)
     changed = False
@@ -64,7 +66,7 @@ def delete(
     plan: list[tuple[Target, list[Version]]] = []
     for t in targets:
         found = versions.listed(t.layout)
-        if number is not None or commit is not None:
+        if found and (number is not None or commit is not None):
             one = versions.resolve_choice(t.layout, number, commit)
             if versions.linked(t.layout) == one.filename:
                 raise DistError(

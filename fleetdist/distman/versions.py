@@ -61,11 +61,14 @@ def window(versions: list[Version], size: int) -> list[Version]:
     return versions[-size:] if size > 0 else []
 
 
-def prunable(versions: list[Version], keep: int, live: str | None) -> list[Version]:
-    """Versions beyond the newest `keep`, never the linked one nor the one before it."""
+def prunable(
+    versions: list[Version], keep: int, live: str | None, previous: str | None = None
+) -> list[Version]:
+    """Versions beyond the newest `keep`; never the linked one, the one numbered just
+    before it, nor `previous` (what the link pointed at until now)."""
     if keep <= 0:
         return []
-    spared = {v.filename for v in versions[-keep:]}
+    spared = {v.filename for v in versions[-keep:]} | {previous or ""}
     if live is not None:
         spared.add(live)
         numbers = [v for v in versions if v.filename == live]
