@@ -18,6 +18,7 @@ from fleetdist.config.distman import FILENAME, DistError, DistFile, read_dist_fi
 from fleetdist.distman import engine, env, moves
 from fleetdist.distman.engine import Console, Context, DistFlags
 from fleetdist.distman.gitinfo import MAIN_BRANCHES, GitInfo, behind, read_git
+from fleetdist.distman.runlog import DistLog
 from fleetdist.distman.targets import Request, plan_targets
 from fleetdist.errors import ExitCode, FleetdistError
 
@@ -49,10 +50,6 @@ class DistArgs:
     version_only: bool = False
     dryrun: bool = False
     verbose: int = 0
-
-
-def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 def ask_tty(yes: bool) -> Callable[[str], bool]:
@@ -105,24 +102,38 @@ def _dist_file(args: DistArgs, location: Path) -> DistFile | None:
     return read_dist_file(path)
 
 
-def dist(args: DistArgs, say: Callable[[str], None] = _say) -> int:
+def dist(args: DistArgs) -> int:
     """Run `fleetdist dist` as distman's `dist` would; the exit code."""
-    try:
-        return _dist(args, say)
-    except OSError as exc:  # a full disk, a read-only mount: one line, exit 1
-        where = f": '{exc.filename}'" if exc.filename else ""
-        raise DistError(f"{exc.strerror or exc}{where}") from None
-
-
-def _dist(args: DistArgs, say: Callable[[str], None]) -> int:
     location = Path(args.location)
     if not location.is_dir():
         raise DistError(f"{args.location} is not a directory")
-    number, commit = _choice(args)
+    _choice(args)  # a bad -n/-c is refused before anything is read
     if args.dest and not args.source and not args.target:
         raise DistError("--dest requires --source or --target")
     dist_file = _dist_file(args, location)
     values = env.lookup(location)
+    log = DistLog(values, dryrun=args.dryrun)
+    try:
+        return _dist(args, location, dist_file, values, log.say)
+    except OSError as exc:  # a full disk, a read-only mount: one line, exit 1
+        where = f": '{exc.filename}'" if exc.filename else ""
+        log.error(f"{exc.strerror or exc}{where}")
+        raise DistError(f"{exc.strerror or exc}{where}") from None
+    except FleetdistError as exc:
+        log.error(str(exc))
+        raise
+    finally:
+        log.close()
+
+
+def _dist(
+    args: DistArgs,
+    location: Path,
+    dist_file: DistFile | None,
+    values: Mapping[str, str],
+    say: Callable[[str], None],
+) -> int:
+    number, commit = _choice(args)
     request = Request(
         args.location,
         args.target,

@@ -19,10 +19,9 @@ import concurrent.futures as cf
 import fnmatch
 import os
 import shutil
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +29,8 @@ from pathlib import Path
 from fleetdist.config.distman import DistError
 from fleetdist.distman import env
 from fleetdist.distman.files import IGNORABLE
+from fleetdist.distman.runlog import DistLog
+from fleetdist.errors import FleetdistError
 from fleetdist.release.distlayout import EPOCH, META_DIR, VERSIONS
 
 STALE_EXIT = 10
@@ -233,18 +234,25 @@ def _mark(dst: Path, name: str, text: str, mode: int = 0o644) -> None:
     os.replace(tmp, meta / name)
 
 
-def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 def _dangerous(path: Path) -> bool:
     real = path.resolve()
     return real == Path(real.anchor) or len(real.parts) <= 2
 
 
-def run(args: CacheArgs, say: Callable[[str], None] = _say) -> int:
+def run(args: CacheArgs) -> int:
     """`fleetdist cache`: the exit code (0, 1, or 10 for a stale cache in a dry run)."""
     values = env.lookup(Path.cwd())
+    log = DistLog(values, dryrun=args.dryrun)
+    try:
+        return _run(args, values, log.say)
+    except FleetdistError as exc:
+        log.error(str(exc))
+        raise
+    finally:
+        log.close()
+
+
+def _run(args: CacheArgs, values: Mapping[str, str], say: Callable[[str], None]) -> int:
     src = Path(args.src or values["DEPLOY_ROOT"]).resolve()
     dst = Path(args.dst or values["CACHE_ROOT"]).resolve()
     if not src.exists():
