@@ -4,11 +4,12 @@ Order of a run (distman interleaves these per target; fleetdist does not):
 1. plan: targets resolved (`targets.plan_targets`), no I/O beyond globbing;
 2. check: every source exists, none is dirty (anywhere below it), the branch
    is not behind, every question asked; a failure here writes nothing;
-3. act, holding flock on each destination folder: per target, the pipeline
-   runs in a temporary directory, the result is copied into a hidden
-   temporary version and renamed into place, the link is flipped by rename,
-   `.NAME.dist` rewritten to describe what the link now points at;
-4. the epoch is bumped once if anything changed.
+3. stage, holding flock on each destination folder: per target, the
+   pipeline runs in a temporary directory and its result is copied into a
+   hidden temporary version; a failure here removes them all, no link moved;
+4. flip: each staged version is renamed into place, each link flipped by
+   rename, `.NAME.dist` rewritten to describe what the link now points at;
+5. the epoch is bumped once if anything changed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from fleetdist.config.distman import DistError
 from fleetdist.distman import disk, versions
 from fleetdist.distman.files import copy_source, same_tree
 from fleetdist.distman.gitinfo import GitInfo
-from fleetdist.distman.pipeline import run_pipeline
+from fleetdist.distman.pipeline import check_steps, run_pipeline
 from fleetdist.distman.targets import Target
 from fleetdist.release.distlayout import DistLayout, Version
 
@@ -75,6 +76,7 @@ def check(targets: Sequence[Target], ctx: Context) -> list[Target]:
                 f"Target {t.name}: Source '{t.shown}' has uncommitted changes "
                 f"({os.path.relpath(dirty[0], t.source.parent)}). Commit or use --force."
             )
+        check_steps(t.steps, ctx.values, t.name)
         ready.append(t)
     if not ctx.flags.dryrun:
         _confirm_destinations(ready, ctx)
@@ -113,15 +115,42 @@ def dist(targets: Sequence[Target], ctx: Context) -> None:
         return
     for t in targets:
         os.makedirs(t.layout.folder, exist_ok=True)
-    changed = False
     with (
         disk.locked(t.layout.folder for t in targets),
         tempfile.TemporaryDirectory(prefix="fleetdist-dist.") as work,
     ):
-        for t in targets:
-            changed = _dist_one(t, ctx, Path(work)) or changed
+        ready: list[_Ready] = []
+        try:
+            for t in targets:  # every pipeline and copy first: a failure moves no link
+                ready.append(_prepare(t, ctx, Path(work)))
+        except BaseException:
+            for r in ready:
+                if r.staged is not None:
+                    _remove(r.staged)
+            raise
+        changed = False
+        for r in ready:
+            if r.staged is not None:
+                os.rename(r.staged, r.target.layout.version_path(r.version.filename))
+            changed = _link(r.target, ctx, r.version, created=r.staged is not None) or changed
         if changed:
             disk.bump_epoch(ctx.deploy_root)
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A target whose version exists (or is staged, to be renamed to `version`)."""
+
+    target: Target
+    version: Version
+    staged: Path | None
+
+
+def _remove(path: Path | str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
 
 
 def _commit_match(t: Target, ctx: Context, found: list[Version]) -> Version | None:
@@ -150,24 +179,23 @@ def _new_name(t: Target, ctx: Context, found: list[Version]) -> str:
     return t.layout.version_name(versions.next_number(found), ctx.git.short, dirty)
 
 
-def _dist_one(t: Target, ctx: Context, work: Path) -> bool:
-    """Make or reuse the version for `t` and (unless --version-only) link it; True if changed."""
-    layout, say = t.layout, ctx.console.say
+def _prepare(t: Target, ctx: Context, work: Path) -> _Ready:
+    """Find the version `t` should link (by commit, then content), or stage a new one."""
+    layout = t.layout
     if not os.path.exists(layout.info) and not os.path.islink(layout.dest):
-        say(f"Initializing: {layout.dest}")
+        ctx.console.say(f"Initializing: {layout.dest}")
     found = versions.listed(layout)
     hit = _commit_match(t, ctx, found)
-    if hit is None:
-        staged = _stage(t, ctx, work)
-        hit = _content_match(t, ctx, found, staged)
-        if hit is None:
-            name = _new_name(t, ctx, found)
-            os.rename(staged, layout.version_path(name))
-            made = t.layout.parse(name)
-            assert made is not None
-            return _link(t, ctx, made, created=True)
-        shutil.rmtree(staged) if staged.is_dir() and not staged.is_symlink() else staged.unlink()
-    return _link(t, ctx, hit, created=False)
+    if hit is not None:
+        return _Ready(t, hit, None)
+    staged = _stage(t, ctx, work)
+    hit = _content_match(t, ctx, found, staged)
+    if hit is not None:
+        _remove(staged)
+        return _Ready(t, hit, None)
+    made = layout.parse(_new_name(t, ctx, found))
+    assert made is not None
+    return _Ready(t, made, staged)
 
 
 def _stage(t: Target, ctx: Context, work: Path) -> Path:
@@ -184,7 +212,11 @@ def _stage(t: Target, ctx: Context, work: Path) -> Path:
     os.makedirs(t.layout.versions, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f".{t.layout.name}.tmp.", dir=t.layout.versions))
     staged.rmdir()
-    copy_source(result, staged, all_files=ctx.flags.all_files)
+    try:
+        copy_source(result, staged, all_files=ctx.flags.all_files)
+    except BaseException:
+        _remove(staged)
+        raise
     return staged
 
 
@@ -209,7 +241,7 @@ def _link(t: Target, ctx: Context, v: Version, *, created: bool) -> bool:
         say(f"{'Updated' if created else 'Match'}: {where}")
         return created
     if _foreign(layout):
-        shutil.rmtree(layout.dest) if os.path.isdir(layout.dest) else os.unlink(layout.dest)
+        _remove(layout.dest)
     previous = versions.linked(layout)
     disk.flip(layout, v.filename)
     disk.write_info(layout, info_fields(t, ctx, v))
@@ -238,4 +270,4 @@ def _prune(t: Target, ctx: Context, previous: str | None) -> None:
     for v in versions.prunable(found, ctx.flags.keep, versions.linked(t.layout), previous):
         path = t.layout.version_path(v.filename)
         ctx.console.say(f"Prune: {path}")
-        shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+        _remove(path)

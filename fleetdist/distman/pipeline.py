@@ -14,11 +14,12 @@ import os
 import shlex
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from fleetdist.config.distman import DistError, Step
+from fleetdist.distman.env import resolve
 from fleetdist.distman.files import walk
 from fleetdist.distman.transforms import builtin
 
@@ -72,6 +73,18 @@ def _callable(dotted: str) -> Callable[..., Any]:
     if not callable(func):
         raise DistError(f"pipeline func {dotted!r} is not callable")
     return func  # type: ignore[no-any-return]
+
+
+def check_steps(steps: Sequence[Step], values: Mapping[str, str], target: str) -> None:
+    """Before anything is written: every `func` imports, every token value resolves."""
+    for step in steps:
+        if step.func is None:
+            continue
+        _callable(step.func)
+        tokens = step.options.get("tokens")
+        if builtin(step.func) is not None and isinstance(tokens, dict):
+            for key, value in tokens.items():
+                resolve(str(value), values, f"pipeline step '{step.name}' token {key} for {target}")
 
 
 def run_pipeline(

@@ -352,3 +352,33 @@ def test_concurrent_runs_leave_one_complete_version_linked(env, tmp_path) -> Non
     assert len(versions) == 1  # one made it, the others found it by commit
     assert sum(len(files) for _, _, files in os.walk(env / "lib" / "big")) == 1500
     assert sum("Updated:" in err for err in errors) == 1
+
+
+def test_a_failing_pipeline_moves_no_link(env, tmp_path, capsys) -> None:
+    """distman: earlier targets deployed, `.NAME.dist` written, then a traceback."""
+    targets = {
+        "a": target("a.txt", "etc/a", pipeline={}),
+        "b": target("a.txt", "etc/b", pipeline={"bad": {"script": "exit 3"}}),
+    }
+    repo = small_repo(tmp_path / "r", targets)
+    write(repo / "a.txt", "1\n")
+    commit(repo, "one")
+    assert fleetdist(repo, "-y", "-t", "a", capsys=capsys).code == 0
+    write(repo / "a.txt", "2\n")
+    commit(repo, "two")
+    done = fleetdist(repo, "-y", capsys=capsys)
+    assert done.code == 1 and "pipeline step 'bad' failed with exit code 3" in done.err
+    assert (env / "etc" / "a").read_text() == "1\n"
+    assert sorted(os.listdir(env / "etc" / "versions")) == [os.readlink(env / "etc" / "a")[9:]]
+    assert not (env / "etc" / ".b.dist").exists()
+
+
+def test_unresolvable_token_value_is_refused_before_writing(env, tmp_path, capsys) -> None:
+    tokens = {"func": "distman.transform.replace_tokens", "options": {"tokens": {"X": "{NOPE}"}}}
+    targets = {"a": target("a.txt", "etc/a"), "b": target("a.txt", "etc/b", pipeline={"t": tokens})}
+    repo = small_repo(tmp_path / "r", targets)
+    write(repo / "a.txt", "X\n")
+    commit(repo, "one")
+    done = fleetdist(repo, "-y", capsys=capsys)
+    assert done.code == 1 and "Cannot resolve token: NOPE in pipeline step 't'" in done.err
+    assert not env.exists()
