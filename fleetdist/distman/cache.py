@@ -277,7 +277,9 @@ def _run(args: CacheArgs, values: Mapping[str, str], say: Callable[[str], None])
         _mark(dst, LAST_CHECK, f"{time.time()}\n")
         print("cache is fresh")
         return 0
-    workers = args.workers or min(32, (os.cpu_count() or 8) * 4)
+    workers = args.workers if args.workers is not None else min(32, (os.cpu_count() or 8) * 4)
+    if workers < 1:
+        raise DistError("--workers: must be at least 1")
     try:
         copy_cache(src, dst, workers, say)
     except OSError as exc:

@@ -87,8 +87,7 @@ def _confirm_destinations(targets: Sequence[Target], ctx: Context) -> None:
     """Ask every question up front: a missing folder, a foreign file where a link goes."""
     for t in targets:
         folder = t.layout.folder
-        if os.path.lexists(folder) and not os.path.isdir(folder):
-            raise DistError(f"Target {t.name}: '{folder}' is not a directory")
+        _check_writable(t, folder)
         if not os.path.isdir(folder):
             question = f"Target {t.name}: Destination dir '{folder}' doesn't exist. Create?"
             if not ctx.console.ask(question):
@@ -99,6 +98,17 @@ def _confirm_destinations(targets: Sequence[Target], ctx: Context) -> None:
             question = f"Target '{dest}' already exists as a {kind} and will be deleted, continue?"
             if not ctx.console.ask(question):
                 raise DistError(f"Target {t.name}: '{t.layout.dest}' left in place")
+
+
+def _check_writable(t: Target, folder: str) -> None:
+    """The nearest existing folder on the way to `folder` is a directory we may write."""
+    here = folder
+    while not os.path.lexists(here) and os.path.dirname(here) != here:
+        here = os.path.dirname(here)
+    if not os.path.isdir(here):
+        raise DistError(f"Target {t.name}: '{here}' is not a directory")
+    if not os.access(here, os.W_OK | os.X_OK):
+        raise DistError(f"Target {t.name}: '{here}' is not writable")
 
 
 def _foreign(layout: DistLayout) -> bool:

@@ -77,3 +77,17 @@ def test_symlink_source_deploys_what_it_points_at(repo, tmp_path, capsys) -> Non
     assert fleetdist(repo, "-y", capsys=capsys).code == 0
     assert (tmp_path / "deploy" / "etc" / "l.cfg").read_text() == "deep\n"
     assert os.path.islink(tmp_path / "deploy" / "etc" / "l.cfg")
+
+
+def test_destination_under_a_file_is_refused_before_writing(repo, tmp_path, capsys) -> None:
+    write(tmp_path / "deploy" / "etc", "a file, not a folder\n")
+    done = fleetdist(repo, "-y", capsys=capsys)
+    assert done.code == 1 and f"'{tmp_path / 'deploy' / 'etc'}' is not a directory" in done.err
+    assert sorted(os.listdir(tmp_path / "deploy")) == ["etc"]  # nothing else was created
+
+
+def test_cache_workers_must_be_positive(repo, tmp_path, capsys) -> None:
+    assert fleetdist(repo, "-y", "-t", "hello", capsys=capsys).code == 0
+    src, dst = str(tmp_path / "deploy"), str(tmp_path / "c")
+    assert main(["cache", "--src", src, "--dst", dst, "--workers", "0", "-f"]) == 1
+    assert "--workers: must be at least 1" in capsys.readouterr().err
