@@ -231,7 +231,8 @@ def _stage(t: Target, ctx: Context, work: Path) -> Path:
 
 
 def _content_match(t: Target, ctx: Context, found: list[Version], staged: Path) -> Version | None:
-    if t.match != "content" or ctx.flags.force:
+    """An equal version among the newest MAX_VERSIONS (`match: content`, or outside git)."""
+    if ctx.flags.force or (t.match != "content" and ctx.git.head):
         return None
     for v in reversed(versions.window(found, ctx.flags.max_versions)):
         if same_tree(staged, Path(t.layout.version_path(v.filename))):

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from .distman_repo import commit, distman, fleetdist, isolate, make_repo, snapshot, write
+from .distman_repo import (
+    DISTMAN_ENV,
+    commit,
+    distman,
+    fleetdist,
+    isolate,
+    make_repo,
+    snapshot,
+    write,
+)
 
 pytest.importorskip("distman")
 
@@ -120,3 +129,40 @@ def test_exit_codes_match_distman(pair, tmp_path, capsys, args, code) -> None:
     both(pair, tmp_path, capsys, "-y")
     d, f = both(pair, tmp_path, capsys, *args)
     assert (d.code, f.code) == (code, code), (d.err, f.err)
+
+
+def test_outside_git_matches_distman(tmp_path, monkeypatch, capsys) -> None:
+    isolate(monkeypatch, tmp_path)
+    pair = (tmp_path / "a" / "repo", tmp_path / "b" / "repo")
+    for repo in pair:
+        write(
+            repo / "dist.json",
+            '{"targets": {"f": {"source": "f.txt", "destination": "{DEPLOY_ROOT}/f"}}}',
+        )
+        write(repo / "f.txt", "one\n")
+        write(repo / "distman.env", DISTMAN_ENV)
+    for _ in range(2):  # the second run finds the equal version: no new one
+        d, f = both(pair, tmp_path, capsys, "-y")
+        assert (d.code, f.code) == (0, 0), (d.err, f.err)
+    ref, ours = trees(pair, tmp_path)
+    assert ours["dev/f"] == ("l", "versions/f.0")
+    assert ours == ref
+
+
+def test_delete_and_version_only_match_distman(pair, tmp_path, capsys) -> None:
+    both(pair, tmp_path, capsys, "-y")
+    for repo in pair:
+        write(repo / "bin" / "hello.sh", "#!/bin/sh\necho 2\n", 0o755)
+        commit(repo, "two")
+    d, f = both(pair, tmp_path, capsys, "-y", "--version-only", "-t", "hello")
+    assert (d.code, f.code) == (0, 0), (d.err, f.err)
+    ref, ours = trees(pair, tmp_path)
+    # distman rewrites .hello.dist to name the new, unlinked commit; fleetdist leaves it
+    info = "dev/bin/.hello.dist"
+    assert ours.pop(info) != ref.pop(info)
+    assert ours == ref
+    d, f = both(pair, tmp_path, capsys, "--delete", "-y", "-t", "pk", "hello")
+    assert (d.code, f.code) == (0, 0), (d.err, f.err)
+    ref, ours = trees(pair, tmp_path)
+    assert ours == ref
+    assert "dev/bin/versions" in ours and not any(p.startswith("dev/bin/versions/") for p in ours)
