@@ -61,15 +61,23 @@ class Context:
     console: Console
 
 
+def present(targets: Sequence[Target], ctx: Context) -> list[Target]:
+    """Targets whose source exists; a missing one is skipped (ignore_missing) or an error."""
+    found = []
+    for t in targets:
+        if os.path.lexists(t.source):
+            found.append(t)
+        elif t.ignore_missing:
+            ctx.console.say(f"Target {t.name}: Source '{t.shown}' not found, skipping")
+        else:
+            raise DistError(f"Target {t.name}: Source '{t.shown}' does not exist")
+    return found
+
+
 def check(targets: Sequence[Target], ctx: Context) -> list[Target]:
     """The targets to act on; raises before any write if one of them cannot go."""
     ready = []
-    for t in targets:
-        if not os.path.lexists(t.source):
-            if t.ignore_missing:
-                ctx.console.say(f"Target {t.name}: Source '{t.shown}' not found, skipping")
-                continue
-            raise DistError(f"Target {t.name}: Source '{t.shown}' does not exist")
+    for t in present(targets, ctx):
         dirty = ctx.git.dirty_under(t.source, all_files=ctx.flags.all_files)
         if dirty and not ctx.flags.force:
             raise DistError(

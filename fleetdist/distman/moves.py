@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fleetdist.config.distman import DistError
 from fleetdist.distman import disk, versions
-from fleetdist.distman.engine import DRYRUN_MESSAGE, Context, info_fields
+from fleetdist.distman.engine import DRYRUN_MESSAGE, Context, info_fields, present
 from fleetdist.distman.gitinfo import commit_summary
 from fleetdist.distman.targets import Target
 from fleetdist.release.distlayout import Version
@@ -40,7 +40,7 @@ def move(
         elif number is None and commit is None:
             chosen.append((t, found[-1]))
         else:
-            chosen.append((t, versions.resolve_choice(t.layout, number, commit)))
+            chosen.append((t, versions.resolve_choice(t.layout, number, commit, t.shown)))
     if not chosen:
         raise DistError("No targets found to change version")
     if ctx.flags.dryrun:
@@ -67,7 +67,7 @@ def delete(
     for t in targets:
         found = versions.listed(t.layout)
         if found and (number is not None or commit is not None):
-            one = versions.resolve_choice(t.layout, number, commit)
+            one = versions.resolve_choice(t.layout, number, commit, t.shown)
             if versions.linked(t.layout) == one.filename:
                 raise DistError(
                     f"Cannot delete target '{t.name}' because it is linked to the version "
@@ -117,6 +117,7 @@ def _delete_one(t: Target, ctx: Context, doomed: list[Version], *, whole: bool) 
 def show(targets: Sequence[Target], ctx: Context, verbose: int) -> None:
     """`src =k> versions/...` per target; -v adds each version, -vv its commit."""
     say, git = ctx.console.say, ctx.git
+    targets = present(targets, ctx)
     if verbose >= 2:
         for label, value in (("Name", git.name), ("Path", git.origin), ("Branch", git.branch)):
             say(f"{label}: {value}")

@@ -78,20 +78,22 @@ def prunable(
     return [v for v in versions if v.filename not in spared]
 
 
-def resolve_choice(layout: DistLayout, number: int | None, commit: str | None) -> Version:
+def resolve_choice(
+    layout: DistLayout, number: int | None, commit: str | None, source: str
+) -> Version:
     """The version `-n`/`-c` names for this target, or a DistError saying why not."""
     versions = listed(layout)
     if not versions:
-        raise DistError(f"Target {layout.name}: No versioned files found")
+        raise DistError(f"Target {layout.name}: No versioned files found for {source}")
     if commit is not None:
         found = by_commit(versions, commit)
         if found is None:
-            raise DistError(f"Target commit {commit} not found for {layout.name}")
+            raise DistError(f"Target commit {commit} not found for {source}")
         return found
     assert number is not None
     found = by_number(versions, number)
     if found is None:
-        raise DistError(f"Target version {number} not found for {layout.name}")
+        raise DistError(f"Target version {number} not found for {source}")
     return found
 
 

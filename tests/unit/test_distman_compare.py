@@ -123,7 +123,16 @@ def test_rollback_and_reset_move_links_like_distman(pair, tmp_path, capsys) -> N
 
 @pytest.mark.parametrize(
     "args, code",
-    [(("-n", "x"), 2), (("-c", "ab"), 2), (("-n", "99"), 1), (("-n", "0", "--reset"), 1)],
+    [
+        (("-n", "x"), 2),
+        (("-c", "ab"), 2),
+        (("-c", "zzzz"), 1),
+        (("-n", "99"), 1),
+        (("-n", "0", "--reset"), 1),
+        (("-t", "nomatch"), 1),
+        (("-s", "-v"), 0),
+        (("/nonexistent",), 1),
+    ],
 )
 def test_exit_codes_match_distman(pair, tmp_path, capsys, args, code) -> None:
     both(pair, tmp_path, capsys, "-y")
