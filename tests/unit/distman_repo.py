@@ -6,15 +6,21 @@ hashes and their deployed trees can be compared name for name.
 
 from __future__ import annotations
 
+import dis
+import importlib.util
 import json
+import marshal
 import os
 import subprocess
 import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fleetdist.cli import main
+
+MAGIC_NUMBER = importlib.util.MAGIC_NUMBER
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t",
@@ -47,6 +53,22 @@ DIST_JSON: dict[str, Any] = {
             "destination": "{DEPLOY_ROOT}/share/{APP_NAME}/doc.txt",
             "options": {"match": "content"},
             "pipeline": {"up": {"script": "tr a-z A-Z < {input} > {output}"}},
+        },
+        "style": {
+            "source": "web/style.css",
+            "destination": "{DEPLOY_ROOT}/web/style.css",
+            "pipeline": {"min": {"func": "distman.transform.minify"}},
+        },
+        "lib": {
+            "source": "lib/mod.py",
+            "destination": "{DEPLOY_ROOT}/lib/mod.pyc",
+            "pipeline": {"pyc": {"func": "distman.transform.byte_compile"}},
+        },
+        "later": {
+            "source": "not/yet.cfg",
+            "destination": "{DEPLOY_ROOT}/etc/later",
+            "options": {"ignore_missing": True},
+            "pipeline": {},
         },
     },
 }
@@ -111,6 +133,8 @@ def make_repo(repo: Path, dist: dict[str, Any] | None = None) -> Path:
     write(repo / "pkgs" / "a" / "one.txt", "one\n")
     write(repo / "pkgs" / "b" / "two.txt", "two\n")
     write(repo / "doc.txt", "docs v1\n")
+    write(repo / "web" / "style.css", "/* c */\nbody {\n  color : red ;\n}\n")
+    write(repo / "lib" / "mod.py", "X = 1\n")
     commit(repo, "first")
     return repo
 
@@ -120,6 +144,7 @@ def isolate(monkeypatch: Any, root: Path) -> None:
     monkeypatch.setenv("LOG_DIR", str(root / "log"))
     monkeypatch.setenv("ENV", "dev")
     monkeypatch.setenv("USER", "tester")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")  # .pyc by hash: equal across copies
     for name in ("DEPLOY_ROOT", "CACHE_ROOT", "MAX_VERSIONS", "IGNORE_MISSING", "KEEP_VERSIONS"):
         monkeypatch.delenv(name, raising=False)
 
@@ -170,8 +195,22 @@ def snapshot(root: Path, repo: Path) -> dict[str, tuple[str, str]]:
             tree[rel] = (f"d{path.stat().st_mode & 0o777:o}", "")
         else:
             data = path.read_bytes()
-            text = data.decode("utf-8", "replace").replace(str(repo), "<repo>")
+            try:
+                text = data.decode("utf-8").replace(str(repo), "<repo>")
+            except UnicodeDecodeError:
+                text = _bytecode(data) if data[:4] == MAGIC_NUMBER else data.hex()
             if rel.endswith(".distman/epoch"):
                 text = "<epoch>"
             tree[rel] = (f"f{path.stat().st_mode & 0o777:o}", text)
     return tree
+
+
+def _bytecode(data: bytes) -> str:
+    """A .pyc as its header and its disassembly: marshal's reference flags depend on what
+    the writing process had interned, so equal code may differ in a byte."""
+    return data[:16].hex() + _code_text(marshal.loads(data[16:]))
+
+
+def _code_text(code: types.CodeType) -> str:
+    nested = [_code_text(c) for c in code.co_consts if isinstance(c, types.CodeType)]
+    return "\n".join([code.co_filename, code.co_name, dis.Bytecode(code).dis(), *nested])

@@ -56,6 +56,9 @@ def test_first_dist_matches_distman(pair, tmp_path, capsys) -> None:
     )
     assert "dev/mm/b-two" in ours and "dev/share/fixture/doc.txt" in ours
     assert not any(".hidden" in p or p.endswith(".bak") for p in ours)
+    assert ours["dev/web/style.css"][0] == "l" and "dev/lib/mod.pyc" in ours
+    assert "body{color:red;}" in "".join(t for p, (_, t) in ours.items() if "style.css." in p)
+    assert "dev/etc/later" not in ours  # ignore_missing
 
 
 def commit_of(repo: Path) -> str:
