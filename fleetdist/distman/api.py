@@ -153,7 +153,6 @@ def _dist(
         DistFlags(
             force=args.force,
             all_files=args.all,
-            yes=args.yes,
             dryrun=args.dryrun,
             version_only=args.version_only,
             max_versions=_int_env(values, "MAX_VERSIONS", 5),

@@ -44,7 +44,6 @@ class Console:
 class DistFlags:
     force: bool = False
     all_files: bool = False
-    yes: bool = False
     dryrun: bool = False
     version_only: bool = False
     max_versions: int = 5  # MAX_VERSIONS: how many versions `match: content` compares

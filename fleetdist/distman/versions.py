@@ -7,7 +7,6 @@ arithmetic lives here so `dist`, `-n/-c/--reset` and `--delete` agree.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from fleetdist.config.distman import DistError
 from fleetdist.release.distlayout import DistLayout, Version
@@ -95,7 +94,3 @@ def resolve_choice(
     if found is None:
         raise DistError(f"Target version {number} not found for {source}")
     return found
-
-
-def version_path(layout: DistLayout, version: Version) -> Path:
-    return Path(layout.version_path(version.filename))

@@ -382,3 +382,14 @@ def test_unresolvable_token_value_is_refused_before_writing(env, tmp_path, capsy
     done = fleetdist(repo, "-y", capsys=capsys)
     assert done.code == 1 and "Cannot resolve token: NOPE in pipeline step 't'" in done.err
     assert not env.exists()
+
+
+def test_delete_over_many_targets_says_each_path_once(env, tmp_path, capsys) -> None:
+    """distman re-processed every earlier target for each target: quadratic `Delete:` lines."""
+    repo = make_repo(tmp_path / "repo")
+    assert fleetdist(repo, "-y", "-t", "hello", "pk", "doc", capsys=capsys).code == 0
+    done = fleetdist(repo, "--delete", "-y", "-t", "hello", "pk", "doc", capsys=capsys)
+    assert done.code == 0, done.err
+    lines = [line for line in done.err.splitlines() if line.startswith("Delete: ")]
+    assert len(lines) == len(set(lines)) == 4 * 3  # link, .dist and one version per target
+    assert sorted(os.listdir(env / "mm")) == ["versions"]
