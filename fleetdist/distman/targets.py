@@ -162,4 +162,17 @@ def plan_targets(
             )
     if req.source is not None and req.dest is not None and len(targets) > 1:
         raise DistError("Cannot use --dest with multiple source matches")
+    _one_source_per_destination(targets)
     return targets
+
+
+def _one_source_per_destination(targets: Sequence[Target]) -> None:
+    """Two sources aimed at one link would race for its version numbers: refuse up front."""
+    seen: dict[str, Target] = {}
+    for t in targets:
+        first = seen.setdefault(t.layout.dest, t)
+        if first is not t:
+            raise DistError(
+                f"Targets {first.name} ('{first.shown}') and {t.name} ('{t.shown}') "
+                f"both deploy to {t.layout.dest}"
+            )

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from fleetdist.config.distman import DistError, DistFileError
 from fleetdist.distman.env import lookup, resolve
+
+from .distman_repo import isolate, make_repo
 
 ENV_FILE = """\
 all: &all
@@ -60,3 +65,20 @@ def test_malformed_env_file_is_one_line(folder) -> None:
 def test_unknown_token_names_itself_and_where() -> None:
     with pytest.raises(DistError, match=r"^Cannot resolve token: NOPE in <dest> for x$"):
         resolve("{NOPE}/a", {}, "<dest> for x")
+
+
+def test_running_under_envstack_works_too(tmp_path: Path, monkeypatch) -> None:
+    """`envstack distman -- fleetdist dist`, as teams wrap distman today."""
+    isolate(monkeypatch, tmp_path)
+    repo = make_repo(tmp_path / "repo")
+    envstack = Path(sys.executable).with_name("envstack")
+    done = subprocess.run(
+        [str(envstack), "distman", "--", sys.executable, "-m", "fleetdist.cli", "dist", "-y"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ROOT": str(tmp_path / "root"), "ENVPATH": str(repo)},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "root" / "dev" / "share" / "fixture" / "doc.txt").is_symlink()

@@ -393,3 +393,15 @@ def test_delete_over_many_targets_says_each_path_once(env, tmp_path, capsys) -> 
     lines = [line for line in done.err.splitlines() if line.startswith("Delete: ")]
     assert len(lines) == len(set(lines)) == 4 * 3  # link, .dist and one version per target
     assert sorted(os.listdir(env / "mm")) == ["versions"]
+
+
+def test_two_sources_for_one_destination_are_refused(env, tmp_path, capsys) -> None:
+    repo = small_repo(
+        tmp_path / "r", {"a": target("pkgs/a/x.txt", "lib/x"), "b": target("pkgs/b/x.txt", "lib/x")}
+    )
+    write(repo / "pkgs" / "a" / "x.txt", "a\n")
+    write(repo / "pkgs" / "b" / "x.txt", "b\n")
+    commit(repo, "one")
+    done = fleetdist(repo, "-y", capsys=capsys)
+    assert done.code == 1 and "both deploy to" in done.err
+    assert not env.exists()
