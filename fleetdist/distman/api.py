@@ -147,7 +147,8 @@ def _dist(
     git = read_git(location)
     ctx = Context(
         git,
-        (dist_file.author if dist_file else None) or os.environ.get("USER", "unknown"),
+        (dist_file.author if dist_file else None)
+        or os.environ.get("USER", os.environ.get("USERNAME", "unknown")),
         values["DEPLOY_ROOT"],
         values,
         DistFlags(

@@ -170,10 +170,18 @@ def _remove(path: Path | str) -> None:
         os.unlink(path)
 
 
+def _dirty(t: Target, ctx: Context) -> bool:
+    """The source differs from the commit (only possible with --force)."""
+    return bool(ctx.git.dirty_under(t.source, all_files=ctx.flags.all_files))
+
+
+def _by_commit(t: Target, ctx: Context) -> bool:
+    """Versions are told apart by commit: `match: commit`, in git, and a clean source."""
+    return t.match == "commit" and bool(ctx.git.head) and not _dirty(t, ctx)
+
+
 def _commit_match(t: Target, ctx: Context, found: list[Version]) -> Version | None:
-    if t.match != "commit" or not ctx.git.head or ctx.flags.force:
-        return None
-    return versions.by_commit(found, ctx.git.short)
+    return versions.by_commit(found, ctx.git.short) if _by_commit(t, ctx) else None
 
 
 def _plan_one(t: Target, ctx: Context) -> None:
@@ -192,8 +200,7 @@ def _plan_one(t: Target, ctx: Context) -> None:
 
 
 def _new_name(t: Target, ctx: Context, found: list[Version]) -> str:
-    dirty = bool(ctx.git.dirty_under(t.source, all_files=ctx.flags.all_files))
-    return t.layout.version_name(versions.next_number(found), ctx.git.short, dirty)
+    return t.layout.version_name(versions.next_number(found), ctx.git.short, _dirty(t, ctx))
 
 
 def _prepare(t: Target, ctx: Context, work: Path) -> _Ready:
@@ -238,8 +245,9 @@ def _stage(t: Target, ctx: Context, work: Path) -> Path:
 
 
 def _content_match(t: Target, ctx: Context, found: list[Version], staged: Path) -> Version | None:
-    """An equal version among the newest MAX_VERSIONS (`match: content`, or outside git)."""
-    if ctx.flags.force or (t.match != "content" and ctx.git.head):
+    """An equal version among the newest MAX_VERSIONS: `match: content`, outside git, or a
+    forced dirty source (so repeating `-f` on the same edit makes no new version)."""
+    if _by_commit(t, ctx):
         return None
     for v in reversed(versions.window(found, ctx.flags.max_versions)):
         if same_tree(staged, Path(t.layout.version_path(v.filename))):

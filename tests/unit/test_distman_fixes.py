@@ -85,6 +85,17 @@ def test_forced_dirty_content_is_marked_dirty(env, tmp_path, capsys) -> None:
     assert os.readlink(env / "etc" / "tools") == f"versions/tools.1.{head}-dirty"
     assert f"commit: {head}-dirty\n" in (env / "etc" / ".tools.dist").read_text()
     assert (env / "etc" / "tools" / "sub" / "deep.cfg").read_text() == "edited\n"
+    again = fleetdist(repo, "-y", "-f", "-t", "tools", capsys=capsys)  # same edit: no new version
+    assert "Unchanged: tools" in again.err and len(os.listdir(env / "etc" / "versions")) == 2
+
+
+def test_force_on_a_clean_tree_makes_no_new_version(env, tmp_path, capsys) -> None:
+    """distman 0.8.4: every `-f` run made a new version of the same commit."""
+    repo = make_repo(tmp_path / "repo")
+    assert fleetdist(repo, "-y", "-t", "hello", capsys=capsys).code == 0
+    done = fleetdist(repo, "-y", "-f", "-t", "hello", capsys=capsys)
+    assert "Unchanged: bin/hello.sh" in done.err
+    assert len(os.listdir(env / "bin" / "versions")) == 1
 
 
 def test_python3_and_python3_11_do_not_collide(env, tmp_path, capsys) -> None:
