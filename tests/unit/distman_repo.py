@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from fleetdist.cli import main
 
 MAGIC_NUMBER = importlib.util.MAGIC_NUMBER
@@ -214,3 +216,22 @@ def _bytecode(data: bytes) -> str:
 def _code_text(code: types.CodeType) -> str:
     nested = [_code_text(c) for c in code.co_consts if isinstance(c, types.CodeType)]
     return "\n".join([code.co_filename, code.co_name, dis.Bytecode(code).dis(), *nested])
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Isolated HOME/LOG_DIR; DEPLOY_ROOT is tmp/deploy."""
+    isolate(monkeypatch, tmp_path)
+    monkeypatch.setenv("DEPLOY_ROOT", str(tmp_path / "deploy"))
+    return tmp_path / "deploy"
+
+
+def small_repo(path: Path, targets: dict[str, Any], **top: Any) -> Path:
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    write(path / "dist.json", json.dumps({"author": "a@b", "targets": targets, **top}))
+    return path
+
+
+def target(source: str, dest: str, **more: Any) -> dict[str, Any]:
+    return {"source": source, "destination": "{DEPLOY_ROOT}/" + dest, **more}

@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from .distman_repo import commit, fleetdist, git, isolate, make_repo, write
+from .distman_repo import commit, env, fleetdist, git, make_repo, small_repo, target, write
 
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Isolated HOME/LOG_DIR; DEPLOY_ROOT is tmp/deploy."""
-    isolate(monkeypatch, tmp_path)
-    monkeypatch.setenv("DEPLOY_ROOT", str(tmp_path / "deploy"))
-    return tmp_path / "deploy"
-
-
-def small_repo(path: Path, targets: dict[str, Any], **top: Any) -> Path:
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    write(path / "dist.json", json.dumps({"author": "a@b", "targets": targets, **top}))
-    return path
-
-
-def target(source: str, dest: str, **more: Any) -> dict[str, Any]:
-    return {"source": source, "destination": "{DEPLOY_ROOT}/" + dest, **more}
+__all__ = ["env"]  # the fixture
 
 
 def epoch(root: Path) -> str:
@@ -176,58 +157,6 @@ def test_a_question_without_a_terminal_says_to_pass_yes(env, tmp_path, capsys) -
     assert "Traceback" not in done.err and not env.exists()
 
 
-def test_order_key_orders_the_pipeline(env, tmp_path, capsys) -> None:
-    steps = {
-        "second": {"script": "sed -e 's/$/ 2/' {input} > {output}", "order": 20},
-        "first": {"script": "sed -e 's/$/ 1/' {input} > {output}", "order": 10},
-    }
-    repo = small_repo(tmp_path / "r", {"a": target("a.txt", "etc/a", pipeline=steps)})
-    write(repo / "a.txt", "x\n")
-    commit(repo, "one")
-    done = fleetdist(repo, "-y", capsys=capsys)  # distman: ValidationError traceback
-    assert done.code == 0, done.err
-    assert (env / "etc" / "a").read_text() == "x 1 2\n"
-
-
-def test_script_keeps_literal_braces(env, tmp_path, capsys) -> None:
-    steps = {"awk": {"script": "awk '{print \"<\" $0}' {input} > {output}"}}
-    repo = small_repo(tmp_path / "r", {"a": target("a.txt", "etc/a", pipeline=steps)})
-    write(repo / "a.txt", "x\n")
-    commit(repo, "one")
-    assert fleetdist(repo, "-y", capsys=capsys).code == 0
-    assert (env / "etc" / "a").read_text() == "<x\n"
-
-
-def test_global_pipeline_applies_to_every_target(env, tmp_path, capsys, monkeypatch) -> None:
-    pipeline = {
-        "tok": {"func": "distman.transform.replace_tokens", "options": {"tokens": {"@E@": "{ENV}"}}}
-    }
-    targets = {"own": target("a.txt", "etc/own", pipeline={}), "none": target("a.txt", "etc/none")}
-    repo = small_repo(tmp_path / "r", targets, pipeline=pipeline)
-    write(repo / "a.txt", "env=@E@\n")
-    commit(repo, "one")
-    assert fleetdist(repo, "-y", capsys=capsys).code == 0
-    assert (env / "etc" / "own").read_text() == "env=dev\n"
-    assert (env / "etc" / "none").read_text() == "env=dev\n"  # distman: left as @E@
-
-
-def test_compat_switch_keeps_distmans_global_pipeline_rule(env, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("FLEETDIST_DIST_COMPAT_PIPELINE", "1")
-    pipeline = {
-        "tok": {
-            "func": "fleetdist.distman.transforms.replace_tokens",
-            "options": {"tokens": {"@E@": "{ENV}"}},
-        }
-    }
-    targets = {"own": target("a.txt", "etc/own", pipeline={}), "none": target("a.txt", "etc/none")}
-    repo = small_repo(tmp_path / "r", targets, pipeline=pipeline)
-    write(repo / "a.txt", "env=@E@\n")
-    commit(repo, "one")
-    assert fleetdist(repo, "-y", capsys=capsys).code == 0
-    assert (env / "etc" / "own").read_text() == "env=dev\n"
-    assert (env / "etc" / "none").read_text() == "env=@E@\n"
-
-
 def test_location_names_the_repo_not_the_cwd(env, tmp_path, capsys) -> None:
     repo = make_repo(tmp_path / "repo")
     elsewhere = tmp_path / "elsewhere"
@@ -363,36 +292,6 @@ def test_concurrent_runs_leave_one_complete_version_linked(env, tmp_path) -> Non
     assert len(versions) == 1  # one made it, the others found it by commit
     assert sum(len(files) for _, _, files in os.walk(env / "lib" / "big")) == 1500
     assert sum("Updated:" in err for err in errors) == 1
-
-
-def test_a_failing_pipeline_moves_no_link(env, tmp_path, capsys) -> None:
-    """distman: earlier targets deployed, `.NAME.dist` written, then a traceback."""
-    targets = {
-        "a": target("a.txt", "etc/a", pipeline={}),
-        "b": target("a.txt", "etc/b", pipeline={"bad": {"script": "exit 3"}}),
-    }
-    repo = small_repo(tmp_path / "r", targets)
-    write(repo / "a.txt", "1\n")
-    commit(repo, "one")
-    assert fleetdist(repo, "-y", "-t", "a", capsys=capsys).code == 0
-    write(repo / "a.txt", "2\n")
-    commit(repo, "two")
-    done = fleetdist(repo, "-y", capsys=capsys)
-    assert done.code == 1 and "pipeline step 'bad' failed with exit code 3" in done.err
-    assert (env / "etc" / "a").read_text() == "1\n"
-    assert sorted(os.listdir(env / "etc" / "versions")) == [os.readlink(env / "etc" / "a")[9:]]
-    assert not (env / "etc" / ".b.dist").exists()
-
-
-def test_unresolvable_token_value_is_refused_before_writing(env, tmp_path, capsys) -> None:
-    tokens = {"func": "distman.transform.replace_tokens", "options": {"tokens": {"X": "{NOPE}"}}}
-    targets = {"a": target("a.txt", "etc/a"), "b": target("a.txt", "etc/b", pipeline={"t": tokens})}
-    repo = small_repo(tmp_path / "r", targets)
-    write(repo / "a.txt", "X\n")
-    commit(repo, "one")
-    done = fleetdist(repo, "-y", capsys=capsys)
-    assert done.code == 1 and "Cannot resolve token: NOPE in pipeline step 't'" in done.err
-    assert not env.exists()
 
 
 def test_delete_over_many_targets_says_each_path_once(env, tmp_path, capsys) -> None:
