@@ -9,6 +9,7 @@ lookup of this run, which `replace_tokens` resolves its token values with.
 
 from __future__ import annotations
 
+import importlib
 import os
 import py_compile
 import re
@@ -88,6 +89,14 @@ def byte_compile(input: str, output: str, **_: Any) -> str:
     return output
 
 
+def _optional(module: str) -> Any:
+    """jsmin / htmlmin, distman's optional minifiers, if installed."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DistError(f"minify: needs the {module} package (pip install {module})") from None
+
+
 def _minified(path: Path, strict: bool) -> str | None:
     ext = path.suffix.lower()
     text = path.read_text(encoding="utf-8")
@@ -97,8 +106,10 @@ def _minified(path: Path, strict: bool) -> str | None:
         return re.sub(r"\s*([{}:;,])\s*", r"\1", text)
     if ext == ".txt":
         return re.sub(r"\s+", " ", text.strip())
-    if ext in (".js", ".html", ".htm"):
-        raise DistError(f"minify: {path.name}: js/html minification needs distman's jsmin/htmlmin")
+    if ext == ".js":
+        return str(_optional("jsmin").jsmin(text, quote_chars="'\"`"))
+    if ext in (".html", ".htm"):
+        return str(_optional("htmlmin").minify(text, remove_comments=True, remove_empty_space=True))
     if strict:
         raise DistError(f"minify: unsupported file type {ext or path.name}")
     return None

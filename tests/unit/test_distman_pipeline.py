@@ -5,7 +5,10 @@ Each is a distman 0.8.4 bug listed in issue 12 (see test_distman_fixes.py).
 
 from __future__ import annotations
 
+import importlib.util
 import os
+
+import pytest
 
 from .distman_repo import commit, env, fleetdist, small_repo, target, write
 
@@ -92,3 +95,15 @@ def test_unresolvable_token_value_is_refused_before_writing(env, tmp_path, capsy
     done = fleetdist(repo, "-y", capsys=capsys)
     assert done.code == 1 and "Cannot resolve token: NOPE in pipeline step 't'" in done.err
     assert not env.exists()
+
+
+def test_minify_js_without_jsmin_is_one_line(env, tmp_path, capsys) -> None:
+    if importlib.util.find_spec("jsmin") is not None:
+        pytest.skip("jsmin is installed: the step would succeed")
+    steps = {"min": {"func": "distman.transform.minify"}}
+    repo = small_repo(tmp_path / "r", {"a": target("a.js", "web/a.js", pipeline=steps)})
+    write(repo / "a.js", "var  x = 1;\n")
+    commit(repo, "one")
+    done = fleetdist(repo, "-y", capsys=capsys)
+    assert done.code == 1 and "minify: needs the jsmin package" in done.err
+    assert not (env / "web" / "a.js").exists()
