@@ -168,6 +168,8 @@ def _dist(
     elif number is not None or commit is not None or args.reset:
         moves.move(targets, ctx, number=number, commit=commit)
     else:
+        if args.verbose >= 2:
+            moves.describe_repo(ctx)
         _warn_git(git, location, dist_file, say)
         if not args.force and (why := behind(location, git)):
             raise DistError(why)

@@ -114,14 +114,20 @@ def _delete_one(t: Target, ctx: Context, doomed: list[Version], *, whole: bool) 
             _remove(path)
 
 
+def describe_repo(ctx: Context) -> None:
+    """`-vv`: the repo a run reads, as distman prints it."""
+    git = ctx.git
+    for label, value in (("Name", git.name), ("Path", git.origin), ("Branch", git.branch)):
+        ctx.console.say(f"{label}: {value}")
+    ctx.console.say(f"Head: {git.head} ({git.short})")
+
+
 def show(targets: Sequence[Target], ctx: Context, verbose: int) -> None:
     """`src =k> versions/...` per target; -v adds each version, -vv its commit."""
     say, git = ctx.console.say, ctx.git
     targets = present(targets, ctx)
     if verbose >= 2:
-        for label, value in (("Name", git.name), ("Path", git.origin), ("Branch", git.branch)):
-            say(f"{label}: {value}")
-        say(f"Head: {git.head} ({git.short})")
+        describe_repo(ctx)
     for t in targets:
         if not os.path.lexists(t.layout.dest):
             say(f"Missing: {t.layout.dest}")

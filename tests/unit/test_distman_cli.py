@@ -42,6 +42,7 @@ def test_show_lists_links_and_versions(repo, tmp_path, capsys) -> None:
         f"bin/hello.sh =f> versions/hello.0.{head}",
     ]
     vv = fleetdist(repo, "-s", "-vv", "-t", "hello", capsys=capsys).err
+    assert "Branch: main" in fleetdist(repo, "-vv", "-y", "-t", "hello", capsys=capsys).err
     assert f"0: {tmp_path / 'deploy' / 'bin' / 'versions'}/hello.0.{head} - " in vv
     assert "    first" in vv and "Branch: main" in vv
 
