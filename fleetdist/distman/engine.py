@@ -204,7 +204,11 @@ def _new_name(t: Target, ctx: Context, found: list[Version]) -> str:
 
 
 def _prepare(t: Target, ctx: Context, work: Path) -> _Ready:
-    """Find the version `t` should link (by commit, then content), or stage a new one."""
+    """Find the version `t` should link (by commit, then content), or stage a new one.
+
+    A copy that may turn out equal to an old version is made in `work` first,
+    so a content match leaves `versions/` untouched (not even its mtime).
+    """
     layout = t.layout
     if not os.path.exists(layout.info) and not os.path.islink(layout.dest):
         ctx.console.say(f"Initializing: {layout.dest}")
@@ -212,18 +216,6 @@ def _prepare(t: Target, ctx: Context, work: Path) -> _Ready:
     hit = _commit_match(t, ctx, found)
     if hit is not None:
         return _Ready(t, hit, None)
-    staged = _stage(t, ctx, work)
-    hit = _content_match(t, ctx, found, staged)
-    if hit is not None:
-        _remove(staged)
-        return _Ready(t, hit, None)
-    made = layout.parse(_new_name(t, ctx, found))
-    assert made is not None
-    return _Ready(t, made, staged)
-
-
-def _stage(t: Target, ctx: Context, work: Path) -> Path:
-    """The pipeline's result copied into a hidden temporary version beside the others."""
     result = run_pipeline(
         t.name,
         list(t.steps),
@@ -233,11 +225,31 @@ def _stage(t: Target, ctx: Context, work: Path) -> Path:
         all_files=ctx.flags.all_files,
         say=ctx.console.say,
     )
+    if _by_commit(t, ctx):
+        staged = _stage(result, t, ctx)
+    else:
+        copy = Path(tempfile.mkdtemp(dir=work)) / layout.name
+        copy_source(result, copy, all_files=ctx.flags.all_files)
+        hit = _content_match(t, ctx, found, copy)
+        if hit is not None:
+            return _Ready(t, hit, None)
+        staged = _stage(copy, t, ctx, moved=True)
+    made = layout.parse(_new_name(t, ctx, found))
+    assert made is not None
+    return _Ready(t, made, staged)
+
+
+def _stage(result: Path, t: Target, ctx: Context, *, moved: bool = False) -> Path:
+    """`result` as a hidden temporary version beside the others (copied, or moved when it
+    already is a finished copy)."""
     os.makedirs(t.layout.versions, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f".{t.layout.name}.tmp.", dir=t.layout.versions))
     staged.rmdir()
     try:
-        copy_source(result, staged, all_files=ctx.flags.all_files)
+        if moved:
+            shutil.move(result, staged)
+        else:
+            copy_source(result, staged, all_files=ctx.flags.all_files)
     except BaseException:
         _remove(staged)
         raise

@@ -315,3 +315,12 @@ def test_two_sources_for_one_destination_are_refused(env, tmp_path, capsys) -> N
     done = fleetdist(repo, "-y", capsys=capsys)
     assert done.code == 1 and "both deploy to" in done.err
     assert not env.exists()
+
+
+def test_a_rerun_on_the_same_commit_changes_nothing(env, tmp_path, capsys) -> None:
+    repo = make_repo(tmp_path / "repo")
+    assert fleetdist(repo, "-y", capsys=capsys).code == 0
+    before = {p: (p.lstat().st_mtime_ns, p.lstat().st_ino) for p in env.rglob("*")}
+    done = fleetdist(repo, "-y", capsys=capsys)
+    assert done.code == 0 and "Updated" not in done.err
+    assert {p: (p.lstat().st_mtime_ns, p.lstat().st_ino) for p in env.rglob("*")} == before
