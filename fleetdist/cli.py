@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 
 from fleetdist import api
 from fleetdist.config.project import Project
+from fleetdist.distman import args as distman_args
 from fleetdist.errors import ConfirmError, ExitCode, FleetdistError, UsageError
 from fleetdist.report import jsonout
 from fleetdist.report.adhoc import OutputPrinter, print_exec_recap
@@ -168,6 +169,7 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("--project", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
     _limit(h)
     h.add_argument("patterns", nargs="*")
+    distman_args.add_parsers(sub)
     return top
 
 
@@ -239,6 +241,8 @@ def _done(args: argparse.Namespace, code: int = ExitCode.OK, **fields: Any) -> i
 
 
 def run(args: argparse.Namespace, reporter: ConsoleReporter) -> int:
+    if args.verb in ("dist", "cache"):
+        return distman_args.run(args)
     if args.verb == "disconnect":
         closed = api.disconnect()
         if not args.json:
