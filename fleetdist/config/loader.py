@@ -145,8 +145,9 @@ def _connection(f: Fields) -> dict[str, Any]:
     for key in ("connect_timeout", "command_timeout"):
         if f.has(key):
             out[key] = f.number(key, 0.0)
-    if f.has("become"):
-        out["become"] = f.boolean("become")
+    for key in ("become", "forward_agent"):
+        if f.has(key):
+            out[key] = f.boolean(key)
     if f.has("become_user"):
         user = f.text("become_user") or ""
         if not USER_NAME.fullmatch(user):

@@ -36,6 +36,7 @@ class Host:
     local_root: str | None = None
     become: bool = False  # run every script through `sudo -n -u become_user`
     become_user: str = "root"
+    forward_agent: bool = False  # forward the controller's ssh-agent to the scripts
     groups: tuple[str, ...] = ()
     vars: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 

@@ -31,6 +31,7 @@ from typing import Any, BinaryIO
 
 import paramiko
 from fabric import Config, Connection
+from paramiko.agent import AgentRequestHandler
 from paramiko.ssh_exception import AuthenticationException, BadHostKeyException, SSHException
 
 from fleetdist.config.schema import Host
@@ -114,6 +115,7 @@ class SSHTransport:
         try:
             with stdin.file.open("rb") if stdin.file else contextlib.nullcontext() as feed:
                 chan = self._session()
+                agent = AgentRequestHandler(chan) if self.host.forward_agent else None
                 try:
                     chan.exec_command(command)
                     after = stdin.after.encode() if stdin.after is not None else None
@@ -122,6 +124,8 @@ class SSHTransport:
                     return _exchange(chan, feed, deadline, abort, after, stdin.head, sinks)
                 finally:
                     chan.close()
+                    if agent is not None:
+                        agent.close()
         except TimeoutError as exc:
             message = f"host {self.host.name}: command timed out after {limit:g}s"
             raise TransportError(message) from exc
