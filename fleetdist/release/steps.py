@@ -12,16 +12,11 @@ NOT_TESTED on purpose, and the runner maps those to outcomes.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
-from fleetdist.config.schema import Host
 from fleetdist.release import packages
 from fleetdist.release.command import (
     Sh,
-    as_user,
     assign,
     cmd,
     export,
@@ -40,135 +35,42 @@ from fleetdist.release.facts import (
 from fleetdist.release.layout import ReleaseLayout
 from fleetdist.release.lease import LOCK_HELD, LockSpec, variables
 from fleetdist.release.shlib import library
-
-__all__ = ["Facts", "parse_facts", "parse_markers", "parse_recoveries", "parse_target"]
-
-REVERTED = 76
-NOT_STAGED = 77
-NOT_TESTED = 78
-# Lines the prepare script prints as it gets past each stage, so a failure can
-# be pinned on the right step without a round trip per step (`facts.MARKERS`).
-RECEIVED, STAGED, UNCHANGED = "@@received", "@@staged", "@@unchanged"
-# The line after which `prepare` reads the artifact (see `transport.base.Stdin`).
-SEND = "@@send"
-
-
-@dataclass(frozen=True)
-class Upload:
-    """What one host is sent for its release: from where, where it lands, how it is
-    verified (its sha256) and placed (its format, and whether the placed release is a
-    venv bundle whose interpreters must be checked there).
-
-    A value per host, so a host can be sent something else than its neighbour
-    (the full payload today) without the orchestrator knowing more than
-    "stream `source` after the host asks".  `artifact_sha256` is what the
-    release marker records: the artifact's own digest, which differs from
-    `sha256` because hosts are sent fleetdist's canonical re-serialisation
-    of an archive (see `shipping.payload`).
-    """
-
-    incoming: str
-    sha256: str
-    format: str
-    artifact_sha256: str = ""
-    source: Path | None = None
-    note: str = ""  # what `source` is, for --dry-run
-    bundle: bool = False
-
-    @classmethod
-    def of(
-        cls,
-        ctx: Context,
-        sha256: str,
-        fmt: str,
-        artifact_sha256: str,
-        *,
-        source: Path | None = None,
-        note: str = "",
-        bundle: bool = False,
-    ) -> Upload:
-        """The upload of one host's release, landing in its `incoming/` directory."""
-        incoming = ctx.layout.incoming(f"{ctx.release_id}.{fmt}")
-        return cls(incoming, sha256, fmt, artifact_sha256, source, note, bundle)
-
-    def describe(self) -> str:
-        """One comment line for --dry-run: what is streamed, and when."""
-        what = f"{self.source}{', ' + self.note if self.note else ''}"
-        return f"# stdin: {what} (sent only after the host prints {SEND})"
-
-
-@dataclass(frozen=True)
-class Step:
-    """One script a host runs, as a value: the rollout sends it, `--dry-run` prints it.
-
-    `upload` is what the host reads on stdin once it prints SEND (None: only
-    the secrets head, see `command.script`); `ends` are the exit codes the
-    script ends with on purpose, each a meaning the runner maps to an
-    outcome (anything else is a failure of the step).  Output lines follow
-    the protocol of `facts`: stage markers (`@@...`) and fact records.
-    """
-
-    name: str
-    script: Sh
-    upload: Upload | None = None
-    ends: tuple[tuple[int, str], ...] = ((0, "done"),)
-
-    @property
-    def text(self) -> str:
-        return self.script.text
-
-    @property
-    def shown(self) -> str:
-        return self.script.shown
-
-    @property
-    def stdin_head(self) -> bytes:
-        return self.script.stdin_head
-
-    def for_host(self, host: Host) -> Step:
-        """This step as `host` runs it: through `sudo -n -u USER` when its inventory
-        says `become` (see `command.as_user`), else unchanged."""
-        if not host.become:
-            return self
-        return dataclasses.replace(self, script=as_user(self.script, host.become_user))
-
-    def render(self) -> str:
-        """What --dry-run prints: the script as shown (secrets masked), and its stdin."""
-        head = f"{self.upload.describe()}\n" if self.upload and self.upload.source else ""
-        return head + self.shown
-
-
-LOCKED_END = (LOCK_HELD, "locked")
-_ACTIVATION_ENDS = (
-    (0, "activated"),
+from fleetdist.release.step import (
+    ACTIVATION_ENDS,
     LOCKED_END,
-    (REVERTED, "reverted"),
-    (NOT_STAGED, "not staged"),
-    (NOT_TESTED, "not tested"),
+    NOT_STAGED,
+    NOT_TESTED,
+    RECEIVED,
+    REVERTED,
+    SEND,
+    STAGED,
+    UNCHANGED,
+    Context,
+    Ledger,
+    Ledgers,
+    Step,
+    Upload,
 )
 
-
-@dataclass(frozen=True)
-class Context:
-    """Everything the scripts of one host need, already resolved for that host."""
-
-    layout: ReleaseLayout
-    app: str
-    release_id: str
-    env_name: str = "prod"
-    host: str = ""
-    env: tuple[tuple[str, str], ...] = ()
-    secret_env: frozenset[str] = field(default_factory=frozenset)
-    test: tuple[str, ...] = ()
-    before_activate: tuple[str, ...] = ()
-    after_activate: tuple[str, ...] = ()
-    healthcheck: str | None = None
-    keep: int = 5
-    shared_dirs: tuple[str, ...] = ()
-    shared_files: tuple[str, ...] = ()
-
-
-Ledger = tuple[str, str, str]  # a `report.ledger.template`: from/to filled in on the host
+__all__ = [
+    "NOT_STAGED",
+    "NOT_TESTED",
+    "RECEIVED",
+    "REVERTED",
+    "SEND",
+    "STAGED",
+    "UNCHANGED",
+    "Context",
+    "Facts",
+    "Ledger",
+    "Ledgers",
+    "Step",
+    "Upload",
+    "parse_facts",
+    "parse_markers",
+    "parse_recoveries",
+    "parse_target",
+]
 
 
 def _preamble(layout: ReleaseLayout) -> list[Sh]:
@@ -227,23 +129,6 @@ def _hooks(ctx: Context) -> list[Sh]:
         _function("hooks_after", [_in('"$CUR"', c) for c in ctx.after_activate]),
         _function("healthcheck", [_in('"$CUR"', c) for c in check]),
     ]
-
-
-@dataclass(frozen=True)
-class Ledgers:
-    """The ledger lines an activating script may append: ok, reverted, recovered."""
-
-    ok: Ledger
-    reverted: Ledger
-    recovered: Ledger
-
-    def variables(self) -> list[Sh]:
-        named = {"LOK": self.ok, "LREV": self.reverted, "LREC": self.recovered}
-        return [
-            assign(f"{prefix}_{part}", piece)
-            for prefix, line in named.items()
-            for part, piece in zip("ABC", line, strict=True)
-        ]
 
 
 def _activating(ctx: Context, ledgers: Ledgers, *, action: str, untested_ok: bool) -> list[Sh]:
@@ -343,7 +228,7 @@ def activate(
     body.append("activate")
     if release and lock is not None:
         body.append("lease_give_back")
-    return Step("activate", script([*parts, raw("\n".join(body))]), ends=_ACTIVATION_ENDS)
+    return Step("activate", script([*parts, raw("\n".join(body))]), ends=ACTIVATION_ENDS)
 
 
 def rollback(
@@ -379,7 +264,7 @@ def rollback(
             'if [ "$CID" != "?" ]; then OLD=$CID; fi\nactivate\nfi\nlease_give_back'
         ),
     ]
-    return Step("rollback", script(parts), ends=_ACTIVATION_ENDS)
+    return Step("rollback", script(parts), ends=ACTIVATION_ENDS)
 
 
 def finish(layout: ReleaseLayout, lock: LockSpec | None, ledger_lines: Iterable[str]) -> Step:
