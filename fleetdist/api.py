@@ -40,7 +40,8 @@ from fleetdist.session import (
     run_on_each,
     transports,
 )
-from fleetdist.shipping.artifact import DEPLOYABLE, Artifact, load_artifact
+from fleetdist.shipping import importing
+from fleetdist.shipping.artifact import DEPLOYABLE, Artifact
 from fleetdist.shipping.payload import preview, shipped
 from fleetdist.status import HostStatus, history, status
 from fleetdist.transport.base import Result
@@ -53,6 +54,7 @@ __all__ = [
     "deploy",
     "expand_host_patterns",
     "history",
+    "import_archive",
     "plan",
     "resume",
     "rollback",
@@ -70,9 +72,13 @@ def build(sel: Selection, formats: Sequence[str] = (), echo: Echo = stderr_echo)
     return build_recipe(recipe, sel.project.dist, formats, env=env, env_name=sel.env, echo=echo)
 
 
-def _artifact(sel: Selection, loaded: Loaded, path: Path | None) -> Artifact:
+def _artifact(sel: Selection, loaded: Loaded, opts: DeployOptions) -> Artifact:
+    path = opts.artifact
     if path is not None:
-        artifact = load_artifact(path, app=loaded.recipe.app)
+        app = loaded.recipe.app
+        artifact = importing.load(path, app=app, release=opts.release, version=opts.version)
+    elif opts.release or opts.version:
+        raise ConfigError("--release/--version: only with --artifact PATH")
     else:
         from fleetdist.builders.formats import build_recipe
 
@@ -143,7 +149,7 @@ def _check(sel: Selection, loaded: Loaded, opts: DeployOptions) -> None:
 def deploy(sel: Selection, opts: DeployOptions, reporter: Reporter = silent) -> FleetOutcome:
     loaded = load(sel)
     _check(sel, loaded, opts)
-    artifact = _artifact(sel, loaded, opts.artifact)
+    artifact = _artifact(sel, loaded, opts)
     # checked here: a bad archive leaves no run behind
     with shipped(artifact, sel.project.state / "payloads") as payload:
         run_id = opts.run_id or new_run_id()
@@ -188,7 +194,8 @@ def resume(
 
 
 def _options_json(opts: DeployOptions) -> dict[str, Any]:
-    keep = ("canary", "batch", "parallel", "max_connect", "max_fail", "on_failure", "lock_wait")
+    keep = ("canary", "batch", "parallel", "max_connect", "max_fail", "on_failure", "lock_wait",
+            "release", "version")  # fmt: skip
     return {k: getattr(opts, k) for k in keep}
 
 
@@ -261,7 +268,7 @@ def _narrowed(sel: Selection, moved: dict[str, str | None], run: str) -> dict[st
 def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
     """`--dry-run`: the exact scripts a deploy would send, per host, without touching any."""
     loaded = load(sel)
-    artifact = _artifact(sel, loaded, opts.artifact)
+    artifact = _artifact(sel, loaded, opts)
     payload = preview(artifact, sel.project.state / "payloads")  # checked, nothing written
     sent = ", ".join(filter(None, (str(artifact.path), payload.note)))
     lock = lock_spec("DRY-RUN", opts.lock_wait)
@@ -332,6 +339,18 @@ def unlock(sel: Selection, opts: DeployOptions) -> FleetOutcome:
         elif not result.ok:
             outcome.status, outcome.error = Status.FAILED, f"host {job.host.name}: {result.tail()}"
     return fleet
+
+
+def import_archive(
+    sel: Selection, path: Path, *, version: str | None, release: str | None
+) -> Artifact:
+    """`fleetdist import`: check a foreign archive as a deploy would, then write its metadata."""
+    if not release and not version:
+        raise ConfigError("import: give --version V (id V-<content hash>) or --release ID")
+    artifact = importing.foreign(path, app=read_recipe(sel).app, release=release, version=version)
+    preview(artifact, sel.project.state / "payloads")  # every member checked, nothing written
+    importing.record(artifact)
+    return artifact
 
 
 def disconnect() -> int:

@@ -40,6 +40,8 @@ VERBS = (
     "unlock",
     "disconnect",
     "hosts",
+    "init",
+    "import",
 )
 
 
@@ -92,9 +94,17 @@ def _rollout_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-fail", help="failure budget for the whole rollout: N or P%%")
     p.add_argument("--on-failure", choices=("halt", "rollback"), default="halt")
     p.add_argument("--artifact", type=Path, help="deploy this built artifact instead of building")
+    _foreign_flags(p, "for an --artifact fleetdist did not build: ")
     p.add_argument("--dry-run", action="store_true", help="print the scripts, run nothing")
     p.add_argument("--resume", metavar="RUN", help="finish an interrupted rollout")
     p.add_argument("--force-unlock", action="store_true", help="break held locks first (recorded)")
+
+
+def _foreign_flags(p: argparse.ArgumentParser, prefix: str) -> None:
+    p.add_argument("--release", metavar="ID", help=prefix + "its release id")
+    p.add_argument(
+        "--version", metavar="V", help=prefix + "its version (release id: V-<content hash>)"
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -127,6 +137,12 @@ def parser() -> argparse.ArgumentParser:
         _common(sub.add_parser(name, help=helptext))
     dc = sub.add_parser("disconnect", help="close the SSH connections --persist keeps open")
     dc.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    imp = sub.add_parser("import", help="check an archive fleetdist did not build, name it once")
+    imp.add_argument("path", type=Path, metavar="PATH")
+    imp.add_argument("-r", "--recipe", help="recipe name or path (default: the only one)")
+    imp.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    imp.add_argument("--project", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
+    _foreign_flags(imp, "")
     h = sub.add_parser("hosts", help="expand host patterns")
     h.add_argument("--json", action="store_true", help="one JSON document on stdout")
     h.add_argument("-i", "--inventory")
@@ -164,6 +180,8 @@ def _options(args: argparse.Namespace) -> api.DeployOptions:
         accept_new_host_keys=args.accept_new_host_keys,
         persist=args.persist,
         artifact=getattr(args, "artifact", None),
+        release=getattr(args, "release", None),
+        version=getattr(args, "version", None),
     )
 
 
@@ -194,6 +212,12 @@ def run(args: argparse.Namespace, reporter: ConsoleReporter) -> int:
             for name in names:
                 print(name)
         return _done(args, hosts=names)
+    if args.verb == "import":
+        sel = api.Selection(Project(args.project), args.recipe)
+        art = api.import_archive(sel, args.path, version=args.version, release=args.release)
+        if not args.json:
+            print(f"{art.path}  {art.release_id}  {art.sha256}")
+        return _done(args, artifacts=[art.to_json()])
     sel, opts = _selection(args), _options(args)
     if args.verb == "build":
         formats = [f.strip() for f in (args.formats or "").split(",") if f.strip()]

@@ -59,6 +59,8 @@ class DeployOptions:
     persist: float = 60.0
     artifact: Path | None = None
     run_id: str | None = None
+    release: str | None = None  # for an `artifact` fleetdist did not build: its release id
+    version: str | None = None  # ... or its version (id: version + content hash)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from typing import Any
 from fleetdist.config.fields import Fields, read_yaml
 from fleetdist.errors import ConfigError
 
-KNOWN_FORMATS = ("tar.gz", "zip", "wheel", "venv", "deb", "rpm")
+KNOWN_FORMATS = ("tar.gz", "tar.bz2", "tar.xz", "zip", "wheel", "venv", "pex", "deb", "rpm")
+TAR_ARCHIVES = ("tar.gz", "tar.bz2", "tar.xz")  # the source tree as a tar, compressed three ways
 PACKAGE_FORMATS = ("deb", "rpm")
 MAINTAINER_SCRIPTS = ("preinstall", "postinstall", "preremove", "postremove")
 BUILTIN_MACHINES: dict[str, dict[str, Any]] = {

@@ -97,7 +97,7 @@ def preview(artifact: Artifact, cache: Path) -> Payload:
     for path in _cached(cache, artifact):
         return _described(path)
     with canonical.Spool(None) as spool:
-        members = canonical.parse(artifact.path, artifact.sha256, spool)
+        members = canonical.parse(artifact.path, artifact.sha256, spool, artifact.format)
         _no_room(artifact, spool.error, Path(tempfile.gettempdir()))
         plain, packed = canonical.Sink(), canonical.Sink()
         _write(members, spool, plain, packed)
@@ -165,7 +165,7 @@ def _make(cache: Path, artifact: Artifact) -> tuple[Payload, int]:
     with contextlib.suppress(OSError):  # if it fails, Spool says why it cannot write there
         cache.mkdir(parents=True, exist_ok=True)
     with canonical.Spool(cache) as spool:
-        members = canonical.parse(artifact.path, artifact.sha256, spool)
+        members = canonical.parse(artifact.path, artifact.sha256, spool, artifact.format)
         _no_room(artifact, spool.error, cache)
         try:
             return _store(cache, artifact, members, spool)
