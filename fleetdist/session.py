@@ -89,7 +89,15 @@ def resolve_version(recipe: Recipe, env: Mapping[str, str]) -> Recipe:
     set in an emergency.
     """
     where = f"{recipe.source_file}: version"
-    version = expand(recipe.version, ChainMap(dict(os.environ), dict(env)), where=where)
+    if recipe.version_from == "wheel":  # dynamic: the build backend's metadata says
+        from fleetdist.builders.wheel import dynamic_version
+
+        where = f"{recipe.source.path}/pyproject.toml: project.version (dynamic)"
+        version = dynamic_version(recipe)
+    elif recipe.version_from == "pyproject":
+        version = recipe.version  # checked by the loader; braces are not placeholders here
+    else:
+        version = expand(recipe.version, ChainMap(dict(os.environ), dict(env)), where=where)
     return dataclasses.replace(recipe, version=check_version(version, where))
 
 

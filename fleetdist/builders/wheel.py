@@ -9,12 +9,16 @@ as offline as the wheelhouse is complete.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 from pathlib import Path
 
 from fleetdist.builders.archive import source_date_epoch
 from fleetdist.builders.buildlog import BuildLog
+from fleetdist.builders.stage import scratch, stage_entries
+from fleetdist.builders.tree import walk
+from fleetdist.config.schema import Recipe
 from fleetdist.errors import BuildError
 
 WHEELHOUSE = "wheels"
@@ -73,6 +77,29 @@ def build_wheelhouse(
         return
     argv = [sys.executable, "-m", "pip", "wheel", "--no-input", "--wheel-dir", str(wheels)]
     log.run([*argv, *targets], what="pip wheel (requirements)", env=_env(), timeout=timeout)
+
+
+def dynamic_version(recipe: Recipe) -> str:
+    """A dynamic `[project].version`, as the project's build backend writes it in the wheel.
+
+    The backend runs on a staged copy of the selected sources (it writes
+    `*.egg-info` beside them) through PyPA `build`'s metadata hook: the
+    project's own modules are never imported by fleetdist.
+    """
+    import build.util  # the build stack: only for recipes with a dynamic version
+
+    where = f"{recipe.source.path}/pyproject.toml: project.version (dynamic)"
+    with scratch("metadata") as tmp:
+        stage_entries(walk(recipe.source, f"{recipe.source_file}: source.path"), tmp / "src")
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                metadata = build.util.project_wheel_metadata(tmp / "src", isolated=True)
+        except Exception as exc:  # build's errors have many types; all mean no metadata
+            raise BuildError(f"{where}: the build backend gave no metadata ({exc})") from None
+    version = metadata.json.get("version")
+    if not isinstance(version, str) or not version:
+        raise BuildError(f"{where}: the wheel metadata names no version")
+    return version
 
 
 def requirement_of(app_wheel: Path) -> str:
