@@ -9,8 +9,10 @@ own tasks, so their flags cannot drift.  Chores (`inv test`, `inv lint`,
 from __future__ import annotations
 
 from invoke import Collection, task
+from invoke.exceptions import Exit
 
 import fabfile
+from fleetdist import cli
 from fleetdist.doors import run_verb
 
 
@@ -18,6 +20,15 @@ from fleetdist.doors import run_verb
 def build(c, recipe=None, formats=None, env=None, json=False):
     """Build the recipe's artifacts into dist/ (formats: tar.gz,zip,wheel,venv,deb,rpm)."""
     run_verb("build", recipe=recipe, formats=formats, env=env, json=json)
+
+
+@task
+def init(c, dir=".", force=False, json=False):
+    """Write a commented recipe, a local fleet and env files for the app in --dir."""
+    flags = [*(["--force"] if force else []), *(["--json"] if json else [])]
+    code = cli.main(["init", *flags, "--", dir])
+    if code:
+        raise Exit(code=code)
 
 
 @task
@@ -39,5 +50,5 @@ def bench(c, sizes="10,50,100"):
     c.run(f"python bench/fleet_bench.py --sizes {sizes}")
 
 
-ns = Collection(build, fabfile.deploy, fabfile.rollback, fabfile.status, fabfile.history, test,
+ns = Collection(init, build, fabfile.deploy, fabfile.rollback, fabfile.status, fabfile.history, test,
                 lint, bench)  # fmt: skip

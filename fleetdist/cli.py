@@ -137,6 +137,10 @@ def parser() -> argparse.ArgumentParser:
         _common(sub.add_parser(name, help=helptext))
     dc = sub.add_parser("disconnect", help="close the SSH connections --persist keeps open")
     dc.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    ini = sub.add_parser("init", help="write a recipe, a local fleet and env files for an app")
+    ini.add_argument("directory", type=Path, nargs="?", default=Path("."), metavar="DIR")
+    ini.add_argument("--force", action="store_true", help="overwrite files that exist")
+    ini.add_argument("--json", action="store_true", help="one JSON document on stdout")
     imp = sub.add_parser("import", help="check an archive fleetdist did not build, name it once")
     imp.add_argument("path", type=Path, metavar="PATH")
     imp.add_argument("-r", "--recipe", help="recipe name or path (default: the only one)")
@@ -212,6 +216,8 @@ def run(args: argparse.Namespace, reporter: ConsoleReporter) -> int:
             for name in names:
                 print(name)
         return _done(args, hosts=names)
+    if args.verb == "init":
+        return _init(args)
     if args.verb == "import":
         sel = api.Selection(Project(args.project), args.recipe)
         art = api.import_archive(sel, args.path, version=args.version, release=args.release)
@@ -259,6 +265,24 @@ def run(args: argparse.Namespace, reporter: ConsoleReporter) -> int:
         keys = ("time", "host", "action", "from", "to", "result", "operator", "run")
         print_table(keys, [tuple(e.get(k) for k in keys) for e in entries])
     return _done(args, entries=entries)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from fleetdist.scaffold import init  # reads the app's files only: no config, no hosts
+
+    done = init(args.directory, force=args.force)
+    if not args.json:
+        for path in done.written:
+            print(f"wrote {path}")
+        for path in done.kept:
+            print(f"kept  {path} (exists; --force overwrites it)")
+        print("next:\n" + "\n".join(f"  {step}" for step in done.next_steps))
+    return _done(
+        args,
+        written=[str(p) for p in done.written],
+        kept=[str(p) for p in done.kept],
+        next=done.next_steps,
+    )
 
 
 def _status(args: argparse.Namespace, rows: list[api.HostStatus]) -> int:

@@ -23,20 +23,24 @@ from fleetdist.errors import ConfigError
 
 FILE = "pyproject.toml"
 TOOL_TABLE = "tool.fleetdist"
-# Outputs and state of fleetdist, tools and virtualenvs inside a project
-# directory: never part of a release (each matches that name at any depth).
+# Outputs and state of fleetdist, tools and virtualenvs, and fleetdist's own
+# project files, inside a project directory: never part of a release.  A
+# leading "/" anchors a pattern at the source directory (see builders.tree).
 DEFAULT_EXCLUDES = (
-    "dist",
-    "build",
-    ".fleetdist",
-    ".fleet",
-    ".venv",
+    "/dist",
+    "/build",
+    "/.fleetdist",
+    "/.fleet",
+    "/.venv",
+    "/recipes",
+    "/inventories",
+    "/env",
     "*.egg-info",
-    ".tox",
-    ".nox",
-    ".pytest_cache",
-    ".mypy_cache",
-    ".ruff_cache",
+    "/.tox",
+    "/.nox",
+    "/.pytest_cache",
+    "/.mypy_cache",
+    "/.ruff_cache",
 )
 
 
