@@ -57,6 +57,7 @@ class BuildSpec:
     maintainer: str = "fleetdist <root@localhost>"
     description: str = ""
     timeout: float = 1800.0
+    entry_point: str = ""  # the pex's: a console script, or module[:function]
 
 
 def _choice(f: Fields, key: str, allowed: tuple[str, ...]) -> str:
@@ -134,6 +135,7 @@ def parse_build(data: Any, source: str, base_dir: Path, source_dir: Path) -> Bui
         maintainer=f.text("maintainer", BuildSpec.maintainer) or BuildSpec.maintainer,
         description=f.text("description", "") or "",
         timeout=f.number("timeout", 1800.0),
+        entry_point=f.text("entry_point", "") or "",
     )
     f.done()
     for i, path in enumerate(spec.requirements):

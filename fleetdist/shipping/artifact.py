@@ -20,7 +20,8 @@ from fleetdist.errors import ArtifactError
 
 # "tar" is a plain tar fleetdist did not build (see `shipping.importing`).
 TAR_FORMATS = ("tar", *TAR_ARCHIVES, "venv")  # checked member by member before upload
-DEPLOYABLE = (*TAR_FORMATS, "deb")
+SINGLE_FILE = ("pex",)  # shipped as a canonical tar of one executable, `<app>.pex`
+DEPLOYABLE = (*TAR_FORMATS, *SINGLE_FILE, "deb")
 
 CHUNK = 1 << 20
 # The venv builder writes the bundle's Python ABI here; the host's bundle check reads it.

@@ -314,6 +314,27 @@ def parse(path: Path, sha256: str, spool: Spool, fmt: str = "tar.gz") -> list[Me
     return members
 
 
+SINGLE_MTIME = 315532800  # 1980-01-01, as the builders' default SOURCE_DATE_EPOCH
+
+
+def single(path: Path, sha256: str, spool: Spool, name: str) -> list[Member]:
+    """A release of one executable file (a PEX) named `name`: the member `write` packs.
+
+    Raises ArtifactError naming `path` when its bytes are no longer those
+    it was loaded with, or it is larger than one member may be.
+    """
+    size = path.stat().st_size
+    if size > MAX_MEMBER_BYTES:
+        raise ArtifactError(f"{path}: {size} bytes, more than {MAX_MEMBER_BYTES} in one file")
+    with path.open("rb") as raw:
+        source = _Digesting(raw)
+        offset = spool.copy(source, size)  # type: ignore[arg-type]
+        seen = source.drain()
+    if seen != sha256:
+        raise ArtifactError(f"{path}: changed while it was being read (sha256 {seen[:12]}...)")
+    return [Member(name, FILE, 0o755, SINGLE_MTIME, size, offset=offset)]
+
+
 def _read(tar: tarfile.TarFile, spool: Spool) -> list[Member]:
     """Check each header as it comes; copy file data only once the bounds allow it."""
     out: list[Member] = []
