@@ -27,9 +27,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleetdist.builders import lock as locks
 from fleetdist.builders import ospkg, wheel
 from fleetdist.builders.archive import source_date_epoch, write_tar, write_zip
 from fleetdist.builders.buildlog import BuildLog, Echo, stderr_echo
+from fleetdist.builders.lock import Lock
 from fleetdist.builders.machines import BUNDLE_PYTHON, DEFAULT_SCRIPT
 from fleetdist.builders.pex import build_pex
 from fleetdist.builders.stage import scratch, stage_entries
@@ -68,11 +70,21 @@ class Inputs:
     dist: Path
     echo: Echo
     venv_root: str | None
+    lock: Lock | None = None
 
     def key(self, *parts: str) -> str:
-        """A cache key: the recipe, SOURCE_DATE_EPOCH (in every output's bytes) and `parts`."""
+        """A cache key: the recipe, SOURCE_DATE_EPOCH (in every output's bytes), the lock
+        and `parts`."""
         epoch = str(source_date_epoch())
-        return hashlib.sha256("\0".join([self.rhash, epoch, *parts]).encode()).hexdigest()
+        locked = [str(self.lock)] if self.lock else []
+        return hashlib.sha256("\0".join([self.rhash, epoch, *locked, *parts]).encode()).hexdigest()
+
+    @property
+    def pins(self) -> Path | None:
+        """With a lock: what installing builds install, by hash (see `builders.lock`)."""
+        if self.lock is None:
+            return None
+        return self.dist / wheel.WHEELHOUSE / f"{self.recipe.app}-{self.rid}.pins.txt"
 
     def log(self, name: str) -> BuildLog:
         return BuildLog(name, self.dist / "logs" / f"{name.replace('/', '-')}.log", self.echo)
@@ -137,7 +149,8 @@ def _wheelhouse(inp: Inputs, want_wheel: bool) -> Wheelhouse:
     key = inp.key("wheel", *map(str, inp.spec.requirements))
     cached = _cached(inp, "wheel", CONTROLLER, key)
     wheels = inp.dist / wheel.WHEELHOUSE
-    if cached is not None and (wheels / cached.path.name).is_file():
+    pinned = inp.pins is None or inp.pins.is_file()
+    if cached is not None and (wheels / cached.path.name).is_file() and pinned:
         made = [cached] if want_wheel else []
         return Wheelhouse(made, [wheel.requirement_of(cached.path)], cached.path)
     with inp.log("wheel") as log, scratch("wheel") as tmp:
@@ -148,9 +161,13 @@ def _wheelhouse(inp: Inputs, want_wheel: bool) -> Wheelhouse:
             app_wheel = wheel.build_wheel(src, inp.dist, log, timeout=inp.spec.timeout)
         elif want_wheel:
             raise BuildError(f"build wheel: {inp.recipe.source.path} has no pyproject.toml")
+        locked = locks.write_lock(inp.lock, tmp / "locked.txt") if inp.lock else None
         wheel.build_wheelhouse(
-            app_wheel, inp.spec.requirements, wheels, log, timeout=inp.spec.timeout
+            app_wheel, inp.spec.requirements, wheels, log, timeout=inp.spec.timeout, locked=locked
         )
+        if inp.lock and inp.pins:
+            locks.write_pins(inp.lock, wheels, app_wheel, inp.pins)
+            log.line(f"locked by {inp.lock.source}: installs pinned in {inp.pins.name}")
         if app_wheel is None:
             return Wheelhouse([], [])
         artifact = _record(inp, _seal(inp, app_wheel, "wheel"), CONTROLLER, key)
@@ -172,8 +189,8 @@ def _pex(inp: Inputs, house: Wheelhouse) -> list[Artifact]:
         path = inp.dist / f"{inp.recipe.app}-{inp.rid}.pex"
         build_pex(
             house.app_wheel,
-            house.requirement[0],
-            inp.spec.requirements,
+            None if inp.pins else house.requirement[0],
+            (inp.pins,) if inp.pins else inp.spec.requirements,
             inp.dist / wheel.WHEELHOUSE,
             path,
             log,
@@ -193,7 +210,8 @@ def _container_job(inp: Inputs, requirement: list[str], machine_index: int) -> C
         prefix="",
         staged=Path(),
         wheels=inp.dist / wheel.WHEELHOUSE,
-        requirement=requirement,
+        requirement=[] if inp.pins else requirement,
+        pins=inp.pins.name if inp.pins else None,
     )
 
 
@@ -322,6 +340,9 @@ def build_recipe(
     entries = walk(recipe.source, f"{recipe.source_file}: source.path")
     venv_root = bundle_root(recipe, env or {}, env_name) if "venv" in chosen else None
     out.mkdir(parents=True, exist_ok=True)
+    lock = (
+        locks.find_lock(spec, recipe.source.path) if set(NEEDS_WHEELHOUSE) & set(chosen) else None
+    )
     inp = Inputs(
         recipe,
         spec,
@@ -331,6 +352,7 @@ def build_recipe(
         out,
         echo,
         venv_root,
+        lock,
     )
     artifacts: list[Artifact] = []
     house = Wheelhouse([], [])

@@ -53,7 +53,7 @@ def entry_args(app: str, chosen: str, scripts: list[str]) -> list[str]:
 
 def build_pex(
     app_wheel: Path,
-    requirement: str,
+    requirement: str | None,
     requirements: tuple[Path, ...],
     wheels: Path,
     dest: Path,
@@ -65,7 +65,8 @@ def build_pex(
 ) -> None:
     """`python -m pex` from the wheelhouse into `dest`, then restamped."""
     tmp = dest.with_name(dest.name + ".tmp")
-    argv = [sys.executable, "-m", "pex", "--no-pypi", "--find-links", str(wheels), requirement]
+    argv = [sys.executable, "-m", "pex", "--no-pypi", "--find-links", str(wheels)]
+    argv += [requirement] if requirement else []  # None: the pinned requirements hold the app
     for req in requirements:
         argv += ["-r", str(req)]
     argv += entry_args(app, entry_point, console_scripts(app_wheel))

@@ -51,6 +51,7 @@ class ContainerBuild:
     formats: list[str] = field(default_factory=list)  # deb/rpm to package with nfpm
     export_tree: bool = False  # copy the built release dir back to out/tree
     pkg: Path | None = None  # nfpm.yaml and maintainer scripts
+    pins: str | None = None  # with a lock: the wheelhouse's file of hash-pinned requirements
 
 
 def bundle_root(recipe: Recipe, env: Mapping[str, str], env_name: str) -> str:
@@ -72,7 +73,11 @@ def nfpm_binary() -> Path:
     return Path(found).resolve()
 
 
-def _container_reqs(spec: BuildSpec, recipe: Recipe) -> list[str]:
+def _container_reqs(b: ContainerBuild) -> list[str]:
+    """Requirements files as the container sees them: the lock's pins, or the recipe's."""
+    if b.pins:
+        return [f"{MOUNT}/wheels/{b.pins}"]
+    spec, recipe = b.spec, b.recipe
     out = []
     for req in spec.requirements:
         try:
@@ -100,7 +105,7 @@ def container_build(b: ContainerBuild, out: Path, log: BuildLog) -> None:
         "python": b.spec.python,
         "build_deps": [*b.spec.build_deps, *b.machine.build_deps],
         "requirement": b.requirement,
-        "requirements": _container_reqs(b.spec, b.recipe),
+        "requirements": _container_reqs(b),
         "tests": list(b.recipe.test),
         "formats": b.formats,
         "export_tree": "yes" if b.export_tree else "no",

@@ -59,23 +59,32 @@ def build_wheelhouse(
     log: BuildLog,
     *,
     timeout: float,
+    locked: Path | None = None,
 ) -> None:
-    """`pip wheel -w wheels/` for the app wheel's dependencies and the requirements files.
+    """`pip wheel -w wheels/` for the app wheel's dependencies and the requirements files,
+    or with a lock (see `builders.lock`), for exactly the locked requirements.
 
-    A requirement that cannot be built fails here, with pip's own last lines.
+    A requirement that cannot be built, or whose download does not match its
+    locked hash, fails here, with pip's own last lines.
     """
     wheels.mkdir(parents=True, exist_ok=True)
     if app_wheel:
         # pip keeps a same-named wheel already in the wheelhouse, and the app's
         # wheel name only carries its pyproject version: drop the stale one.
         (wheels / app_wheel.name).unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "pip", "wheel", "--no-input", "--wheel-dir", str(wheels)]
+    if locked is not None:  # the app alone, then exactly the lock, every download by hash
+        if app_wheel:
+            log.run([*argv, "--no-deps", str(app_wheel)], what="pip wheel (app)", timeout=timeout)
+        what = "pip wheel (hash-locked requirements)"
+        log.run([*argv, "-r", str(locked)], what=what, env=_env(), timeout=timeout)
+        return
     targets: list[str] = [str(app_wheel)] if app_wheel else []
     for req in requirements:
         targets += ["-r", str(req)]
     if not targets:
         log.line("no app wheel and no requirements: empty wheelhouse")
         return
-    argv = [sys.executable, "-m", "pip", "wheel", "--no-input", "--wheel-dir", str(wheels)]
     log.run([*argv, *targets], what="pip wheel (requirements)", env=_env(), timeout=timeout)
 
 
