@@ -225,7 +225,7 @@ def _venv(inp: Inputs, requirement: list[str]) -> list[Artifact]:
         log.line(f"building the bundle at {prefix} (where hosts will run it)")
         container_build(build, tmp / "out", log)
         path = inp.dist / f"{inp.recipe.app}-{inp.rid}.venv.tar.gz"
-        pack_tree(tmp / "out" / "tree", path)
+        pack_tree(tmp / "out" / "tree", path, prefix)
         log.line(f"wrote {path.name}")
         artifact = _seal(inp, path, "venv")
     return [_record(inp, artifact, job.machine.name, _venv_key(inp, job))]

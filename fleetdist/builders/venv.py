@@ -135,12 +135,50 @@ def container_build(b: ContainerBuild, out: Path, log: BuildLog) -> None:
     )
 
 
-def pack_tree(tree: Path, dest: Path) -> None:
-    """Pack the exported release dir; members relative to it, as the release engine expects.
+# pip's own launcher for scripts whose interpreter path cannot be a shebang:
+# sh runs line 2 (three quotes then `exec'` make `exec`), Python reads lines
+# 2-3 as a string.  The interpreter is found beside the script's real path,
+# so the bundle runs from whatever directory it is unpacked in.
+LAUNCHER = (
+    "#!/bin/sh\n"
+    '\'\'\'exec\' "$(dirname -- "$(readlink -f -- "$0")")/{python}" "$0" "$@"\n'
+    "' '''\n"
+)
+
+
+def relocate(tree: Path, prefix: str) -> list[str]:
+    """Make the venv's scripts independent of `prefix`; returns the scripts rewritten.
+
+    A console script's shebang names `<prefix>/venv/bin/python`, the one
+    absolute path a `--copies` venv on the system python holds in an
+    executable place (its python finds `pyvenv.cfg` beside itself, and
+    `home` is the system's /usr/bin, the same on every host).
+    """
+    bindir = tree / "venv" / "bin"
+    own = f"{prefix}/venv/bin/"
+    done = []
+    for script in sorted(bindir.iterdir()) if bindir.is_dir() else ():
+        if script.is_symlink() or not script.is_file():
+            continue
+        with script.open("rb") as fh:
+            first = fh.readline()
+        if not first.startswith(f"#!{own}".encode()):
+            continue
+        python = first[2:].decode().split()[0].removeprefix(own)
+        rest = script.read_bytes()[len(first) :]
+        script.write_bytes(LAUNCHER.format(python=python).encode() + rest)
+        done.append(script.name)
+    return done
+
+
+def pack_tree(tree: Path, dest: Path, prefix: str) -> None:
+    """Pack the exported release dir, relocated (see `relocate`); members relative to it,
+    as the release engine expects.
 
     `walk` drops `__pycache__`/`*.pyc` (never the same bytes twice, and
     Python rebuilds them on the host) and fleetdist's release marker.
     """
     if not tree.is_dir():
         raise BuildError(f"{tree}: the build script exported no release tree")
+    relocate(tree, prefix)
     write_tar_gz(walk(Source(tree), f"{tree}"), dest)
