@@ -18,7 +18,7 @@ from fleetdist.doors import run_verb
 
 @task
 def build(c, recipe=None, formats=None, env=None, json=False):
-    """Build the recipe's artifacts into dist/ (formats: tar.gz,zip,wheel,venv,deb,rpm)."""
+    """Build any subset of tar.gz,tar.bz2,tar.xz,zip,wheel,venv,pex,deb,rpm, in parallel."""
     run_verb("build", recipe=recipe, formats=formats, env=env, json=json)
 
 

@@ -7,13 +7,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import zipfile
 from typing import Any
 
 import pytest
 
-from .conftest import HOSTS, Project
+from .conftest import HOSTS, REPO, Project
 
 
 def build(project: Project, dist: str, formats: str) -> dict[str, dict[str, Any]]:
@@ -82,3 +83,30 @@ def test_pex_is_reproducible_runs_with_python3_and_deploys(
         shipped = project.host_root(host) / "current" / "hello.pex"
         assert os.access(shipped, os.X_OK)
         assert shipped.read_bytes() == first["bytes"]
+
+
+def test_inv_build_makes_any_subset_in_parallel_with_one_log_per_build(project: Project) -> None:
+    """The `inv` door: one artifacts.json for the subset, and each build's own whole log."""
+    inv = shutil.which("inv", path=os.path.dirname(sys.executable)) or "inv"
+    shutil.copyfile(REPO / "tasks.py", project.root / "tasks.py")
+    shutil.copyfile(REPO / "fabfile.py", project.root / "fabfile.py")
+    proc = subprocess.run(
+        [inv, "build", "--formats", "tar.xz,zip,tar.bz2,wheel"],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((project.root / "dist" / "artifacts.json").read_text())
+    assert [r["format"] for r in rows] == ["tar.xz", "zip", "tar.bz2", "wheel"]
+    logs = project.root / "dist" / "logs"
+    assert sorted(p.name for p in logs.iterdir()) == [
+        "tar.bz2.log",
+        "tar.xz.log",
+        "wheel.log",
+        "zip.log",
+    ]
+    assert "[tar.xz] wrote" in proc.stderr and "[zip] wrote" in proc.stderr
+    assert "wrote" in (logs / "tar.bz2.log").read_text()
