@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,15 +50,22 @@ def find_lock(spec: BuildSpec, source_dir: Path) -> Lock | None:
     candidates = [spec.lock] if spec.lock else [source_dir / n for n in LOCK_FILES]
     for path in candidates:
         if path.is_file():
-            reader = _pylock if path.name.startswith("pylock") else _uvlock
-            if path.suffix not in (".toml", ".lock"):
-                reader = _requirements_lock
-            return _finish(reader(path), str(path), spec.require_hashes)
+            return _finish(_reader(path)(path), str(path), spec.require_hashes)
     hashed = [r for r in spec.requirements if HASH.search(r.read_text(errors="replace"))]
     if not hashed:
         return None
     lines = [line for req in spec.requirements for line in _requirements_lock(req)]
     return _finish(lines, ", ".join(map(str, spec.requirements)), spec.require_hashes)
+
+
+def _reader(path: Path) -> Callable[[Path], list[str]]:
+    """How to read a lock, by its name: PEP 751's `pylock[.NAME].toml`, `uv.lock`, else
+    a requirements file."""
+    if path.name == "uv.lock":
+        return _uvlock
+    if path.name.startswith("pylock.") and path.suffix == ".toml":
+        return _pylock
+    return _requirements_lock
 
 
 def _finish(lines: list[str], source: str, require: bool) -> Lock:
@@ -71,6 +79,10 @@ def _requirements_lock(path: Path) -> list[str]:
     out = []
     for number, raw in _logical_lines(path):
         line = raw.split(" #", 1)[0].strip()
+        option, _, value = line.partition(" ")
+        if option in ("-r", "--requirement"):  # an included file: its lines, checked alike
+            out += _requirements_lock(path.parent / value.strip())
+            continue
         if line.startswith("-"):  # an option (--find-links, --index-url...): kept as written
             out.append(line)
             continue

@@ -1,8 +1,10 @@
 """What a host is sent for an artifact: fleetdist's canonical tar of it, from a cache.
 
-An archive artifact (tar.gz, venv) never reaches a host as it is: the
-controller parses it once, checks every member, and re-serialises what
-passed (`shipping.canonical`).  That canonical tar is what travels and what
+An archive artifact (a plain, gzip, bzip2 or xz tar; a venv bundle) never
+reaches a host as it is: the controller parses it once, checks every
+member, and re-serialises what passed (`shipping.canonical`).  A pex is
+sent the same way, as the canonical tar of a release holding one
+executable, `<app>.pex`.  That canonical tar is what travels and what
 a host's sha256 check covers, so a host unpacks exactly what was checked;
 the host's release marker still records the artifact's own sha256.
 

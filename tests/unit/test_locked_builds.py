@@ -165,3 +165,16 @@ def test_build_json_lists_the_lock_free_build_unchanged(project: Project) -> Non
     assert result.code == 0
     assert not list((project.root / "dist").glob("wheels/*.pins.txt"))
     assert json.loads(result.out)["artifacts"][0]["format"] == "tar.gz"
+
+
+def test_a_named_requirements_lock_with_includes_is_read_line_by_line(tmp_path: Path) -> None:
+    (tmp_path / "base.txt").write_text("tinydep==0.1 --hash=sha256:ab\n")
+    (tmp_path / "requirements.lock").write_text("-r base.txt\nother==2 --hash=sha256:cd\n")
+    spec = parse_build({"lock": "requirements.lock"}, "r.yaml", tmp_path, tmp_path)
+    lock = find_lock(spec, tmp_path)
+    assert lock is not None
+    assert lock.lines == ("tinydep==0.1 --hash=sha256:ab", "other==2 --hash=sha256:cd")
+    (tmp_path / "base.txt").write_text("tinydep==0.1\n")
+    with pytest.raises(BuildError) as info:
+        find_lock(spec, tmp_path)
+    assert f"{tmp_path / 'base.txt'}:1: 'tinydep==0.1' has no --hash" in str(info.value)
