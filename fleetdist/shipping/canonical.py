@@ -17,22 +17,19 @@ gzip bomb or a header claiming terabytes is refused without unpacking it.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import hashlib
 import io
 import lzma
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, ClassVar, Protocol, Self
 
 from fleetdist.errors import ArtifactError
 from fleetdist.shipping.artifact import CHUNK
+from fleetdist.shipping.compression import inflated
 from fleetdist.shipping.safety import DIR, FILE, HARDLINK, SYMLINK, Member, Tree, UnsafeMember
 from fleetdist.shipping.safety import member_of as check_member
 
@@ -200,89 +197,6 @@ def _check_pax(info: tarfile.TarInfo) -> None:
         )
 
 
-# Compression is recognised by its magic bytes, never by the file's name: an
-# archive CI made may be called anything.  Anything else is read as a plain tar.
-MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x1f\x8b", "gzip"),
-    (b"BZh", "bzip2"),
-    (b"\xfd7zXZ\x00", "xz"),
-)
-
-
-# What each archive format's bytes must start as: metadata saying tar.gz over
-# a plain tar is refused, not guessed around.
-COMPRESSION = {"tar": "", "tar.gz": "gzip", "venv": "gzip", "tar.bz2": "bzip2", "tar.xz": "xz"}
-
-
-def compression(head: bytes) -> str:
-    """ "gzip", "bzip2", "xz" or "" (a plain tar), from an archive's first bytes."""
-    return next((name for magic, name in MAGIC if head.startswith(magic)), "")
-
-
-_OPENERS: dict[str, Callable[[IO[bytes]], io.BufferedIOBase]] = {
-    "bzip2": lambda fh: bz2.BZ2File(fh, mode="rb"),
-    "xz": lambda fh: lzma.LZMAFile(fh, mode="rb", format=lzma.FORMAT_XZ),  # noqa: SIM115
-}
-
-
-class _Forward(io.RawIOBase):
-    """A stream `tarfile` may seek, forward only (by reading): all a decompressor can do.
-
-    `tarfile` in "r:" mode seeks to each header; bzip2 and xz readers refuse
-    any seek on a source that cannot rewind, and so does our hashing reader.
-    """
-
-    def __init__(self, fh: io.BufferedIOBase) -> None:
-        super().__init__()
-        self.fh, self.pos = fh, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.fh.read(len(view))
-        view[: len(data)] = data
-        self.pos += len(data)
-        return len(data)
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        target = offset if whence == io.SEEK_SET else self.pos + offset
-        if whence not in (io.SEEK_SET, io.SEEK_CUR) or target < self.pos:
-            raise OSError("this archive can only be read forwards")
-        while self.pos < target and self.read(min(CHUNK, target - self.pos)):
-            pass
-        return self.pos
-
-
-@contextmanager
-def _inflated(source: io.BufferedReader, fmt: str) -> Iterator[io.BufferedIOBase]:
-    """`source` decompressed as the `fmt` artifact's magic bytes say (a plain tar as it is).
-
-    Only the decompressor is closed on the way out: `parse` still reads the
-    rest of `source` afterwards to hash the whole file.
-    """
-    kind = compression(source.peek(6)[:6])
-    if kind != COMPRESSION[fmt]:
-        held = f"{kind} data" if kind else "a plain tar"
-        raise tarfile.ReadError(f"a {fmt} artifact holding {held}")
-    if kind == "gzip":  # GzipFile seeks forward by itself
-        with gzip.GzipFile(fileobj=source, mode="rb") as gz:
-            yield gz
-        return
-    if not kind:
-        yield io.BufferedReader(_Forward(source), CHUNK)
-        return
-    with _OPENERS[kind](source) as opened:
-        yield io.BufferedReader(_Forward(opened), CHUNK)
-
-
 def parse(path: Path, sha256: str, spool: Spool, fmt: str = "tar.gz") -> list[Member]:
     """The validated members of the tar at `path` (plain, gzip, bzip2 or xz), data into `spool`.
 
@@ -296,8 +210,8 @@ def parse(path: Path, sha256: str, spool: Spool, fmt: str = "tar.gz") -> list[Me
         with path.open("rb") as raw:
             source = _Digesting(raw)
             with (
-                _inflated(io.BufferedReader(source, CHUNK), fmt) as inflated,
-                tarfile.open(fileobj=inflated, mode="r:", tarinfo=header, encoding="utf-8") as tar,
+                inflated(io.BufferedReader(source, CHUNK), fmt) as stream,
+                tarfile.open(fileobj=stream, mode="r:", tarinfo=header, encoding="utf-8") as tar,
             ):
                 members = _read(tar, spool)
                 if scan.bad:

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from fleetdist.config.names import check_release_id, check_version
 from fleetdist.errors import ArtifactError, ConfigError
-from fleetdist.shipping import canonical
+from fleetdist.shipping import compression
 from fleetdist.shipping.artifact import Artifact, file_sha256, load_artifact, release_id, write_meta
 
-# `canonical.compression` name -> the artifact format of a tar compressed that way.
+# `compression.compression` name -> the artifact format of a tar compressed that way.
 FORMATS = {"gzip": "tar.gz", "bzip2": "tar.bz2", "xz": "tar.xz", "": "tar"}
 
 
@@ -59,7 +59,7 @@ def foreign(path: Path, *, app: str, release: str | None, version: str | None) -
     if not path.is_file():
         raise ArtifactError(f"{path}: no such artifact")
     with path.open("rb") as fh:
-        fmt = FORMATS[canonical.compression(fh.read(6))]
+        fmt = FORMATS[compression.compression(fh.read(6))]
     sha = file_sha256(path)
     rid = release or release_id(version or "", sha)
     return Artifact(path, app, version or rid, rid, fmt, sha, path.stat().st_size)
