@@ -42,13 +42,15 @@ def _hosts(c: Any) -> list[str]:
 @task(iterable=["exclude", "limit"])
 def deploy(c, env=None, recipe=None, inventory=None, exclude=None, limit=None, canary=None,
            batch=None, parallel=None, max_connect=None, max_fail=None, on_failure=None,
-           lock_wait=None, artifact=None, resume=None, force_unlock=False, dry_run=False,
-           json=False, accept_new_host_keys=False, persist=None, yes=False):  # fmt: skip
+           lock_wait=None, artifact=None, release=None, version=None, resume=None,
+           force_unlock=False, dry_run=False, json=False, accept_new_host_keys=False,
+           persist=None, yes=False):  # fmt: skip
     """Roll out a release: prepare (stage + test in place) everywhere, then cut over."""
     run_verb("deploy", hosts=_hosts(c), env=env, recipe=recipe, inventory=inventory,
              exclude=exclude, limit=limit, yes=yes, canary=canary, batch=batch, parallel=parallel,
              max_connect=max_connect, max_fail=max_fail, on_failure=on_failure,
-             lock_wait=lock_wait, artifact=artifact, resume=resume,
+             lock_wait=lock_wait, artifact=artifact, release=release, version=version,
+             resume=resume,
              force_unlock=force_unlock, dry_run=dry_run, json=json,
              accept_new_host_keys=accept_new_host_keys, persist=persist)  # fmt: skip
 

@@ -12,15 +12,26 @@ import shlex
 from pathlib import Path
 
 from invoke import Collection, task
+from invoke.exceptions import Exit
 
 import fabfile
+from fleetdist import cli
 from fleetdist.doors import run_verb
 
 
 @task
 def build(c, recipe=None, formats=None, env=None, json=False):
-    """Build the recipe's artifacts into dist/ (formats: tar.gz,zip,wheel,venv,deb,rpm)."""
+    """Build any subset of tar.gz,tar.bz2,tar.xz,zip,wheel,venv,pex,deb,rpm, in parallel."""
     run_verb("build", recipe=recipe, formats=formats, env=env, json=json)
+
+
+@task
+def init(c, dir=".", force=False, json=False):
+    """Write a commented recipe, a local fleet and env files for the app in --dir."""
+    flags = [*(["--force"] if force else []), *(["--json"] if json else [])]
+    code = cli.main(["init", *flags, "--", dir])
+    if code:
+        raise Exit(code=code)
 
 
 @task
@@ -42,5 +53,5 @@ def bench(c, sizes="10,50,100"):
     c.run(f"python bench/fleet_bench.py --sizes {sizes}")
 
 
-ns = Collection(build, fabfile.deploy, fabfile.rollback, fabfile.status, fabfile.history,
+ns = Collection(init, build, fabfile.deploy, fabfile.rollback, fabfile.status, fabfile.history,
                 fabfile.exec_, fabfile.releases, test, lint, bench)  # fmt: skip

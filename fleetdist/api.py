@@ -44,7 +44,8 @@ from fleetdist.session import (
     run_on_each,
     transports,
 )
-from fleetdist.shipping.artifact import DEPLOYABLE, Artifact, load_artifact
+from fleetdist.shipping import importing
+from fleetdist.shipping.artifact import DEPLOYABLE, Artifact
 from fleetdist.shipping.payload import Payload, preview, shipped
 from fleetdist.status import HostStatus, history, status
 from fleetdist.transport.base import Result
@@ -61,6 +62,7 @@ __all__ = [
     "exec_command",
     "expand_host_patterns",
     "history",
+    "import_archive",
     "plan",
     "releases",
     "releases_exit_code",
@@ -81,9 +83,13 @@ def build(sel: Selection, formats: Sequence[str] = (), echo: Echo = stderr_echo)
     return build_recipe(recipe, sel.project.dist, formats, env=env, env_name=sel.env, echo=echo)
 
 
-def _artifact(sel: Selection, loaded: Loaded, path: Path | None) -> Artifact:
+def _artifact(sel: Selection, loaded: Loaded, opts: DeployOptions) -> Artifact:
+    path = opts.artifact
     if path is not None:
-        artifact = load_artifact(path, app=loaded.recipe.app)
+        app = loaded.recipe.app
+        artifact = importing.load(path, app=app, release=opts.release, version=opts.version)
+    elif opts.release or opts.version:
+        raise ConfigError("--release/--version: only with --artifact PATH")
     else:
         from fleetdist.builders.formats import build_recipe
 
@@ -171,7 +177,7 @@ def deploy(sel: Selection, opts: DeployOptions, reporter: Reporter = silent) -> 
     loaded = load(sel)
     check_confirmed(sel, loaded.inventory, "deploy")
     jobs(sel, loaded, "")  # every per-host path error, before building or journaling
-    artifact = _artifact(sel, loaded, opts.artifact)
+    artifact = _artifact(sel, loaded, opts)
     # checked here: a bad archive leaves no run behind
     with shipped(artifact, sel.project.state / "payloads") as payload:
         run_id = opts.run_id or new_run_id()
@@ -312,7 +318,7 @@ def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
     """
     loaded = load(sel)
     host_jobs = jobs(sel, loaded, "")
-    artifact, payload = _planned_artifact(sel, loaded, opts.artifact)
+    artifact, payload = _planned_artifact(sel, loaded, opts)
     host_jobs = jobs(sel, loaded, artifact.release_id)
     options = _rollout_options(opts, DRY_RUN)
     uploads = _uploads(artifact, payload)
@@ -334,12 +340,12 @@ def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
 
 
 def _planned_artifact(
-    sel: Selection, loaded: Loaded, path: Path | None
+    sel: Selection, loaded: Loaded, opts: DeployOptions
 ) -> tuple[Artifact, Payload]:
     """The artifact a deploy would ship and its payload, checked like a deploy's, with
     nothing written.  Without --artifact that is the tar.gz `build` makes; if it is not
     built yet, the plan says so and shows its payload's digest as unknown."""
-    if path is None:
+    if opts.artifact is None and not (opts.release or opts.version):
         from fleetdist.builders.formats import planned_archive
 
         recipe = resolve_version(loaded.recipe, loaded.env)
@@ -348,7 +354,8 @@ def _planned_artifact(
             unbuilt = Artifact(path, recipe.app, recipe.version, rid, "tar.gz", UNBUILT, 0)
             note = "not built yet: the deploy builds it first"
             return unbuilt, Payload(path, UNBUILT, "tar.gz", note)
-    artifact = _artifact(sel, loaded, path)
+        opts = dataclasses.replace(opts, artifact=path)
+    artifact = _artifact(sel, loaded, opts)
     return artifact, preview(artifact, sel.project.state / "payloads")
 
 
@@ -394,6 +401,18 @@ def unlock(sel: Selection, opts: DeployOptions) -> FleetOutcome:
         elif not result.ok:
             outcome.status, outcome.error = Status.FAILED, f"host {job.host.name}: {result.tail()}"
     return fleet
+
+
+def import_archive(
+    sel: Selection, path: Path, *, version: str | None, release: str | None
+) -> Artifact:
+    """`fleetdist import`: check a foreign archive as a deploy would, then write its metadata."""
+    if not release and not version:
+        raise ConfigError("import: give --version V (id V-<content hash>) or --release ID")
+    artifact = importing.foreign(path, app=read_recipe(sel).app, release=release, version=version)
+    preview(artifact, sel.project.state / "payloads")  # every member checked, nothing written
+    importing.record(artifact)
+    return artifact
 
 
 def disconnect() -> int:

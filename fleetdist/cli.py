@@ -47,6 +47,8 @@ VERBS = (
     "exec",
     "releases",
     "runs",
+    "init",
+    "import",
 )
 
 
@@ -116,9 +118,17 @@ def _rollout_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-fail", help="failure budget for the whole rollout: N or P%%")
     p.add_argument("--on-failure", choices=[m.value for m in api.OnFailure])
     p.add_argument("--artifact", type=Path, help="deploy this built artifact instead of building")
+    _foreign_flags(p, "for an --artifact fleetdist did not build: ")
     p.add_argument("--dry-run", action="store_true", help="print the scripts, run nothing")
     p.add_argument("--resume", metavar="RUN", help="finish an interrupted rollout")
     p.add_argument("--force-unlock", action="store_true", help="break held locks first (recorded)")
+
+
+def _foreign_flags(p: argparse.ArgumentParser, prefix: str) -> None:
+    p.add_argument("--release", metavar="ID", help=prefix + "its release id")
+    p.add_argument(
+        "--version", metavar="V", help=prefix + "its version (release id: V-<content hash>)"
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -162,6 +172,16 @@ def parser() -> argparse.ArgumentParser:
     runs.add_argument("--project", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
     dc = sub.add_parser("disconnect", help="close the SSH connections --persist keeps open")
     dc.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    ini = sub.add_parser("init", help="write a recipe, a local fleet and env files for an app")
+    ini.add_argument("directory", type=Path, nargs="?", default=Path("."), metavar="DIR")
+    ini.add_argument("--force", action="store_true", help="overwrite files that exist")
+    ini.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    imp = sub.add_parser("import", help="check an archive fleetdist did not build, name it once")
+    imp.add_argument("path", type=Path, metavar="PATH")
+    imp.add_argument("-r", "--recipe", help="recipe name or path (default: the only one)")
+    imp.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    imp.add_argument("--project", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
+    _foreign_flags(imp, "")
     h = sub.add_parser("hosts", help="expand host patterns")
     h.add_argument("--json", action="store_true", help="one JSON document on stdout")
     h.add_argument("-i", "--inventory")
@@ -216,6 +236,8 @@ _OPTION_FLAGS = (
     "accept_new_host_keys",
     "persist",
     "artifact",
+    "release",
+    "version",
 )
 
 
@@ -259,6 +281,14 @@ def run(args: argparse.Namespace, reporter: ConsoleReporter) -> int:
             for name in names:
                 print(name)
         return _done(args, hosts=names)
+    if args.verb == "init":
+        return _init(args)
+    if args.verb == "import":
+        sel = api.Selection(Project(args.project), args.recipe)
+        art = api.import_archive(sel, args.path, version=args.version, release=args.release)
+        if not args.json:
+            print(f"{art.path}  {art.release_id}  {art.sha256}")
+        return _done(args, artifacts=[art.to_json()])
     sel, opts = _selection(args), _options(args)
     if args.verb == "exec":
         return _exec(args, sel, opts, reporter)
@@ -304,6 +334,24 @@ def run(args: argparse.Namespace, reporter: ConsoleReporter) -> int:
         keys = ("time", "host", "action", "from", "to", "result", "operator", "run")
         print_table(keys, [tuple(e.get(k) for k in keys) for e in entries])
     return _done(args, entries=entries)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from fleetdist.scaffold import init  # reads the app's files only: no config, no hosts
+
+    done = init(args.directory, force=args.force)
+    if not args.json:
+        for path in done.written:
+            print(f"wrote {path}")
+        for path in done.kept:
+            print(f"kept  {path} (exists; --force overwrites it)")
+        print("next:\n" + "\n".join(f"  {step}" for step in done.next_steps))
+    return _done(
+        args,
+        written=[str(p) for p in done.written],
+        kept=[str(p) for p in done.kept],
+        next=done.next_steps,
+    )
 
 
 def _status(args: argparse.Namespace, rows: list[api.HostStatus]) -> int:

@@ -75,6 +75,8 @@ class DeployOptions:
     persist: float = 60.0
     artifact: Path | None = None
     run_id: str | None = None
+    release: str | None = None  # for an `artifact` fleetdist did not build: its release id
+    version: str | None = None  # ... or its version (id: version + content hash)
 
     @classmethod
     def parse(
@@ -109,6 +111,8 @@ class DeployOptions:
             "max_fail": self.max_fail.spec,
             "on_failure": str(self.on_failure),
             "lock_wait": self.lock_wait,
+            "release": self.release,
+            "version": self.version,
         }
 
 
@@ -138,7 +142,15 @@ def resolve_version(recipe: Recipe, env: Mapping[str, str]) -> Recipe:
     set in an emergency.
     """
     where = f"{recipe.source_file}: version"
-    version = expand(recipe.version, ChainMap(dict(os.environ), dict(env)), where=where)
+    if recipe.version_from == "wheel":  # dynamic: the build backend's metadata says
+        from fleetdist.builders.wheel import dynamic_version
+
+        where = f"{recipe.source.path}/pyproject.toml: project.version (dynamic)"
+        version = dynamic_version(recipe)
+    elif recipe.version_from == "pyproject":
+        version = recipe.version  # checked by the loader; braces are not placeholders here
+    else:
+        version = expand(recipe.version, ChainMap(dict(os.environ), dict(env)), where=where)
     return dataclasses.replace(recipe, version=check_version(version, where))
 
 

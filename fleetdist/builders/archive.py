@@ -1,18 +1,23 @@
-"""Reproducible tar.gz and zip archives of a source tree.
+"""Reproducible tar (gzip, bzip2, xz) and zip archives of a source tree.
 
 Same tree, same bytes: entries are sorted, owners are 0/root, modes are
 normalised to 0644/0755, every mtime is SOURCE_DATE_EPOCH (default
 1980-01-01, the earliest a zip can hold), and the gzip header carries no
-name and no timestamp.
+name and no timestamp (bzip2 and xz streams hold none).
 """
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import io
+import lzma
 import os
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from fleetdist.builders.tree import Entry
 
@@ -39,14 +44,31 @@ def _tarinfo(entry: Entry, mtime: int) -> tarfile.TarInfo:
     return info
 
 
+# Format -> a writer compressing into a file object; none embeds a name or a time.
+COMPRESSORS: dict[str, Callable[[IO[bytes]], io.BufferedIOBase]] = {
+    "tar.gz": lambda raw: gzip.GzipFile(
+        filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6
+    ),
+    "tar.bz2": lambda raw: bz2.BZ2File(raw, mode="wb", compresslevel=9),
+    "tar.xz": lambda raw: lzma.LZMAFile(  # noqa: SIM115
+        raw, mode="wb", format=lzma.FORMAT_XZ, preset=6
+    ),
+}
+
+
 def write_tar_gz(entries: list[Entry], dest: Path, *, prefix: str = "") -> None:
+    """`write_tar` in gzip: the venv bundle's format."""
+    write_tar(entries, dest, "tar.gz", prefix=prefix)
+
+
+def write_tar(entries: list[Entry], dest: Path, fmt: str, *, prefix: str = "") -> None:
     """Write `dest` atomically (via a temp name), so a crash never leaves half a file."""
     mtime = source_date_epoch()
     tmp = dest.with_name(dest.name + ".tmp")
     with (
         tmp.open("wb") as raw,
-        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
-        tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+        COMPRESSORS[fmt](raw) as packed,
+        tarfile.open(fileobj=packed, mode="w", format=tarfile.GNU_FORMAT) as tar,
     ):
         for entry in entries:
             info = _tarinfo(entry, mtime)

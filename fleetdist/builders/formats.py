@@ -1,9 +1,10 @@
 """Build a recipe's artifacts: formats x build machines, in parallel, with a content-hash cache.
 
 Order of work: the wheelhouse first (the app's wheel and its requirements,
-needed by `wheel`, `venv`, `deb` and `rpm`), then every other build at once:
-`tar.gz`, `zip`, one `venv` bundle on the first build machine, and one
-container per build machine that makes all its OS packages.  Each build
+needed by `wheel`, `venv`, `pex`, `deb` and `rpm`), then every other build
+at once: `tar.gz`, `tar.bz2`, `tar.xz`, `zip`, the `pex` (on the
+controller, from the wheelhouse), one `venv` bundle on the first build
+machine, and one container per build machine that makes all its OS packages.  Each build
 logs to `dist/logs/<name>.log` and echoes prefixed lines; the first failure
 is raised (exit 1, with the log tail) once the others have finished, so a
 failed deb never leaves a half-built venv job running.
@@ -26,19 +27,30 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleetdist.builders import lock as locks
 from fleetdist.builders import ospkg, wheel
-from fleetdist.builders.archive import write_tar_gz, write_zip
+from fleetdist.builders.archive import source_date_epoch, write_tar, write_zip
 from fleetdist.builders.buildlog import BuildLog, Echo, stderr_echo
+from fleetdist.builders.lock import Lock
 from fleetdist.builders.machines import BUNDLE_PYTHON, DEFAULT_SCRIPT
+from fleetdist.builders.pex import build_pex
 from fleetdist.builders.stage import scratch, stage_entries
 from fleetdist.builders.tree import Entry, tree_hash, walk
 from fleetdist.builders.venv import ContainerBuild, bundle_root, container_build, pack_tree
-from fleetdist.config.buildspec import KNOWN_FORMATS, PACKAGE_FORMATS, BuildSpec, parse_build
+from fleetdist.config.buildspec import (
+    KNOWN_FORMATS,
+    PACKAGE_FORMATS,
+    TAR_ARCHIVES,
+    BuildSpec,
+    parse_build,
+)
 from fleetdist.config.schema import Recipe
 from fleetdist.errors import ArtifactError, BuildError, ConfigError, FleetdistError
 from fleetdist.shipping.artifact import Artifact, load_artifact, release_id, seal, write_meta
 
 CONTROLLER = "controller"
+ARCHIVES = (*TAR_ARCHIVES, "zip")  # the source tree as it is, made on the controller
+NEEDS_WHEELHOUSE = ("wheel", "venv", "pex", *PACKAGE_FORMATS)
 
 
 def recipe_hash(recipe: Recipe) -> str:
@@ -58,9 +70,21 @@ class Inputs:
     dist: Path
     echo: Echo
     venv_root: str | None
+    lock: Lock | None = None
 
     def key(self, *parts: str) -> str:
-        return hashlib.sha256("\0".join([self.rhash, *parts]).encode()).hexdigest()
+        """A cache key: the recipe, SOURCE_DATE_EPOCH (in every output's bytes), the lock
+        and `parts`."""
+        epoch = str(source_date_epoch())
+        locked = [str(self.lock)] if self.lock else []
+        return hashlib.sha256("\0".join([self.rhash, epoch, *locked, *parts]).encode()).hexdigest()
+
+    @property
+    def pins(self) -> Path | None:
+        """With a lock: what installing builds install, by hash (see `builders.lock`)."""
+        if self.lock is None:
+            return None
+        return self.dist / wheel.WHEELHOUSE / f"{self.recipe.app}-{self.rid}.pins.txt"
 
     def log(self, name: str) -> BuildLog:
         return BuildLog(name, self.dist / "logs" / f"{name.replace('/', '-')}.log", self.echo)
@@ -116,18 +140,32 @@ def planned_archive(recipe: Recipe, out: Path) -> tuple[str, Path]:
 def _archives(inp: Inputs, fmt: str) -> list[Artifact]:
     with inp.log(fmt) as log:
         path = archive_path(inp.dist, inp.recipe.app, inp.rid, fmt)
-        (write_tar_gz if fmt == "tar.gz" else write_zip)(inp.entries, path)
+        if fmt == "zip":
+            write_zip(inp.entries, path)
+        else:
+            write_tar(inp.entries, path, fmt)
         log.line(f"wrote {path.name} ({len(inp.entries)} entries)")
         return [_record(inp, _seal(inp, path, fmt), CONTROLLER, inp.key(fmt))]
 
 
-def _wheelhouse(inp: Inputs, want_wheel: bool) -> tuple[list[Artifact], list[str]]:
-    """Build (or reuse) the app wheel and the wheelhouse; returns (wheel artifact, requirement)."""
+@dataclass(frozen=True)
+class Wheelhouse:
+    """What the wheel build leaves for the others: the app's wheel and its `name==version`."""
+
+    artifacts: list[Artifact]  # the wheel, when `wheel` was asked for
+    requirement: list[str]  # [] or ["name==version"]
+    app_wheel: Path | None = None
+
+
+def _wheelhouse(inp: Inputs, want_wheel: bool) -> Wheelhouse:
+    """Build (or reuse) the app wheel and the wheelhouse."""
     key = inp.key("wheel", *map(str, inp.spec.requirements))
     cached = _cached(inp, "wheel", CONTROLLER, key)
     wheels = inp.dist / wheel.WHEELHOUSE
-    if cached is not None and (wheels / cached.path.name).is_file():
-        return ([cached] if want_wheel else []), [wheel.requirement_of(cached.path)]
+    pinned = inp.pins is None or inp.pins.is_file()
+    if cached is not None and (wheels / cached.path.name).is_file() and pinned:
+        made = [cached] if want_wheel else []
+        return Wheelhouse(made, [wheel.requirement_of(cached.path)], cached.path)
     with inp.log("wheel") as log, scratch("wheel") as tmp:
         src = tmp / "src"
         stage_entries(inp.entries, src)
@@ -136,14 +174,45 @@ def _wheelhouse(inp: Inputs, want_wheel: bool) -> tuple[list[Artifact], list[str
             app_wheel = wheel.build_wheel(src, inp.dist, log, timeout=inp.spec.timeout)
         elif want_wheel:
             raise BuildError(f"build wheel: {inp.recipe.source.path} has no pyproject.toml")
+        locked = locks.write_lock(inp.lock, tmp / "locked.txt") if inp.lock else None
         wheel.build_wheelhouse(
-            app_wheel, inp.spec.requirements, wheels, log, timeout=inp.spec.timeout
+            app_wheel, inp.spec.requirements, wheels, log, timeout=inp.spec.timeout, locked=locked
         )
+        if inp.lock and inp.pins:
+            locks.write_pins(inp.lock, wheels, app_wheel, inp.pins)
+            log.line(f"locked by {inp.lock.source}: installs pinned in {inp.pins.name}")
         if app_wheel is None:
-            return [], []
+            return Wheelhouse([], [])
         artifact = _record(inp, _seal(inp, app_wheel, "wheel"), CONTROLLER, key)
         log.line(f"wrote {app_wheel.name} and the wheelhouse {wheels}")
-    return ([artifact] if want_wheel else []), [wheel.requirement_of(app_wheel)]
+    made = [artifact] if want_wheel else []
+    return Wheelhouse(made, [wheel.requirement_of(app_wheel)], app_wheel)
+
+
+def _pex_key(inp: Inputs, house: Wheelhouse) -> str:
+    return inp.key(
+        "pex", *house.requirement, *map(str, inp.spec.requirements), inp.spec.entry_point
+    )
+
+
+def _pex(inp: Inputs, house: Wheelhouse) -> list[Artifact]:
+    with inp.log("pex") as log:
+        if house.app_wheel is None:
+            raise log.fail(f"{inp.recipe.source.path} has no pyproject.toml, so no wheel to pex")
+        path = inp.dist / f"{inp.recipe.app}-{inp.rid}.pex"
+        build_pex(
+            house.app_wheel,
+            None if inp.pins else house.requirement[0],
+            (inp.pins,) if inp.pins else inp.spec.requirements,
+            inp.dist / wheel.WHEELHOUSE,
+            path,
+            log,
+            entry_point=inp.spec.entry_point,
+            app=inp.recipe.app,
+            timeout=inp.spec.timeout,
+        )
+        log.line(f"wrote {path.name}")
+        return [_record(inp, _seal(inp, path, "pex"), CONTROLLER, _pex_key(inp, house))]
 
 
 def _container_job(inp: Inputs, requirement: list[str], machine_index: int) -> ContainerBuild:
@@ -154,7 +223,8 @@ def _container_job(inp: Inputs, requirement: list[str], machine_index: int) -> C
         prefix="",
         staged=Path(),
         wheels=inp.dist / wheel.WHEELHOUSE,
-        requirement=requirement,
+        requirement=[] if inp.pins else requirement,
+        pins=inp.pins.name if inp.pins else None,
     )
 
 
@@ -168,7 +238,7 @@ def _venv(inp: Inputs, requirement: list[str]) -> list[Artifact]:
         log.line(f"building the bundle at {prefix} (where hosts will run it)")
         container_build(build, tmp / "out", log)
         path = inp.dist / f"{inp.recipe.app}-{inp.rid}.venv.tar.gz"
-        pack_tree(tmp / "out" / "tree", path)
+        pack_tree(tmp / "out" / "tree", path, prefix)
         log.line(f"wrote {path.name}")
         artifact = _seal(inp, path, "venv")
     return [_record(inp, artifact, job.machine.name, _venv_key(inp, job))]
@@ -205,12 +275,15 @@ def _packages(inp: Inputs, requirement: list[str], index: int, fmts: list[str]) 
 Job = Callable[[], list[Artifact]]
 
 
-def _plan(inp: Inputs, chosen: list[str], requirement: list[str]) -> list[Job]:
+def _plan(inp: Inputs, chosen: list[str], house: Wheelhouse) -> list[Job]:
     """The jobs still to run; cached results are returned by `_reuse` instead."""
     jobs: list[Job] = []
-    for fmt in ("tar.gz", "zip"):
+    requirement = house.requirement
+    for fmt in ARCHIVES:
         if fmt in chosen and _cached(inp, fmt, CONTROLLER, inp.key(fmt)) is None:
             jobs.append(lambda fmt=fmt: _archives(inp, fmt))  # type: ignore[misc]
+    if "pex" in chosen and _cached(inp, "pex", CONTROLLER, _pex_key(inp, house)) is None:
+        jobs.append(lambda: _pex(inp, house))
     if "venv" in chosen:
         job = _container_job(inp, requirement, 0)
         if _cached(inp, "venv", job.machine.name, _venv_key(inp, job)) is None:
@@ -224,13 +297,14 @@ def _plan(inp: Inputs, chosen: list[str], requirement: list[str]) -> list[Job]:
     return jobs
 
 
-def _reuse(inp: Inputs, chosen: list[str], requirement: list[str]) -> list[Artifact]:
+def _reuse(inp: Inputs, chosen: list[str], house: Wheelhouse) -> list[Artifact]:
     found = []
-    for fmt in ("tar.gz", "zip"):
-        hit = _cached(inp, fmt, CONTROLLER, inp.key(fmt)) if fmt in chosen else None
+    keys = {fmt: inp.key(fmt) for fmt in ARCHIVES} | {"pex": _pex_key(inp, house)}
+    for fmt, key in keys.items():
+        hit = _cached(inp, fmt, CONTROLLER, key) if fmt in chosen else None
         found += [hit] if hit else []
     for index, machine in enumerate(inp.spec.machines):
-        job = _container_job(inp, requirement, index)
+        job = _container_job(inp, house.requirement, index)
         if "venv" in chosen and index == 0:
             hit = _cached(inp, "venv", machine.name, _venv_key(inp, job))
             found += [hit] if hit else []
@@ -279,6 +353,9 @@ def build_recipe(
     entries = walk(recipe.source, f"{recipe.source_file}: source.path")
     venv_root = bundle_root(recipe, env or {}, env_name) if "venv" in chosen else None
     out.mkdir(parents=True, exist_ok=True)
+    lock = (
+        locks.find_lock(spec, recipe.source.path) if set(NEEDS_WHEELHOUSE) & set(chosen) else None
+    )
     inp = Inputs(
         recipe,
         spec,
@@ -288,14 +365,15 @@ def build_recipe(
         out,
         echo,
         venv_root,
+        lock,
     )
     artifacts: list[Artifact] = []
-    requirement: list[str] = []
-    if {"wheel", "venv", *PACKAGE_FORMATS} & set(chosen):
-        wheels, requirement = _wheelhouse(inp, "wheel" in chosen)
-        artifacts += wheels
-    artifacts += _reuse(inp, chosen, requirement)
-    artifacts += _run_parallel(_plan(inp, chosen, requirement))
+    house = Wheelhouse([], [])
+    if set(NEEDS_WHEELHOUSE) & set(chosen):
+        house = _wheelhouse(inp, "wheel" in chosen)
+        artifacts += house.artifacts
+    artifacts += _reuse(inp, chosen, house)
+    artifacts += _run_parallel(_plan(inp, chosen, house))
     order = {fmt: i for i, fmt in enumerate(chosen)}
     artifacts.sort(key=lambda a: (order[a.format], str(a.path)))
     write_index(out, artifacts)

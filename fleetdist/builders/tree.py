@@ -2,8 +2,9 @@
 
 Globs are fnmatch patterns matched against the path relative to the source
 directory, where `*` also crosses `/`; a pattern without `/` also matches the
-file's base name (so `*.pyc` and `__pycache__` work at any depth).  Exclude
-wins over include.
+file's base name (so `*.pyc` and `__pycache__` work at any depth), and a
+leading `/` anchors a pattern at the source directory (`/dist` is the
+top-level `dist` only, not `app/dist`).  Exclude wins over include.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ class Entry:
 def _matches(rel: str, patterns: tuple[str, ...]) -> bool:
     parts = PurePosixPath(rel).parts
     for pattern in patterns:
+        if pattern.startswith("/"):
+            if fnmatch.fnmatchcase(rel, pattern[1:]):
+                return True
+            continue
         if fnmatch.fnmatchcase(rel, pattern):
             return True
         if "/" not in pattern and any(fnmatch.fnmatchcase(part, pattern) for part in parts):

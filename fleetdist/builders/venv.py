@@ -51,6 +51,7 @@ class ContainerBuild:
     formats: list[str] = field(default_factory=list)  # deb/rpm to package with nfpm
     export_tree: bool = False  # copy the built release dir back to out/tree
     pkg: Path | None = None  # nfpm.yaml and maintainer scripts
+    pins: str | None = None  # with a lock: the wheelhouse's file of hash-pinned requirements
 
 
 def bundle_root(recipe: Recipe, env: Mapping[str, str], env_name: str) -> str:
@@ -72,7 +73,11 @@ def nfpm_binary() -> Path:
     return Path(found).resolve()
 
 
-def _container_reqs(spec: BuildSpec, recipe: Recipe) -> list[str]:
+def _container_reqs(b: ContainerBuild) -> list[str]:
+    """Requirements files as the container sees them: the lock's pins, or the recipe's."""
+    if b.pins:
+        return [f"{MOUNT}/wheels/{b.pins}"]
+    spec, recipe = b.spec, b.recipe
     out = []
     for req in spec.requirements:
         try:
@@ -100,7 +105,7 @@ def container_build(b: ContainerBuild, out: Path, log: BuildLog) -> None:
         "python": b.spec.python,
         "build_deps": [*b.spec.build_deps, *b.machine.build_deps],
         "requirement": b.requirement,
-        "requirements": _container_reqs(b.spec, b.recipe),
+        "requirements": _container_reqs(b),
         "tests": list(b.recipe.test),
         "formats": b.formats,
         "export_tree": "yes" if b.export_tree else "no",
@@ -130,12 +135,50 @@ def container_build(b: ContainerBuild, out: Path, log: BuildLog) -> None:
     )
 
 
-def pack_tree(tree: Path, dest: Path) -> None:
-    """Pack the exported release dir; members relative to it, as the release engine expects.
+# pip's own launcher for scripts whose interpreter path cannot be a shebang:
+# sh runs line 2 (three quotes then `exec'` make `exec`), Python reads lines
+# 2-3 as a string.  The interpreter is found beside the script's real path,
+# so the bundle runs from whatever directory it is unpacked in.
+LAUNCHER = (
+    "#!/bin/sh\n"
+    '\'\'\'exec\' "$(dirname -- "$(readlink -f -- "$0")")/{python}" "$0" "$@"\n'
+    "' '''\n"
+)
+
+
+def relocate(tree: Path, prefix: str) -> list[str]:
+    """Make the venv's scripts independent of `prefix`; returns the scripts rewritten.
+
+    A console script's shebang names `<prefix>/venv/bin/python`, the one
+    absolute path a `--copies` venv on the system python holds in an
+    executable place (its python finds `pyvenv.cfg` beside itself, and
+    `home` is the system's /usr/bin, the same on every host).
+    """
+    bindir = tree / "venv" / "bin"
+    own = f"{prefix}/venv/bin/"
+    done = []
+    for script in sorted(bindir.iterdir()) if bindir.is_dir() else ():
+        if script.is_symlink() or not script.is_file():
+            continue
+        with script.open("rb") as fh:
+            first = fh.readline()
+        if not first.startswith(f"#!{own}".encode()):
+            continue
+        python = first[2:].decode().split()[0].removeprefix(own)
+        rest = script.read_bytes()[len(first) :]
+        script.write_bytes(LAUNCHER.format(python=python).encode() + rest)
+        done.append(script.name)
+    return done
+
+
+def pack_tree(tree: Path, dest: Path, prefix: str) -> None:
+    """Pack the exported release dir, relocated (see `relocate`); members relative to it,
+    as the release engine expects.
 
     `walk` drops `__pycache__`/`*.pyc` (never the same bytes twice, and
     Python rebuilds them on the host) and fleetdist's release marker.
     """
     if not tree.is_dir():
         raise BuildError(f"{tree}: the build script exported no release tree")
+    relocate(tree, prefix)
     write_tar_gz(walk(Source(tree), f"{tree}"), dest)

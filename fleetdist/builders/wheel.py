@@ -9,12 +9,16 @@ as offline as the wheelhouse is complete.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 from pathlib import Path
 
 from fleetdist.builders.archive import source_date_epoch
 from fleetdist.builders.buildlog import BuildLog
+from fleetdist.builders.stage import scratch, stage_entries
+from fleetdist.builders.tree import walk
+from fleetdist.config.schema import Recipe
 from fleetdist.errors import BuildError
 
 WHEELHOUSE = "wheels"
@@ -55,24 +59,56 @@ def build_wheelhouse(
     log: BuildLog,
     *,
     timeout: float,
+    locked: Path | None = None,
 ) -> None:
-    """`pip wheel -w wheels/` for the app wheel's dependencies and the requirements files.
+    """`pip wheel -w wheels/` for the app wheel's dependencies and the requirements files,
+    or with a lock (see `builders.lock`), for exactly the locked requirements.
 
-    A requirement that cannot be built fails here, with pip's own last lines.
+    A requirement that cannot be built, or whose download does not match its
+    locked hash, fails here, with pip's own last lines.
     """
     wheels.mkdir(parents=True, exist_ok=True)
     if app_wheel:
         # pip keeps a same-named wheel already in the wheelhouse, and the app's
         # wheel name only carries its pyproject version: drop the stale one.
         (wheels / app_wheel.name).unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "pip", "wheel", "--no-input", "--wheel-dir", str(wheels)]
+    if locked is not None:  # the app alone, then exactly the lock, every download by hash
+        if app_wheel:
+            log.run([*argv, "--no-deps", str(app_wheel)], what="pip wheel (app)", timeout=timeout)
+        what = "pip wheel (hash-locked requirements)"
+        log.run([*argv, "-r", str(locked)], what=what, env=_env(), timeout=timeout)
+        return
     targets: list[str] = [str(app_wheel)] if app_wheel else []
     for req in requirements:
         targets += ["-r", str(req)]
     if not targets:
         log.line("no app wheel and no requirements: empty wheelhouse")
         return
-    argv = [sys.executable, "-m", "pip", "wheel", "--no-input", "--wheel-dir", str(wheels)]
     log.run([*argv, *targets], what="pip wheel (requirements)", env=_env(), timeout=timeout)
+
+
+def dynamic_version(recipe: Recipe) -> str:
+    """A dynamic `[project].version`, as the project's build backend writes it in the wheel.
+
+    The backend runs on a staged copy of the selected sources (it writes
+    `*.egg-info` beside them) through PyPA `build`'s metadata hook: the
+    project's own modules are never imported by fleetdist.
+    """
+    import build.util  # the build stack: only for recipes with a dynamic version
+
+    where = f"{recipe.source.path}/pyproject.toml: project.version (dynamic)"
+    with scratch("metadata") as tmp:
+        stage_entries(walk(recipe.source, f"{recipe.source_file}: source.path"), tmp / "src")
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                metadata = build.util.project_wheel_metadata(tmp / "src", isolated=True)
+        except Exception as exc:  # build's errors have many types; all mean no metadata
+            raise BuildError(f"{where}: the build backend gave no metadata ({exc})") from None
+    version = metadata.json.get("version")
+    if not isinstance(version, str) or not version:
+        raise BuildError(f"{where}: the wheel metadata names no version")
+    return version
 
 
 def requirement_of(app_wheel: Path) -> str:

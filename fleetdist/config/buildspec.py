@@ -20,7 +20,8 @@ from typing import Any
 from fleetdist.config.fields import Fields, read_yaml
 from fleetdist.errors import ConfigError
 
-KNOWN_FORMATS = ("tar.gz", "zip", "wheel", "venv", "deb", "rpm")
+KNOWN_FORMATS = ("tar.gz", "tar.bz2", "tar.xz", "zip", "wheel", "venv", "pex", "deb", "rpm")
+TAR_ARCHIVES = ("tar.gz", "tar.bz2", "tar.xz")  # the source tree as a tar, compressed three ways
 PACKAGE_FORMATS = ("deb", "rpm")
 MAINTAINER_SCRIPTS = ("preinstall", "postinstall", "preremove", "postremove")
 BUILTIN_MACHINES: dict[str, dict[str, Any]] = {
@@ -56,6 +57,9 @@ class BuildSpec:
     maintainer: str = "fleetdist <root@localhost>"
     description: str = ""
     timeout: float = 1800.0
+    entry_point: str = ""  # the pex's: a console script, or module[:function]
+    lock: Path | None = None  # pylock.toml, uv.lock or a hashed requirements file
+    require_hashes: bool = True  # a lock's requirements must all carry a hash
 
 
 def _choice(f: Fields, key: str, allowed: tuple[str, ...]) -> str:
@@ -133,12 +137,34 @@ def parse_build(data: Any, source: str, base_dir: Path, source_dir: Path) -> Bui
         maintainer=f.text("maintainer", BuildSpec.maintainer) or BuildSpec.maintainer,
         description=f.text("description", "") or "",
         timeout=f.number("timeout", 1800.0),
+        entry_point=f.text("entry_point", "") or "",
+        lock=_lock(f, source_dir),
+        require_hashes=_flag(f, "require_hashes", True),
     )
     f.done()
     for i, path in enumerate(spec.requirements):
         if not path.is_file():
             raise f.error(f"requirements[{i}]", f"{path} is not a file")
     return spec
+
+
+def _lock(f: Fields, source_dir: Path) -> Path | None:
+    name = f.text("lock")
+    if not name:
+        return None
+    path = source_dir / name
+    if not path.is_file():
+        raise f.error("lock", f"{path} is not a file")
+    return path
+
+
+def _flag(f: Fields, key: str, default: bool) -> bool:
+    value = f.raw(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise f.error(key, "expected true or false")
+    return value
 
 
 def _scripts(f: Fields, base_dir: Path) -> dict[str, Path]:

@@ -13,7 +13,7 @@ import os
 from collections import ChainMap
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fleetdist.config.buildspec import check_formats, parse_build
 from fleetdist.config.env import expand, fill_placeholders
@@ -27,6 +27,13 @@ from fleetdist.config.names import (
     release_id_problem,
     shared_path_problem,
 )
+from fleetdist.config.pyproject import (
+    DEFAULT_EXCLUDES,
+    TOOL_TABLE,
+    ProjectMeta,
+    project_meta,
+    tool_table,
+)
 from fleetdist.config.schema import Hooks, Host, Inventory, Recipe, Shared, Source
 from fleetdist.errors import ConfigError, HostPatternError
 
@@ -34,22 +41,34 @@ PATH_KEYS = ("identity_file", "known_hosts", "local_root")
 
 
 def load_recipe(path: Path) -> Recipe:
-    """Read and validate a recipe; `source.path` is resolved against the recipe's folder."""
+    """Read and validate a recipe; `source.path` is resolved against the recipe's folder.
+
+    A recipe is a YAML file, or the `[tool.fleetdist]` table of a
+    pyproject.toml (`source` then defaults to that file's directory).
+    Either may leave `app` and `version` to the source's pyproject `[project]`.
+    """
     source = str(path)
-    f = Fields(read_yaml(path), source)
-    app = f.text("app", required=True) or ""
-    if problem := app_problem(app):
-        raise f.error("app", problem)
-    version = _version(f)
+    toml = path.suffix == ".toml"
+    f = Fields(tool_table(path), source, TOOL_TABLE) if toml else Fields(read_yaml(path), source)
+    # What the recipe itself says is checked first, so its errors come before any other.
+    app = _app(f, None) if f.has("app") else ""
+    version, version_from = _version(f, None) if f.has("version") else ("", "recipe")
     src = f.raw("source")
     if isinstance(src, str):
         src = {"path": src}
-    s = Fields(src, source, "source")
+    if src is None and toml:
+        src = {"path": "."}
+    s = Fields(src, source, f.field("source"))
     if src is None:
         raise f.error("source", "missing required field")
     source_dir = (path.parent / (s.text("path", required=True) or "")).resolve()
-    sources = Source(source_dir, s.strings("include") or ("**",), s.strings("exclude"))
+    exclude = s.strings("exclude") if s.has("exclude") or not toml else DEFAULT_EXCLUDES
+    sources = Source(source_dir, s.strings("include") or ("**",), exclude)
     s.done()
+    meta = None if app and f.has("version") else project_meta(source_dir)
+    app = app or _app(f, meta)
+    if not f.has("version"):
+        version, version_from = _version(f, meta)
     hooks_f = f.sub("hooks")
     hooks = Hooks(hooks_f.strings("before_activate"), hooks_f.strings("after_activate"))
     hooks_f.done()
@@ -80,6 +99,7 @@ def load_recipe(path: Path) -> Recipe:
         secret_env=secret_env,
         formats=formats,
         build=build or {},
+        version_from=version_from,
     )
     f.done()
     return recipe
@@ -101,7 +121,35 @@ def _shared(f: Fields) -> Shared:
     return Shared(lists["dirs"], lists["files"])
 
 
-def _version(f: Fields) -> str:
+def _app(f: Fields, meta: ProjectMeta | None) -> str:
+    """The recipe's `app`, else the pyproject's `[project].name` (PEP 503-normalised)."""
+    if not f.has("app") and meta is not None and meta.name:
+        if problem := app_problem(meta.name):
+            raise ConfigError(f"{meta.source}: project.name: {meta.name!r}: {problem}")
+        return meta.name
+    app = f.text("app", required=True) or ""
+    if problem := app_problem(app):
+        raise f.error("app", problem)
+    return app
+
+
+VersionFrom = Literal["recipe", "pyproject", "wheel"]
+
+
+def _version(f: Fields, meta: ProjectMeta | None) -> tuple[str, VersionFrom]:
+    """The version and where it comes from (see `Recipe.version_from`)."""
+    if f.has("version") or meta is None:
+        return _written_version(f), "recipe"
+    if meta.version:
+        if problem := release_id_problem(meta.version):
+            raise ConfigError(f"{meta.source}: project.version: {problem}")
+        return meta.version, "pyproject"
+    if meta.dynamic_version:
+        return "", "wheel"
+    raise f.error("version", f"missing required field (and {meta.source} has no project.version)")
+
+
+def _written_version(f: Fields) -> str:
     """The version as written: YAML would read an unquoted `1.10` as the number 1.1.
 
     It may hold `{VAR}`, which `session.resolve_version` resolves (and checks

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleetdist.config.pyproject import has_tool_table
 from fleetdist.errors import ConfigError
 
 DEFAULT_INVENTORY = "local"
@@ -42,13 +43,19 @@ class Project:
         return self.state / "runs"
 
     def recipe_path(self, name: str | None) -> Path:
-        """`-r NAME|PATH`, or the only recipe in recipes/."""
+        """`-r NAME|PATH`, else the only recipe in recipes/, else pyproject's [tool.fleetdist]."""
         if name:
-            return _named(self.recipes, name, "recipe", "-r/--recipe")
+            return _named(self.recipes, name, "recipe", "-r/--recipe", self.root)
         found = sorted(self.recipes.glob("*.yaml")) + sorted(self.recipes.glob("*.yml"))
+        pyproject = self.root / "pyproject.toml"
+        if not found and has_tool_table(pyproject):
+            return pyproject
         if len(found) != 1:
             listed = ", ".join(p.stem for p in found) or "none"
-            raise ConfigError(f"-r/--recipe: choose a recipe ({listed} in {self.recipes})")
+            raise ConfigError(
+                f"-r/--recipe: choose a recipe ({listed} in {self.recipes}, "
+                f"and no [tool.fleetdist] in {pyproject})"
+            )
         return found[0]
 
     def inventory_path(self, name: str | None, env: str | None = None) -> Path:
@@ -67,8 +74,9 @@ class Project:
         return [self.inventories / f"{env}.yaml", self.inventories / f"{env}.yml"]
 
 
-def _named(folder: Path, name: str, kind: str, flag: str) -> Path:
+def _named(folder: Path, name: str, kind: str, flag: str, root: Path | None = None) -> Path:
     candidates = [Path(name), folder / name, folder / f"{name}.yaml", folder / f"{name}.yml"]
+    candidates += [root / name] if root is not None else []  # -r pyproject.toml
     for path in candidates:
         if path.is_file():
             return path

@@ -89,7 +89,11 @@ class Recipe:
     """One app: what to package, where it lives on a host, how it is checked.
 
     `deploy_root` may still hold `{VAR}` placeholders: it is resolved per host,
-    because host variables can take part in it.
+    because host variables can take part in it.  `version_from` says where
+    the version came from: the recipe ("recipe", may hold `{VAR}`), a static
+    pyproject `[project].version` ("pyproject"), or nowhere yet ("wheel": a
+    dynamic version, read from the built wheel's metadata by the verbs that
+    build; `version` is "" until then).
     """
 
     source_file: str
@@ -106,3 +110,4 @@ class Recipe:
     secret_env: tuple[str, ...] = ()
     formats: tuple[str, ...] = ("tar.gz",)
     build: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
+    version_from: Literal["recipe", "pyproject", "wheel"] = "recipe"

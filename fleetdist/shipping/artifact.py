@@ -14,12 +14,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fleetdist.config.buildspec import KNOWN_FORMATS
+from fleetdist.config.buildspec import KNOWN_FORMATS, TAR_ARCHIVES
 from fleetdist.config.names import app_problem, release_id_problem
 from fleetdist.errors import ArtifactError
 
-DEPLOYABLE = ("tar.gz", "venv", "deb")
-TAR_FORMATS = ("tar.gz", "venv")  # checked member by member before upload
+# "tar" is a plain tar fleetdist did not build (see `shipping.importing`).
+TAR_FORMATS = ("tar", *TAR_ARCHIVES, "venv")  # checked member by member before upload
+SINGLE_FILE = ("pex",)  # shipped as a canonical tar of one executable, `<app>.pex`
+DEPLOYABLE = (*TAR_FORMATS, *SINGLE_FILE, "deb")
 
 CHUNK = 1 << 20
 # The venv builder writes the bundle's Python ABI here; the host's bundle check reads it.
@@ -93,7 +95,7 @@ def _meta_field(meta: Path, data: dict[str, object], key: str) -> str:
 
 
 def _format_problem(value: object) -> str | None:
-    return None if value in KNOWN_FORMATS else f"{value!r} is not a known format"
+    return None if value in (*KNOWN_FORMATS, "tar") else f"{value!r} is not a known format"
 
 
 _META_CHECKS: dict[str, Callable[[object], str | None]] = {

@@ -17,9 +17,9 @@ gzip bomb or a header claiming terabytes is refused without unpacking it.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
+import lzma
 import tarfile
 import tempfile
 import zlib
@@ -29,6 +29,7 @@ from typing import IO, TYPE_CHECKING, ClassVar, Protocol, Self
 
 from fleetdist.errors import ArtifactError
 from fleetdist.shipping.artifact import CHUNK
+from fleetdist.shipping.compression import inflated
 from fleetdist.shipping.safety import DIR, FILE, HARDLINK, SYMLINK, Member, Tree, UnsafeMember
 from fleetdist.shipping.safety import member_of as check_member
 
@@ -196,8 +197,8 @@ def _check_pax(info: tarfile.TarInfo) -> None:
         )
 
 
-def parse(path: Path, sha256: str, spool: Spool) -> list[Member]:
-    """The validated members of the tar.gz at `path`, file data copied into `spool`.
+def parse(path: Path, sha256: str, spool: Spool, fmt: str = "tar.gz") -> list[Member]:
+    """The validated members of the tar at `path` (plain, gzip, bzip2 or xz), data into `spool`.
 
     Raises ArtifactError naming `path` (and the member) for anything the
     rules refuse, for an unreadable archive, and when the file's bytes no
@@ -209,8 +210,8 @@ def parse(path: Path, sha256: str, spool: Spool) -> list[Member]:
         with path.open("rb") as raw:
             source = _Digesting(raw)
             with (
-                gzip.GzipFile(fileobj=io.BufferedReader(source, CHUNK), mode="rb") as inflated,
-                tarfile.open(fileobj=inflated, mode="r:", tarinfo=header, encoding="utf-8") as tar,
+                inflated(io.BufferedReader(source, CHUNK), fmt) as stream,
+                tarfile.open(fileobj=stream, mode="r:", tarinfo=header, encoding="utf-8") as tar,
             ):
                 members = _read(tar, spool)
                 if scan.bad:
@@ -220,11 +221,32 @@ def parse(path: Path, sha256: str, spool: Spool) -> list[Member]:
         members = _finish(members)
     except UnsafeMember as exc:
         raise ArtifactError(f"{path}: {exc}") from None
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+    except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
         raise ArtifactError(f"{path}: not a readable tar archive ({exc})") from None
     if seen != sha256:
         raise ArtifactError(f"{path}: changed while it was being read (sha256 {seen[:12]}...)")
     return members
+
+
+SINGLE_MTIME = 315532800  # 1980-01-01, as the builders' default SOURCE_DATE_EPOCH
+
+
+def single(path: Path, sha256: str, spool: Spool, name: str) -> list[Member]:
+    """A release of one executable file (a PEX) named `name`: the member `write` packs.
+
+    Raises ArtifactError naming `path` when its bytes are no longer those
+    it was loaded with, or it is larger than one member may be.
+    """
+    size = path.stat().st_size
+    if size > MAX_MEMBER_BYTES:
+        raise ArtifactError(f"{path}: {size} bytes, more than {MAX_MEMBER_BYTES} in one file")
+    with path.open("rb") as raw:
+        source = _Digesting(raw)
+        offset = spool.copy(source, size)  # type: ignore[arg-type]
+        seen = source.drain()
+    if seen != sha256:
+        raise ArtifactError(f"{path}: changed while it was being read (sha256 {seen[:12]}...)")
+    return [Member(name, FILE, 0o755, SINGLE_MTIME, size, offset=offset)]
 
 
 def _read(tar: tarfile.TarFile, spool: Spool) -> list[Member]:

@@ -1,8 +1,10 @@
 """What a host is sent for an artifact: fleetdist's canonical tar of it, from a cache.
 
-An archive artifact (tar.gz, venv) never reaches a host as it is: the
-controller parses it once, checks every member, and re-serialises what
-passed (`shipping.canonical`).  That canonical tar is what travels and what
+An archive artifact (a plain, gzip, bzip2 or xz tar; a venv bundle) never
+reaches a host as it is: the controller parses it once, checks every
+member, and re-serialises what passed (`shipping.canonical`).  A pex is
+sent the same way, as the canonical tar of a release holding one
+executable, `<app>.pex`.  That canonical tar is what travels and what
 a host's sha256 check covers, so a host unpacks exactly what was checked;
 the host's release marker still records the artifact's own sha256.
 
@@ -35,7 +37,7 @@ from typing import IO
 
 from fleetdist.errors import ArtifactError
 from fleetdist.shipping import canonical
-from fleetdist.shipping.artifact import CHUNK, TAR_FORMATS, Artifact, file_sha256
+from fleetdist.shipping.artifact import CHUNK, SINGLE_FILE, TAR_FORMATS, Artifact, file_sha256
 from fleetdist.shipping.safety import Member
 
 # Ship the plain tar only if it is at most this much bigger than its gzip:
@@ -74,7 +76,7 @@ def shipped(artifact: Artifact, cache: Path) -> Iterator[Payload]:
     for an archive the rules refuse or that is unreadable, and one naming
     `cache` when its payload cannot be written there (a full disk).
     """
-    if artifact.format not in TAR_FORMATS:
+    if artifact.format not in (*TAR_FORMATS, *SINGLE_FILE):
         yield Payload(artifact.path, artifact.sha256, artifact.format)
         return
     found = _reuse(cache, artifact)
@@ -92,17 +94,25 @@ def preview(artifact: Artifact, cache: Path) -> Payload:
     A cached payload is named, not read; otherwise the canonical tar is
     only hashed, with file data spooled to a nameless temporary file.
     """
-    if artifact.format not in TAR_FORMATS:
+    if artifact.format not in (*TAR_FORMATS, *SINGLE_FILE):
         return Payload(artifact.path, artifact.sha256, artifact.format)
     for path in _cached(cache, artifact):
         return _described(path)
     with canonical.Spool(None) as spool:
-        members = canonical.parse(artifact.path, artifact.sha256, spool)
+        members = _members(artifact, spool)
         _no_room(artifact, spool.error, Path(tempfile.gettempdir()))
         plain, packed = canonical.Sink(), canonical.Sink()
         _write(members, spool, plain, packed)
     fmt, sha = _pick(plain, packed)
     return Payload(cache / _name(artifact, sha, fmt), sha, fmt, _note(fmt))
+
+
+def _members(artifact: Artifact, spool: canonical.Spool) -> list[Member]:
+    """The checked members of an archive, or the one file of a PEX, data into `spool`."""
+    if artifact.format in SINGLE_FILE:
+        name = f"{artifact.app}.{artifact.format}"
+        return canonical.single(artifact.path, artifact.sha256, spool, name)
+    return canonical.parse(artifact.path, artifact.sha256, spool, artifact.format)
 
 
 def _name(artifact: Artifact, sha: str, fmt: str) -> str:
@@ -165,7 +175,7 @@ def _make(cache: Path, artifact: Artifact) -> tuple[Payload, int]:
     with contextlib.suppress(OSError):  # if it fails, Spool says why it cannot write there
         cache.mkdir(parents=True, exist_ok=True)
     with canonical.Spool(cache) as spool:
-        members = canonical.parse(artifact.path, artifact.sha256, spool)
+        members = _members(artifact, spool)
         _no_room(artifact, spool.error, cache)
         try:
             return _store(cache, artifact, members, spool)

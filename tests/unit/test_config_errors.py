@@ -111,7 +111,13 @@ CASES: list[tuple[str, Edit, list[str], list[str]]] = [
         [],
         [f"{RECIPE}: env.A: expected a scalar value, got a list"],
     ),
-    ("recipe-missing-app", recipe_edit(app=None), [], [f"{RECIPE}: app: missing required field"]),
+    (
+        # (with a pyproject [project].name in the source, app comes from there)
+        "recipe-missing-app",
+        recipe_edit(app=None, source="../examples/hello/hello"),
+        [],
+        [f"{RECIPE}: app: missing required field"],
+    ),
     (
         "recipe-missing-deploy-root",
         recipe_edit(deploy_root=None),
@@ -404,7 +410,7 @@ def test_config_error_is_one_line_naming_the_field(
 
 @pytest.mark.parametrize(
     "changes",
-    [{"deploy_root": "srv/hello"}, {"deploy_root": "{NOPE}/x"}, {"keep": "x"}, {"app": None}],
+    [{"deploy_root": "srv/hello"}, {"deploy_root": "{NOPE}/x"}, {"keep": "x"}, {"app": "Bad App"}],
 )
 def test_deploy_refuses_bad_recipe_before_touching_hosts(
     project: Project, changes: dict[str, object]
