@@ -110,14 +110,19 @@ def _shared(f: Fields) -> Shared:
     sub = f.sub("shared")
     lists = {key: sub.strings(key) for key in ("dirs", "files")}
     sub.done()
-    seen: set[str] = set()
+    seen: list[str] = []
     for key, paths in lists.items():
         for i, path in enumerate(paths):
             if problem := shared_path_problem(path):
                 raise f.error(f"shared.{key}[{i}]", f"{path!r}: {problem}")
-            if path in seen:
-                raise f.error(f"shared.{key}[{i}]", f"{path!r} is listed twice")
-            seen.add(path)
+            for other in seen:
+                if path == other:
+                    raise f.error(f"shared.{key}[{i}]", f"{path!r} is listed twice")
+                # One inside the other: linking the inner one would go through the
+                # outer link and replace the shared data itself.
+                if path.startswith(other + "/") or other.startswith(path + "/"):
+                    raise f.error(f"shared.{key}[{i}]", f"{path!r} overlaps {other!r}")
+            seen.append(path)
     return Shared(lists["dirs"], lists["files"])
 
 

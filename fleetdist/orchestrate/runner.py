@@ -22,6 +22,7 @@ from fleetdist.orchestrate.batches import OnFailure
 from fleetdist.orchestrate.work import HostJob, Live, RolloutOptions, StepFailed, parallel
 from fleetdist.release import steps
 from fleetdist.release.command import SUDO_NEEDS_PASSWORD
+from fleetdist.release.facts import BECAME
 from fleetdist.release.lease import LOCK_HELD, LockSpec
 from fleetdist.report import ledger
 from fleetdist.report.events import Event, Reporter
@@ -83,12 +84,14 @@ class Rollout:
         feed = Stdin(source, after=steps.SEND if source else None, head=step.stdin_head)
         on_line = functools.partial(self._progress, live)
         result = live.transport.run(step.text, stdin=feed, on_line=on_line)
-        if host.become and SUDO_NEEDS_PASSWORD in result.stderr:
+        if host.become and BECAME not in result.stdout.splitlines():
             live.step = "become"
-            raise StepFailed(
-                f"sudo wants a password to become {host.become_user}, and fleetdist runs "
-                f"`sudo -n`: give {host.user or 'the SSH user'} passwordless sudo there"
-            )
+            if SUDO_NEEDS_PASSWORD in result.stderr:
+                raise StepFailed(
+                    f"sudo wants a password to become {host.become_user}, and fleetdist runs "
+                    f"`sudo -n`: give {host.user or 'the SSH user'} passwordless sudo there"
+                )
+            raise StepFailed(f"sudo did not run the script: {result.tail()}")
         return result
 
     def _run(self, live: Live, step: steps.Step, allow: tuple[int, ...] = ()) -> Result:
@@ -216,7 +219,7 @@ class Rollout:
         self._stage(live, "probed", current=live.facts.current)
         self._recovered(live, result)
         lines = steps.parse_markers(result.stdout)
-        if steps.UNCHANGED in lines:
+        if steps.UNCHANGED in lines and result.ok:
             live.outcome.status = Status.UNCHANGED
             return
         live.step = "upload" if steps.SEND in lines else "probe"
@@ -231,7 +234,7 @@ class Rollout:
 
     def _recovered(self, live: Live, result: Result) -> None:
         """Say so when the host undid a flip a dead script had left unconfirmed."""
-        for what in steps.parse_recoveries(result.stderr):
+        for what in steps.parse_recoveries(result.stdout):
             self._stage(live, "recovered", message=what)
 
     def _activate(

@@ -111,11 +111,13 @@ def fail(fmt: str, *args: str, code: int = 1) -> Sh:
     return Sh(f"{{ {message.text} >&2; exit {code}; }}", f"{{ {message.shown} >&2; exit {code}; }}")
 
 
-def as_user(sh: Sh, user: str) -> Sh:
+def as_user(sh: Sh, user: str, *, mark: str = "") -> Sh:
     """`sh` run as `user` through `sudo -n` (never a password prompt: a host whose sudo
     wants one fails at once, see `SUDO_NEEDS_PASSWORD`).  stdin passes through sudo, so
-    secrets and uploads still arrive; `shown` keeps the script readable."""
-    wrapped = shlex.join(["sudo", "-n", "-H", "-u", user, "--", "sh", "-c", sh.text])
+    secrets and uploads still arrive; `shown` keeps the script readable.  `mark`, if
+    given, is the first line the script prints: proof that sudo did start it."""
+    text = f"printf '%s\\n' {shlex.quote(mark)}\n{sh.text}" if mark else sh.text
+    wrapped = shlex.join(["sudo", "-n", "-H", "-u", user, "--", "sh", "-c", text])
     header = f"# as {user}: sudo -n -H -u {shlex.quote(user)} -- sh -c SCRIPT, where SCRIPT is:"
     return Sh(wrapped, f"{header}\n{sh.shown}", sh.secrets)
 

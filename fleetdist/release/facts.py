@@ -69,7 +69,9 @@ def parse_facts(stdout: str) -> Facts:
     tested: set[str] = set()
     releases: list[tuple[str, float]] = []
     for line in stdout.splitlines():
-        kind, _, rest = line.removeprefix("@@").partition(" ")
+        if not line.startswith("@@"):
+            continue  # not a record: only fleetdist writes to the protocol channel
+        kind, _, rest = line[2:].partition(" ")
         if kind == "previous":
             previous = _id(rest)
         elif kind == "lock":
@@ -118,7 +120,17 @@ def parse_markers(stdout: str) -> frozenset[str]:
     return frozenset(line for line in stdout.splitlines() if line in MARKERS)
 
 
-def parse_recoveries(stderr: str) -> list[str]:
-    """What `recover` said it undid (a flip a dead script left unconfirmed)."""
-    prefix = "recovering: "
-    return [ln.removeprefix(prefix) for ln in stderr.splitlines() if ln.startswith(prefix)]
+def parse_recoveries(stdout: str) -> list[str]:
+    """The flips `recover` undid (a dead script left them unconfirmed), as "TO -> FROM"."""
+    found = []
+    for line in stdout.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[0] == "@@recovered" and is_release_id(fields[1]):
+            back = fields[2] if is_release_id(fields[2]) else "nothing"
+            found.append(f"undid the unconfirmed flip to {fields[1]}, back to {back}")
+    return found
+
+
+# The first line a script run through `become` prints (see `command.as_user`):
+# without it, sudo never started the script.
+BECAME = "@@became"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fleetdist.config.schema import Host
 from fleetdist.release.command import Sh, as_user, assign
+from fleetdist.release.facts import BECAME
 from fleetdist.release.layout import ReleaseLayout
 from fleetdist.release.lease import LOCK_HELD
 
@@ -101,7 +102,8 @@ class Step:
         says `become` (see `command.as_user`), else unchanged."""
         if not host.become:
             return self
-        return dataclasses.replace(self, script=as_user(self.script, host.become_user))
+        wrapped = as_user(self.script, host.become_user, mark=BECAME)
+        return dataclasses.replace(self, script=wrapped)
 
     def render(self) -> str:
         """What --dry-run prints: the script as shown (secrets masked), and its stdin."""

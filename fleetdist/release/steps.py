@@ -20,7 +20,6 @@ from fleetdist.release.command import (
     assign,
     cmd,
     export,
-    fail,
     raw,
     script,
     user_shell,
@@ -74,7 +73,9 @@ __all__ = [
 
 
 def _preamble(layout: ReleaseLayout) -> list[Sh]:
-    """Every path of the layout and every exit code, as the variables `sh/` uses."""
+    """The protocol channel, then every path of the layout and every exit code, as the
+    variables `sh/` uses.  `exec 3>&1 1>&2`: from here on only `say` (and the facts)
+    reach the controller's stdout; anything else any program prints goes to stderr."""
     codes = {
         "EX_LOCKED": LOCK_HELD,
         "EX_REVERTED": REVERTED,
@@ -82,6 +83,7 @@ def _preamble(layout: ReleaseLayout) -> list[Sh]:
         "EX_NOT_TESTED": NOT_TESTED,
     }
     return [
+        raw("exec 3>&1 1>&2"),
         *(assign(name, path) for name, path in layout.variables()),
         *(assign(name, str(code)) for name, code in codes.items()),
         assign("ABI_FILE", packages.ABI_FILE),
@@ -176,19 +178,20 @@ def prepare(ctx: Context, lock: LockSpec, upload: Upload, *, ledgers: Ledgers) -
         *_activating(ctx, ledgers, action="deploy", untested_ok=False),
         library("lease", "facts", "stage", "activate"),
         raw("lease_take\nrecover\nfacts"),
-        raw(f'if [ "$CID" = "$ID" ]; then echo {UNCHANGED}; exit 0; fi'),
+        raw(f'if [ "$CID" = "$ID" ]; then say {UNCHANGED}; exit 0; fi'),
         raw('if [ "$CID" != "?" ]; then OLD=$CID; fi\nclean_scratch'),
-        raw(f"if ! staged; then\necho {SEND}\nreceive\necho {RECEIVED}"),
+        raw(f"if ! staged; then\nsay {SEND}\nreceive\nsay {RECEIVED}"),
         packages.place(upload.format),
         raw("fi"),
-        raw(f'exec </dev/null; echo {STAGED}\nrm -f "$TESTED/$ID"'),
+        raw(f'exec </dev/null; say {STAGED}\nrm -f "$TESTED/$ID"'),
         *(cmd("share_dir", path) for path in ctx.shared_dirs),
         *(cmd("share_file", path) for path in ctx.shared_files),
     ]
     if upload.bundle:
         parts.append(packages.bundle_check())
     for command in ctx.test:
-        parts.append(_in('"$REL/$ID"', command).or_else(fail("in-place test failed: %s", command)))
+        failed = cmd("test_failed", f"in-place test failed: {command}")
+        parts.append(_in('"$REL/$ID"', command).or_else(failed))
     parts.append(raw("mark_tested"))
     return Step("prepare", script(parts), upload, ((0, "tested"), LOCKED_END))
 
@@ -258,9 +261,9 @@ def rollback(
         library("lease", "facts", "activate"),
         raw(
             "lease_take\nrecover\nfacts\n"
-            "ID=${TO:-$PREV}; printf '@@target %s\\n' \"$ID\"\n"
+            'ID=${TO:-$PREV}; say "@@target $ID"\n'
             '[ -n "$ID" ] || die "no previous release to roll back to"\n'
-            f'if [ "$ID" = "$CID" ]; then echo {UNCHANGED}; else\n'
+            f'if [ "$ID" = "$CID" ]; then say {UNCHANGED}; else\n'
             'if [ "$CID" != "?" ]; then OLD=$CID; fi\nactivate\nfi\nlease_give_back'
         ),
     ]
@@ -310,7 +313,8 @@ def prune_candidates(facts: Facts, target: str, keep: int) -> list[str]:
 
 def read_ledger(layout: ReleaseLayout) -> Step:
     """Print the host's ledger (nothing if it has none yet)."""
-    return Step("ledger", script([*_preamble(layout), raw('cat "$LEDGER" 2>/dev/null || true')]))
+    text = raw('cat "$LEDGER" 2>/dev/null >&3 || true')
+    return Step("ledger", script([*_preamble(layout), text]))
 
 
 def force_unlock(layout: ReleaseLayout, ledger_line: str, wait: float = 0.0) -> Step:

@@ -42,6 +42,7 @@ recover() {
     current_id "$p_to"
     if is_id "$p_to" && [ "$CID" = "$p_to" ]; then
         echo "recovering: the $p_act of run $p_run left $p_to live without confirming it; back to ${p_from:-nothing}" >&2
+        say "@@recovered $p_to ${p_from:--}"
         p_link=""
         if [ -z "$p_from" ] && [ -f "$PENDING.link" ]; then read -r p_link < "$PENDING.link" || true; fi
         if [ -n "$p_link" ]; then relink "$p_link"; else flip "$p_from"; fi
@@ -116,11 +117,10 @@ activate() {
     (
         set -e
         switch
-    ) > "$out" 2> "$err"
+    ) > "$out" 2> "$err" 3>&-
     rc=$?
     set -e
-    cat "$out" 2> /dev/null || true
-    cat "$err" >&2 2> /dev/null || true
+    cat "$out" "$err" >&2 2> /dev/null || true
     rm -f "$out" "$err"
     return "$rc"
 }
@@ -139,7 +139,7 @@ drop() {
         pkg=$(dpkg -S "$REL/$1/$MARKER" 2> /dev/null | cut -d: -f1 || true)
     fi
     if [ -n "$pkg" ]; then
-        if [ "$(id -u)" -eq 0 ]; then dpkg --purge "$pkg"; else sudo -n dpkg --purge "$pkg"; fi > /dev/null 9>&- || return 1
+        if [ "$(id -u)" -eq 0 ]; then dpkg --purge "$pkg"; else sudo -n dpkg --purge "$pkg"; fi > /dev/null 3>&- 9>&- || return 1
     fi
     rm -f "$TESTED/$1"
     rm -rf -- "${REL:?}/$1"

@@ -7,8 +7,8 @@
 #   release EPOCH ID       a staged release and when it was staged
 #   tested ID              it passed its in-place tests here
 #   pending RUN ACTION FROM TO   a flip made but never confirmed
-# Every ID printed has passed is_id, and nothing else is printed on stdout
-# before the script's own stage lines, so no name on the host can forge a
+# Every ID printed has passed is_id, and only fleetdist writes to the
+# protocol channel (fd 3, see lib.sh), so no name on the host can forge a
 # record (parsed by fleetdist.release.facts.parse_facts).
 
 # facts [GUESS]: print the records above; sets CID (see current_id) and PREV.
@@ -19,20 +19,20 @@ facts() {
         lease_holder
         lk=$HELD_BY
     fi
-    printf '@@previous %s\n@@lock %s\n' "$PREV" "$lk"
+    printf '@@previous %s\n@@lock %s\n' "$PREV" "$lk" >&3
     current_id "${1:-}"
-    [ -z "$CID" ] || printf '@@current %s\n' "$CID"
+    [ -z "$CID" ] || say "@@current $CID"
     release_ids
     set --
     for x in $IDS; do
         set -- "$@" "releases/$x/$MARKER"
-        if [ -f "$TESTED/$x" ]; then printf '@@tested %s\n' "$x"; fi
+        if [ -f "$TESTED/$x" ]; then say "@@tested $x"; fi
     done
     # One exec for every marker's mtime: "@@release EPOCH releases/ID/MARKER".
-    if [ "$#" -gt 0 ]; then (cd "$R" && stat -c '@@release %.9Y %n' -- "$@"); fi
+    if [ "$#" -gt 0 ]; then (cd "$R" && stat -c '@@release %.9Y %n' -- "$@") >&3; fi
     if [ -f "$PENDING" ]; then
         p=""
         read -r p < "$PENDING" || true
-        printf '@@pending %s\n' "$p"
+        printf '@@pending %s\n' "$p" >&3
     fi
 }

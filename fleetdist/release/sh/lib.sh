@@ -3,6 +3,16 @@
 # assigned the layout's paths (R, REL, CUR, FD, LEDGER, ...) and the exit codes
 # (EX_LOCKED, EX_REVERTED, EX_NOT_STAGED, EX_NOT_TESTED) as quoted variables.
 
+# Every script starts with `exec 3>&1 1>&2` (see steps._preamble): fd 3 is the
+# protocol channel to the controller, and everything else that writes to
+# stdout, fleetdist's own commands or anything a release runs, lands on
+# stderr, so no program can print a line the controller would act on.
+
+# say LINE: one protocol line to the controller.
+say() {
+    printf '%s\n' "$1" >&3
+}
+
 # die MESSAGE [CODE]: say why on stderr and stop the script.
 die() {
     printf '%s\n' "$1" >&2
@@ -53,8 +63,9 @@ ledger() {
 # run_in DIR COMMAND...: run a recipe command (test, hook, healthcheck) in DIR,
 # in a subshell that alone sees the recipe's environment (user_env, rendered
 # by fleetdist), so no recipe variable can change this script's own.  Its
-# output goes to stderr: stdout is this script's protocol.  It does not
-# inherit the mutex (fd 9), so a daemon it starts cannot hold the lease.
+# output goes to stderr; it gets neither the protocol channel (fd 3) nor the
+# mutex (fd 9), so a daemon it starts cannot hold the lease, nor stdin, which
+# may still carry the upload.
 run_in() {
     (
         trap - HUP PIPE
@@ -62,7 +73,7 @@ run_in() {
         shift
         user_env
         exec "$@"
-    ) >&2 9>&-
+    ) >&2 3>&- 9>&- < /dev/null
 }
 
 # release_ids: set IDS to the staged releases (marker present, valid name).

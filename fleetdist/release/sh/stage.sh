@@ -69,12 +69,24 @@ install_deb() {
     if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo -n"; fi
     log="$FD/apt.log"
     rm -f "$TESTED/$ID"
+    was=""
+    if [ -h "$CUR" ]; then was=$(readlink "$CUR"); fi
+    read_previous
+    was_prev=$PREV
     # $SUDO is empty or "sudo -n": split on purpose.  fd 9 (the mutex) is not
     # passed on, so a service the package starts cannot hold the lease.
     # shellcheck disable=SC2086
-    if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "$A" > "$log" 2>&1 9>&-; then
+    if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "$A" > "$log" 2>&1 3>&- 9>&- < /dev/null; then
         tail -n 5 "$log" >&2
         die "apt-get install failed (full log: $log)"
+    fi
+    now=""
+    if [ -h "$CUR" ]; then now=$(readlink "$CUR"); fi
+    if [ "$now" != "$was" ]; then
+        # A package built with flip_current: postinst went live before its tests.
+        if [ -n "$was" ]; then relink "$was"; else rm -f "$CUR"; fi
+        remember "$was_prev"
+        die "the package's own postinst moved $CUR before its tests ran (built with flip_current: postinst): put back; deploy packages built with flip_current: fleetdist"
     fi
     [ -f "$REL/$ID/$MARKER" ] || die "the package did not install $REL/$ID: packages install under /opt/<app>, so deploy_root must be that"
     rm -f "$A"
@@ -99,13 +111,14 @@ bundle_check() {
         echo "venv interpreter $home/python3 is missing on this host" >&2
         bad=1
     else
-        got=$("$home/python3" -c "import sysconfig; print(sysconfig.get_config_var('SOABI'))" 2> /dev/null || echo unknown)
+        got=$("$home/python3" -c "import sysconfig; print(sysconfig.get_config_var('SOABI'))" 2> /dev/null 3>&- 9>&- < /dev/null || echo unknown)
         if [ "$got" != "$want" ]; then
             echo "python ABI mismatch: bundle built for $want, host $home/python3 is $got" >&2
             bad=1
         fi
     fi
-    "$D/venv/bin/python" -c "import sys" || {
+    # The bundle's own program: neither the protocol channel, nor the mutex, nor stdin.
+    "$D/venv/bin/python" -c "import sys" 3>&- 9>&- < /dev/null || {
         echo "venv/bin/python does not start here" >&2
         bad=1
     }
@@ -131,8 +144,24 @@ share_file() {
 share_link() {
     t="$REL/$ID/$1"
     case $1 in */*) mkdir -p "${t%/*}" ;; esac
+    inside "${t%/*}" || die "shared path $1: its folder in the release leads out of it (a link in the artifact?)"
     rm -rf -- "$t"
     ln -s "$SHARED/$1" "$t"
+}
+
+# inside DIR: true if DIR, links resolved, is the release directory or below it.
+inside() {
+    real=$(cd -P -- "$1" && pwd -P) || return 1
+    top=$(cd -P -- "$REL/$ID" && pwd -P) || return 1
+    case $real/ in "$top"/*) return 0 ;; esac
+    return 1
+}
+
+# test_failed MESSAGE: a test failed: no tested mark may stay (the test itself
+# runs as this user and could have written one), then stop.
+test_failed() {
+    rm -f "$TESTED/$ID"
+    die "$1"
 }
 
 # mark_tested: record that the release passed its tests here (read by activate).
