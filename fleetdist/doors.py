@@ -16,7 +16,7 @@ from typing import Any
 from invoke.exceptions import Exit, ParseError
 from invoke.program import Program
 
-from fleetdist import cli
+from fleetdist import cli, cliargs
 from fleetdist.errors import ExitCode
 
 
@@ -64,7 +64,7 @@ def _parse_tasks_like_fleetdist(self: Any) -> None:
         _parse_tasks(self)
     except ParseError as exc:
         argv = list(self.core.unparsed)
-        if not argv or argv[0] not in cli.VERBS:
+        if not argv or argv[0] not in cliargs.VERBS:
             raise  # a chore (`inv test --bogus`): invoke's own message and exit code
         raise usage_exit(argv, str(exc)) from None
 
