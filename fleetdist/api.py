@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fleetdist import shipment
 from fleetdist.builders.buildlog import Echo, stderr_echo
 from fleetdist.config.env import load_env
 from fleetdist.config.names import check_target
 from fleetdist.errors import ConfigError
 from fleetdist.orchestrate import plan as plans
 from fleetdist.orchestrate.batches import OnFailure
-from fleetdist.orchestrate.runner import Rollout, Uploads
+from fleetdist.orchestrate.runner import Rollout
 from fleetdist.orchestrate.stale import stale_run
 from fleetdist.orchestrate.work import HostJob, RolloutOptions
 from fleetdist.release import steps
@@ -32,7 +33,6 @@ from fleetdist.session import (
     DeployOptions,
     Loaded,
     Selection,
-    check_artifact_fits,
     check_confirmed,
     expand_host_patterns,
     jobs,
@@ -40,13 +40,12 @@ from fleetdist.session import (
     lock_spec,
     read_recipe,
     resolve_recipe,
-    resolve_version,
     run_on_each,
     transports,
 )
 from fleetdist.shipping import importing
-from fleetdist.shipping.artifact import DEPLOYABLE, Artifact
-from fleetdist.shipping.payload import Payload, preview, shipped
+from fleetdist.shipping.artifact import Artifact
+from fleetdist.shipping.payload import preview, shipped
 from fleetdist.status import HostStatus, history, status
 from fleetdist.transport.base import Result
 from fleetdist.verbs import HostReleases, exec_command, releases, releases_exit_code, runs
@@ -81,24 +80,6 @@ def build(sel: Selection, formats: Sequence[str] = (), echo: Echo = stderr_echo)
     env = load_env(sel.env, sel.project.root)
     recipe = resolve_recipe(sel, env)
     return build_recipe(recipe, sel.project.dist, formats, env=env, env_name=sel.env, echo=echo)
-
-
-def _artifact(sel: Selection, loaded: Loaded, opts: DeployOptions) -> Artifact:
-    path = opts.artifact
-    if path is not None:
-        app = loaded.recipe.app
-        artifact = importing.load(path, app=app, release=opts.release, version=opts.version)
-    elif opts.release or opts.version:
-        raise ConfigError("--release/--version: only with --artifact PATH")
-    else:
-        from fleetdist.builders.formats import build_recipe
-
-        recipe = resolve_version(loaded.recipe, loaded.env)
-        artifact = build_recipe(recipe, sel.project.dist, ("tar.gz",))[0]
-    if artifact.format not in DEPLOYABLE:
-        raise ConfigError(f"--artifact: {artifact.format} artifacts cannot be deployed yet")
-    check_artifact_fits(loaded, artifact, sel.env)
-    return artifact
 
 
 def _rollout(
@@ -155,29 +136,11 @@ def _rollout_options(
     )
 
 
-def _uploads(artifact: Artifact, payload: Payload) -> Uploads:
-    """What each host is sent: today the one checked payload, whole, to every host."""
-    note = ", ".join(filter(None, (str(artifact.path), payload.note)))
-
-    def upload(job: HostJob) -> steps.Upload:
-        return steps.Upload.of(
-            job.ctx,
-            payload.sha256,
-            payload.format,
-            artifact.sha256,
-            source=payload.path,
-            note=note,
-            bundle=artifact.format == "venv",  # shebangs and interpreter must fit each host
-        )
-
-    return upload
-
-
 def deploy(sel: Selection, opts: DeployOptions, reporter: Reporter = silent) -> FleetOutcome:
     loaded = load(sel)
     check_confirmed(sel, loaded.inventory, "deploy")
     jobs(sel, loaded, "")  # every per-host path error, before building or journaling
-    artifact = _artifact(sel, loaded, opts)
+    artifact = shipment.artifact_for(sel, loaded, opts)
     # checked here: a bad archive leaves no run behind
     with shipped(artifact, sel.project.state / "payloads") as payload:
         run_id = opts.run_id or new_run_id()
@@ -194,7 +157,9 @@ def deploy(sel: Selection, opts: DeployOptions, reporter: Reporter = silent) -> 
         )
         try:
             host_jobs = jobs(sel, loaded, artifact.release_id)
-            return rollout.deploy(host_jobs, artifact.release_id, _uploads(artifact, payload))
+            return rollout.deploy(
+                host_jobs, artifact.release_id, shipment.uploads(artifact, payload)
+            )
         finally:
             journal.close()
 
@@ -318,10 +283,10 @@ def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
     """
     loaded = load(sel)
     host_jobs = jobs(sel, loaded, "")
-    artifact, payload = _planned_artifact(sel, loaded, opts)
+    artifact, payload = shipment.planned(sel, loaded, opts)
     host_jobs = jobs(sel, loaded, artifact.release_id)
     options = _rollout_options(opts, DRY_RUN)
-    uploads = _uploads(artifact, payload)
+    uploads = shipment.uploads(artifact, payload)
     out = []
     for job, facts, note in _probed(sel, opts, host_jobs):
         planned = plans.deploy_steps(job, options, uploads(job), facts, DRY_RUN)
@@ -337,29 +302,6 @@ def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def _planned_artifact(
-    sel: Selection, loaded: Loaded, opts: DeployOptions
-) -> tuple[Artifact, Payload]:
-    """The artifact a deploy would ship and its payload, checked like a deploy's, with
-    nothing written.  Without --artifact that is the tar.gz `build` makes; if it is not
-    built yet, the plan says so and shows its payload's digest as unknown."""
-    if opts.artifact is None and not (opts.release or opts.version):
-        from fleetdist.builders.formats import planned_archive
-
-        recipe = resolve_version(loaded.recipe, loaded.env)
-        rid, path = planned_archive(recipe, sel.project.dist)
-        if not path.is_file():
-            unbuilt = Artifact(path, recipe.app, recipe.version, rid, "tar.gz", UNBUILT, 0)
-            note = "not built yet: the deploy builds it first"
-            return unbuilt, Payload(path, UNBUILT, "tar.gz", note)
-        opts = dataclasses.replace(opts, artifact=path)
-    artifact = _artifact(sel, loaded, opts)
-    return artifact, preview(artifact, sel.project.state / "payloads")
-
-
-UNBUILT = "<sha256 known once built>"
 
 
 def _probed(
