@@ -29,7 +29,7 @@ facts() {
         if [ -f "$TESTED/$x" ]; then say "@@tested $x"; fi
     done
     # One exec for every marker's mtime: "@@release EPOCH releases/ID/MARKER".
-    if [ "$#" -gt 0 ]; then (cd "$R" && stat -c '@@release %.9Y %n' -- "$@") >&3; fi
+    if [ "$#" -gt 0 ]; then cd "$R" && stat -c '@@release %.9Y %n' -- "$@" >&3; fi
     if [ -f "$PENDING" ]; then
         p=""
         read -r p < "$PENDING" || true

@@ -45,21 +45,24 @@ lease_free() {
     case $HELD_EXP in
         "" | *[!0-9]*) return 1 ;; # no readable expiry: fresh, never "expired"
     esac
-    [ "$(date +%s)" -ge "$HELD_EXP" ]
+    [ "$NOW" -ge "$HELD_EXP" ]
 }
 
-# lease_write: make the lease ours, complete before it becomes visible.
+# lease_write: make the lease ours, complete before it becomes visible (our
+# own lease, as a resumed run finds it, only gets a new expiry).  Every fork
+# counts on a hundred hosts: the tests keep to builtins where they can.
 lease_write() {
+    if [ "$HELD_RUN" = "$RUN" ] && [ -d "$LOCK" ]; then
+        put "$LOCK/expires" $((NOW + LEASE))
+        return 0
+    fi
     t="$FD/lock.new.$$"
-    rm -rf "$t"
+    if [ -e "$t" ]; then rm -rf "$t"; fi
     mkdir "$t"
     printf '%s\n' "$RUN" > "$t/run"
     printf '%s\n' "$HOLDER" > "$t/holder"
-    echo $(($(date +%s) + LEASE)) > "$t/expires"
-    if [ -d "$LOCK" ]; then
-        mv "$LOCK" "$FD/lock.old.$$"
-        rm -rf "$FD/lock.old.$$"
-    fi
+    echo $((NOW + LEASE)) > "$t/expires"
+    if [ -d "$LOCK" ]; then rm -rf "$LOCK"; fi # under the mutex: nobody reads it now
     mv "$t" "$LOCK"
 }
 
@@ -68,14 +71,17 @@ lease_write() {
 lease_take() {
     require
     if [ ! -d "$FD" ] || [ ! -d "$REL" ]; then mkdir -p "$FD" "$REL"; fi
-    DEADLINE=$(($(date +%s) + WAIT))
+    NOW=$(date +%s)
+    DEADLINE=$((NOW + WAIT))
+    HELD_RUN=""
     while :; do
         mutex_take
         if lease_free; then
             lease_write
             return 0
         fi
-        if [ "$(date +%s)" -ge "$DEADLINE" ]; then
+        NOW=$(date +%s)
+        if [ "$NOW" -ge "$DEADLINE" ]; then
             until=$(date -u -d "@$HELD_EXP" +%H:%M:%SZ 2> /dev/null || echo "$HELD_EXP")
             die "locked by $HELD_BY until $until" "$EX_LOCKED"
         fi
@@ -87,20 +93,18 @@ lease_take() {
 # lease_renew: (a later script of the same rollout) refuse to go on if our
 # lease was taken over; push its expiry out otherwise.
 lease_renew() {
-    DEADLINE=$(($(date +%s) + WAIT))
+    NOW=$(date +%s)
+    DEADLINE=$((NOW + WAIT))
     mutex_take
     lease_holder
     [ "$HELD_RUN" = "$RUN" ] || die "lost the lock (another rollout took over an expired lease)" "$EX_LOCKED"
-    put "$LOCK/expires" $(($(date +%s) + LEASE))
+    put "$LOCK/expires" $((NOW + LEASE))
 }
 
 # lease_give_back: release the lease, but only if it is still ours.
 lease_give_back() {
     lease_holder
-    if [ "$HELD_RUN" = "$RUN" ]; then
-        mv "$LOCK" "$FD/lock.done.$$"
-        rm -rf "$FD/lock.done.$$"
-    fi
+    if [ "$HELD_RUN" = "$RUN" ]; then rm -rf "$LOCK"; fi # under the mutex
 }
 
 # lease_break: drop the lease whoever holds it (once no script runs here).
@@ -108,6 +112,5 @@ lease_break() {
     DEADLINE=$(($(date +%s) + WAIT))
     [ -d "$LOCK" ] || exit 0
     mutex_take
-    mv "$LOCK" "$FD/lock.forced.$$"
-    rm -rf "$FD/lock.forced.$$"
+    rm -rf "$LOCK"
 }
