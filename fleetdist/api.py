@@ -282,7 +282,7 @@ def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
     `status` uses; an unreachable host is planned as an empty one and says so.
     """
     loaded = load(sel)
-    host_jobs = jobs(sel, loaded, "")
+    jobs(sel, loaded, "")  # every per-host path error first, as a deploy checks them
     artifact, payload = shipment.planned(sel, loaded, opts)
     host_jobs = jobs(sel, loaded, artifact.release_id)
     options = _rollout_options(opts, DRY_RUN)

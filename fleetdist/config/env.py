@@ -30,16 +30,37 @@ def load_env(name: str, project: Path) -> dict[str, str]:
     `<name>.env` exists there, because a typo in `--env` must never fall back
     to an empty environment and deploy to the wrong place.
     """
-    import envstack.env  # imported lazily: slow import
-
     if not _ENV_NAME.fullmatch(name):
         raise ConfigError(f"--env: {name!r} is not a valid environment name")
     envpath = os.environ.get("ENVPATH") or str(project / "env")
     dirs = [d for d in envpath.split(os.pathsep) if d]
     if not any((Path(d) / f"{name}.env").is_file() for d in dirs):
         raise ConfigError(f"--env: no {name}.env in ENVPATH ({os.pathsep.join(dirs)})")
+    try:
+        return resolve_stack(name, dirs)
+    except EnvFileError as exc:
+        raise ConfigError(_printed_error(name, exc.printed) if exc.printed else str(exc)) from None
+
+
+class EnvFileError(Exception):
+    """An env file envstack could not read; `printed` is what envstack printed about a
+    malformed one (callers word that their own way)."""
+
+    def __init__(self, message: str, printed: str = "") -> None:
+        super().__init__(message)
+        self.printed = printed
+
+
+def resolve_stack(name: str, dirs: list[str]) -> dict[str, str]:
+    """Stack `name` from `dirs`, resolved by envstack into strings; raises EnvFileError.
+
+    The one place that drives envstack: `load_env` (`--env`) and the distman
+    drop-in's `distman.env` both come through here.
+    """
+    import envstack.env  # imported lazily: slow import
+
     saved = os.environ.get("ENVPATH")
-    os.environ["ENVPATH"] = envpath
+    os.environ["ENVPATH"] = os.pathsep.join(dirs)
     try:
         # envstack remembers every stack it has loaded in a process-wide set and
         # skips those on later `include:`s; forget them, or a second load in one
@@ -51,14 +72,14 @@ def load_env(name: str, project: Path) -> dict[str, str]:
             raw = envstack.env.load_environ(name, ignore_missing=False)
             resolved = envstack.env.resolve_environ(raw)
     except Exception as exc:  # envstack raises many types; all mean a broken env file
-        raise ConfigError(f"{name}.env: {exc}") from exc
+        raise EnvFileError(f"{name}.env: {exc}") from exc
     finally:
         if saved is None:
             os.environ.pop("ENVPATH", None)
         else:
             os.environ["ENVPATH"] = saved
     if printed.getvalue().strip():
-        raise ConfigError(_printed_error(name, printed.getvalue()))
+        raise EnvFileError(f"{name}.env: malformed", printed.getvalue())
     return {str(k): "" if v is None else str(v) for k, v in resolved.items()}
 
 

@@ -11,8 +11,6 @@ moves the default `DEPLOY_ROOT`.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import platform
 import re
@@ -20,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from fleetdist.config.distman import DistError, DistFileError
+from fleetdist.config.env import EnvFileError, resolve_stack
 
 STACK = "distman"
 _TOKEN = re.compile(r"\{([^{}]*)\}")
@@ -46,24 +45,13 @@ def load_stack(location: Path) -> dict[str, str]:
     dirs.append(str(location))
     if not any((Path(d) / f"{STACK}.env").is_file() for d in dirs):
         return {}
-    import envstack.env  # slow import: only when there is a file to read
-
-    saved = os.environ.get("ENVPATH")
-    os.environ["ENVPATH"] = os.pathsep.join(dirs)
     try:
-        envstack.env.seen_stacks = set()  # see config.env.load_env
-        with contextlib.redirect_stdout(io.StringIO()) as printed:
-            resolved = envstack.env.resolve_environ(envstack.env.load_environ(STACK))
-    except Exception as exc:  # envstack raises many types; all mean a broken file
-        raise DistFileError(f"{STACK}.env: {exc}") from exc
-    finally:
-        if saved is None:
-            os.environ.pop("ENVPATH", None)
-        else:
-            os.environ["ENVPATH"] = saved
-    if printed.getvalue().strip():
-        raise DistFileError(f"{STACK}.env: malformed env file: {printed.getvalue().strip()}")
-    return {str(k): "" if v is None else str(v) for k, v in resolved.items()}
+        return resolve_stack(STACK, dirs)
+    except EnvFileError as exc:
+        printed = exc.printed.strip()
+        raise DistFileError(
+            f"{STACK}.env: malformed env file: {printed}" if printed else str(exc)
+        ) from None
 
 
 def lookup(location: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
