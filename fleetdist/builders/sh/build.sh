@@ -92,6 +92,9 @@ LIST
 if [ "$#" -gt 0 ]; then
     # The marker makes the installed release look staged to fleetdist's probe.
     printf '%s package\n' "$VERSION" > "$PREFIX/.fleetdist-release"
+    # nfpm keeps a tree's mtimes: date every file SOURCE_DATE_EPOCH (container_build
+    # always sets it), so the same inputs give the same package bytes.
+    find "$PREFIX" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
     FLEETDIST_ARCH=$(dpkg --print-architecture)
     FLEETDIST_PYTHON_DEP=$(/usr/bin/python3 -c 'import sys; print("python%d.%d" % sys.version_info[:2])')
     export FLEETDIST_ARCH FLEETDIST_PYTHON_DEP
