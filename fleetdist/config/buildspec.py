@@ -28,6 +28,14 @@ BUILTIN_MACHINES: dict[str, dict[str, Any]] = {
     # Built by scripts/build-image.sh FROM the debootstrapped base image.
     "bookworm": {"image": "fleetdist/build:bookworm"},
 }
+# `python_version` -> the Debian suite whose source package builds it (no
+# suite carries 3.12's source any more, so it is not offered).
+BUNDLED_PYTHONS: dict[str, str] = {
+    "3.11": "bookworm",
+    "3.13": "trixie",
+    "3.14": "sid",
+    "3.15": "sid",
+}
 IMAGE_HINT = "build it with scripts/build-image.sh (needs scripts/base-image.sh's base image)"
 
 
@@ -53,6 +61,7 @@ class BuildSpec:
     scripts: dict[str, Path] = field(default_factory=dict, hash=False, compare=False)
     nfpm: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     python: str = "system"
+    python_version: str = ""  # with `bundled`: build this CPython (a BUNDLED_PYTHONS key)
     flip_current: str = "fleetdist"
     maintainer: str = "fleetdist <root@localhost>"
     description: str = ""
@@ -133,6 +142,7 @@ def parse_build(data: Any, source: str, base_dir: Path, source_dir: Path) -> Bui
         scripts=_scripts(f, base_dir),
         nfpm=_mapping(f, "nfpm"),
         python=_choice(f, "python", ("system", "bundled")),
+        python_version=_python_version(f),
         flip_current=_choice(f, "flip_current", ("fleetdist", "postinst")),
         maintainer=f.text("maintainer", BuildSpec.maintainer) or BuildSpec.maintainer,
         description=f.text("description", "") or "",
@@ -146,6 +156,22 @@ def parse_build(data: Any, source: str, base_dir: Path, source_dir: Path) -> Bui
         if not path.is_file():
             raise f.error(f"requirements[{i}]", f"{path} is not a file")
     return spec
+
+
+def _python_version(f: Fields) -> str:
+    """`python_version`: only with `python: bundled`, one of BUNDLED_PYTHONS, as a string
+    (YAML reads an unquoted 3.10 as the number 3.1)."""
+    value = f.raw("python_version")
+    if value is None:
+        return ""
+    known = ", ".join(BUNDLED_PYTHONS)
+    if not isinstance(value, str):
+        raise f.error("python_version", f'quote the version, as in "3.13" (known: {known})')
+    if value not in BUNDLED_PYTHONS:
+        raise f.error("python_version", f"no Debian source for CPython {value!r} (known: {known})")
+    if f.raw("python") != "bundled":
+        raise f.error("python_version", "needs `python: bundled` (the package carries it)")
+    return value
 
 
 def _lock(f: Fields, source_dir: Path) -> Path | None:

@@ -3,7 +3,9 @@
 # build machine (see fleetdist/builders/machines.py).  fleetdist puts
 # `set -eu` and the build's values before it, each assigned as a quoted
 # variable: PREFIX (the release directory being built), VERSION, PYTHON
-# (system|bundled), EXPORT_TREE (yes|no), OWNER (uid:gid to hand the outputs
+# (system|bundled), PYTHON_VERSION (with bundled: a CPython built from
+# source, mounted as /fleetdist/python.tar; empty: copy this machine's own
+# with bundle-python.sh), EXPORT_TREE (yes|no), OWNER (uid:gid to hand the outputs
 # back to), and the lists BUILD_DEPS, REQUIREMENT (the app's `name==version`
 # or nothing), REQUIREMENTS (requirements files, container paths), TESTS and
 # FORMATS (deb/rpm, or nothing).
@@ -28,7 +30,13 @@ echo "== app source into $PREFIX"
 mkdir -p "$PREFIX"
 cp -a /fleetdist/src/. "$PREFIX/"
 
-if [ "$PYTHON" = bundled ]; then
+if [ "$PYTHON" = bundled ] && [ -n "$PYTHON_VERSION" ]; then
+    echo "== CPython $PYTHON_VERSION (built from Debian's source, cached) into $PREFIX/python"
+    mkdir -p "$PREFIX/python"
+    tar -xf /fleetdist/python.tar -C "$PREFIX/python"
+    py="$PREFIX/python/bin/python3"
+    flags=--symlinks
+elif [ "$PYTHON" = bundled ]; then
     echo "== bundling this machine's CPython into $PREFIX/python"
     sh /fleetdist/pkg/bundle-python.sh "$PREFIX/python"
     py="$PREFIX/python/bin/python3"
@@ -41,8 +49,9 @@ else
 fi
 echo "== venv at $PREFIX/venv ($("$py" --version))"
 # The machine's own pip installs into the venv (`pip --python`), so the release
-# carries no pip of its own; without one, the venv gets pip from ensurepip.
-if /usr/bin/python3 -m pip --version > /dev/null 2>&1; then
+# carries no pip of its own; without one, or for a CPython of another version
+# (which that pip may not support), the venv gets pip from ensurepip.
+if [ -z "$PYTHON_VERSION" ] && /usr/bin/python3 -m pip --version > /dev/null 2>&1; then
     "$py" -m venv "$flags" --without-pip "$PREFIX/venv"
     pip() { /usr/bin/python3 -m pip --python "$PREFIX/venv/bin/python" "$@"; }
 else
@@ -83,6 +92,9 @@ LIST
 if [ "$#" -gt 0 ]; then
     # The marker makes the installed release look staged to fleetdist's probe.
     printf '%s package\n' "$VERSION" > "$PREFIX/.fleetdist-release"
+    # nfpm keeps a tree's mtimes: date every file SOURCE_DATE_EPOCH (container_build
+    # always sets it), so the same inputs give the same package bytes.
+    find "$PREFIX" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
     FLEETDIST_ARCH=$(dpkg --print-architecture)
     FLEETDIST_PYTHON_DEP=$(/usr/bin/python3 -c 'import sys; print("python%d.%d" % sys.version_info[:2])')
     export FLEETDIST_ARCH FLEETDIST_PYTHON_DEP
