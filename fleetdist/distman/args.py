@@ -7,9 +7,13 @@ the one-line errors and exit codes of every other verb apply here too.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from fleetdist.distman import api
+from fleetdist.report.events import Reporter
+from fleetdist.report.outcome import FleetOutcome
+from fleetdist.session import DeployOptions
 
 COMPAT = "distman 0.8.4"
 
@@ -51,6 +55,9 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     d.add_argument("-v", "--verbose", action="count", default=0,
                    help="output verbosity (-v for INFO, -vv for DEBUG)")
     d.add_argument("--version", action="version", version=f"fleetdist dist ({COMPAT})")
+    _fleet_flags(d.add_argument_group(
+        "across the fleet", "with --hosts: the same dist.json on each host over SSH, gated"
+        " like a rollout (exit codes 0-5 as deploy)"))
     c = sub.add_parser("cache", help="copy the active dist versions into a local cache")
     c.add_argument("--src", help="Source directory (default $DEPLOY_ROOT)")
     c.add_argument("--dst", help="Destination directory (default $CACHE_ROOT)")
@@ -66,29 +73,101 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     # fmt: on
 
 
+def _fleet_flags(g: argparse._ArgumentGroup) -> None:
+    """`--hosts` and the rollout flags `deploy` has, with the same meaning."""
+    g.add_argument(
+        "-H",
+        "--hosts",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="host patterns, globs or groups of the inventory (repeatable)",
+    )
+    g.add_argument("-x", "--exclude", action="append", default=[], metavar="PATTERN")
+    g.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only hosts with this group or host var (repeatable)",
+    )
+    g.add_argument("-i", "--inventory", help="inventory name or path (default: inventories/local)")
+    g.add_argument("--env", help="envstack environment for the inventory and {VAR} (default: none)")
+    g.add_argument("--canary", type=int, metavar="N")
+    g.add_argument("--batch", help="batch sizes: N, P%% or a list like 1,10%%,100%%")
+    g.add_argument("--max-fail", help="failure budget for the whole run: N or P%%")
+    g.add_argument("--parallel", type=int, help="concurrent host workers (default 10)")
+    g.add_argument("--max-connect", type=int, help="concurrent SSH handshakes (default 10)")
+    g.add_argument("--lock-wait", type=float, metavar="SECONDS")
+    g.add_argument(
+        "--accept-new-host-keys",
+        action="store_true",
+        help="trust and record unknown host keys (changed keys are still refused)",
+    )
+    g.add_argument(
+        "--persist",
+        type=float,
+        metavar="SECONDS",
+        help="keep SSH connections open this long (default 60)",
+    )
+    g.add_argument("--resume", metavar="RUN", help="finish an interrupted dist --hosts run")
+    g.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    g.add_argument("--project", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
+
+
+_ROLLOUT = ("canary", "batch", "max_fail", "parallel", "max_connect", "lock_wait", "persist")
+
+
+def across(args: argparse.Namespace) -> bool:
+    """True when a `dist` command line asks for hosts (`--hosts` or `--resume`)."""
+    return args.verb == "dist" and bool(args.hosts or args.resume)
+
+
+def run_fleet(args: argparse.Namespace, reporter: Reporter) -> FleetOutcome:
+    """`fleetdist dist ... --hosts` (or `--resume RUN`): the outcome, as deploy's."""
+    from fleetdist.distman import fleet
+
+    given = {f: getattr(args, f) for f in _ROLLOUT if getattr(args, f) is not None}
+    options = DeployOptions.parse(accept_new_host_keys=args.accept_new_host_keys, **given)
+    hosts = fleet.FleetArgs(
+        args.project,
+        tuple(args.hosts),
+        tuple(args.exclude),
+        tuple(args.limit),
+        args.inventory,
+        args.env,
+        options,
+    )
+    if args.resume:
+        return fleet.resume(args.resume, hosts, reporter)
+    return fleet.dist_hosts(_dist_args(args), hosts, reporter)
+
+
+def _dist_args(args: argparse.Namespace) -> api.DistArgs:
+    return api.DistArgs(
+        location=args.location,
+        target=tuple(args.target) if args.target else None,
+        source=args.source,
+        dest=args.dest,
+        show=args.show,
+        commit=args.commit,
+        number=args.number,
+        reset=args.reset,
+        delete=args.delete,
+        yes=args.yes,
+        all=args.all,
+        ignore_missing=args.ignore_missing,
+        force=args.force,
+        version_only=args.version_only,
+        dryrun=args.dryrun,
+        verbose=args.verbose,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch a parsed `dist` or `cache` command; the exit code."""
     if args.verb == "dist":
-        return api.dist(
-            api.DistArgs(
-                location=args.location,
-                target=tuple(args.target) if args.target else None,
-                source=args.source,
-                dest=args.dest,
-                show=args.show,
-                commit=args.commit,
-                number=args.number,
-                reset=args.reset,
-                delete=args.delete,
-                yes=args.yes,
-                all=args.all,
-                ignore_missing=args.ignore_missing,
-                force=args.force,
-                version_only=args.version_only,
-                dryrun=args.dryrun,
-                verbose=args.verbose,
-            )
-        )
+        return api.dist(_dist_args(args))
     from fleetdist.distman import cache
 
     return cache.run(

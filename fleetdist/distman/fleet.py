@@ -1,0 +1,332 @@
+"""`fleetdist dist --hosts`: the same dist.json on many hosts, gated like a rollout.
+
+The controller checks the repo (sources, git state) and every host's
+targets (`DEPLOY_ROOT` from its inventory vars, each path and name against
+`config.names`) before anything runs; then the pipeline runs once, here,
+and its result (one slot per target, copied as `dist` copies a version)
+becomes fleetdist's canonical tar (`shipping.payload`), sent once to each
+host that must make a version.  `orchestrate.distrun` does the rest, host
+by host: versions, in-place tests, links, in canary and batches, with a
+journal `--resume` reads.  `-n/-c/--reset --hosts` moves links back the same
+way.  Exit codes are the rollout's (0-5), not distman's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fleetdist import shipment
+from fleetdist.config.distman import FILENAME, DistError, DistFile, read_dist_file
+from fleetdist.config.env import load_env
+from fleetdist.config.loader import load_inventory
+from fleetdist.config.project import Project
+from fleetdist.config.schema import Host
+from fleetdist.distman import env, hostplan
+from fleetdist.distman.api import DistArgs, choice
+from fleetdist.distman.engine import Console, Context, DistFlags, check
+from fleetdist.distman.files import copy_source
+from fleetdist.distman.gitinfo import behind, read_git
+from fleetdist.distman.pipeline import run_pipeline
+from fleetdist.distman.targets import Request, Target, plan_targets
+from fleetdist.errors import ConfigError, UsageError
+from fleetdist.orchestrate.distrun import DistJob, DistRollout, DistWork
+from fleetdist.orchestrate.stale import stale_run
+from fleetdist.orchestrate.work import RolloutOptions
+from fleetdist.release import steps
+from fleetdist.release.diststeps import HostTarget, state_layout
+from fleetdist.report import ledger
+from fleetdist.report.events import Reporter, fan_out
+from fleetdist.report.journal import Journal, new_run_id, read_run
+from fleetdist.report.outcome import FleetOutcome
+from fleetdist.report.runlog import RunLog
+from fleetdist.session import DeployOptions, Selection, check_confirmed, lock_spec, selected
+from fleetdist.session import transports as transport_factory
+from fleetdist.shipping.artifact import Artifact, file_sha256
+from fleetdist.shipping.payload import shipped
+
+APP = "dist"  # the app name a dist's runs, ledgers and leases are recorded under
+
+
+@dataclass(frozen=True)
+class FleetArgs:
+    """Which hosts, how to reach them, how to roll out: the flags `--hosts` adds."""
+
+    project: Path
+    hosts: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    limit: tuple[str, ...] = ()
+    inventory: str | None = None
+    env: str | None = None  # an envstack stack for the inventory and {VAR}; none by default
+    options: DeployOptions = field(default_factory=DeployOptions)
+
+
+def _refuse(args: DistArgs) -> None:
+    """Flags that have no meaning across hosts yet: a usage error, nothing touched."""
+    for flag, given in (
+        ("--delete", args.delete),
+        ("-s/--show", args.show),
+        ("--version-only", args.version_only),
+        ("-d/--dryrun", args.dryrun),
+        ("--dest", args.dest is not None),
+    ):
+        if given:
+            raise UsageError(f"{flag}: not with --hosts (run it on the host, or without --hosts)")
+
+
+@dataclass(frozen=True)
+class _Fleet:
+    """The selected hosts, the --env values and the selection they came from."""
+
+    sel: Selection
+    hosts: list[Host]
+    env: dict[str, str]
+
+
+def _fleet(fleet: FleetArgs, confirmed: bool) -> _Fleet:
+    project = Project(fleet.project)
+    values = load_env(fleet.env, project.root) if fleet.env else {}
+    path = project.inventory_path(fleet.inventory, fleet.env)
+    inventory = load_inventory(path, values, os.environ)
+    sel = Selection(
+        project,
+        None,
+        str(path),
+        fleet.env or "prod",
+        fleet.hosts,
+        fleet.exclude,
+        fleet.limit,
+        confirmed=confirmed,
+    )
+    names = selected(sel, inventory)
+    if not names:
+        raise ConfigError(f"{inventory.source}: no hosts selected")
+    check_confirmed(sel, inventory, "dist to")
+    return _Fleet(sel, [inventory.hosts[n] for n in names], values)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _no(question: str) -> bool:
+    raise DistError(f"{question} (not asked across hosts)")
+
+
+@dataclass(frozen=True)
+class _HostPlan:
+    root: str
+    targets: tuple[HostTarget, ...]
+    tests: tuple[str, ...]
+
+
+def _plans(
+    dist_file: DistFile, request: Request, ready: Sequence[Target], fleet: _Fleet, location: Path
+) -> dict[str, _HostPlan]:
+    """Each host's deploy root, targets and tests, every path and name checked, before
+    anything runs."""
+    stack = env.load_stack(location)
+    shown = {t.shown for t in ready}
+    out = {}
+    for host in fleet.hosts:
+        values = hostplan.host_values(host, stack, fleet.env, os.environ)
+        root = hostplan.deploy_root(host, values)
+        mine = [
+            t for t in plan_targets(dist_file, request, values, lambda _: None) if t.shown in shown
+        ]
+        targets = tuple(hostplan.host_targets(host, ready, mine))
+        tests = tuple(hostplan.fill(command, values) for command in dist_file.tests)
+        out[host.name] = _HostPlan(root, targets, tests)
+    return out
+
+
+def dist_hosts(
+    args: DistArgs, fleet: FleetArgs, reporter: Reporter, *, run_id: str | None = None
+) -> FleetOutcome:
+    """Run `fleetdist dist ... --hosts`: see the module docstring."""
+    _refuse(args)
+    location = Path(args.location)
+    if not location.is_dir():
+        raise DistError(f"{args.location} is not a directory")
+    number, commit = choice(args)
+    moving = number is not None or commit is not None or args.reset
+    dist_file = read_dist_file(location / FILENAME)
+    controller = env.lookup(location)
+    hosts = _fleet(fleet, args.yes)
+    request = Request(
+        args.location,
+        args.target,
+        args.source,
+        None,
+        args.ignore_missing or controller.get("IGNORE_MISSING", "").lower() in ("1", "true", "yes"),
+        compat_pipeline=controller.get("FLEETDIST_DIST_COMPAT_PIPELINE", "")
+        in ("1", "true", "yes"),
+    )
+    planned = plan_targets(dist_file, request, controller, lambda line: _say(f"WARNING: {line}"))
+    if not planned:
+        raise DistError(f"No matching targets in {FILENAME}")
+    git = read_git(location)
+    ctx = Context(
+        git,
+        dist_file.author or os.environ.get("USER", "unknown"),
+        controller["DEPLOY_ROOT"],
+        controller,
+        DistFlags(force=args.force, all_files=args.all),
+        Console(_say, _no),
+    )
+    run_id = run_id or new_run_id()
+    header = {
+        "action": "dist-move" if moving else "dist",
+        "app": APP,
+        "env": hosts.sel.env,
+        "inventory": hosts.sel.inventory,
+        "hosts": [h.name for h in hosts.hosts],
+        "dist": dataclasses.asdict(args),
+        "fleet": {"env": fleet.env, "options": fleet.options.flags()},
+    }
+    if moving:
+        per_host = _plans(dist_file, request, planned, hosts, location)
+        decide = hostplan.mover(planned, ctx, number=number, commit=commit)
+        work = DistWork(f"move-{run_id}", decide, moving=True)
+        return _roll(hosts, fleet, per_host, work, header, run_id, reporter, None)
+    if not args.force and (why := behind(location, git)):
+        raise DistError(why)
+    ready = check(planned, ctx, here=False)
+    per_host = _plans(dist_file, request, ready, hosts, location)
+    with _payload(ready, ctx) as artifact:
+        decide = hostplan.decider(ready, ctx)
+        with shipped(artifact, hosts.sel.project.state / "payloads") as payload:
+            work = DistWork(f"dist-{payload.sha256[:12]}", decide)
+            uploads = shipment.uploads(artifact, payload)
+            return _roll(hosts, fleet, per_host, work, header, run_id, reporter, uploads)
+
+
+@contextmanager
+def _payload(ready: Sequence[Target], ctx: Context) -> Iterator[Artifact]:
+    """The pipeline's result for every target, once, as a tar of slots `0`, `1`..."""
+    with tempfile.TemporaryDirectory(prefix="fleetdist-dist.") as work:
+        root = Path(work) / "payload"
+        root.mkdir()
+        for k, t in enumerate(ready):
+            scratch = Path(tempfile.mkdtemp(dir=work))
+            result = run_pipeline(
+                t.name,
+                list(t.steps),
+                t.source,
+                scratch,
+                ctx.values,
+                all_files=ctx.flags.all_files,
+                say=_say,
+            )
+            copy_source(result, root / str(k), all_files=ctx.flags.all_files)
+        tar = Path(work) / "dist.tar"
+        stamp = _stamp(ctx)
+
+        def dated(info: tarfile.TarInfo) -> tarfile.TarInfo:
+            info.mtime = stamp
+            return info
+
+        with tarfile.open(tar, "w", format=tarfile.PAX_FORMAT) as out:
+            for k in range(len(ready)):
+                out.add(root / str(k), arcname=str(k), filter=dated)
+        sha = file_sha256(tar)
+        yield Artifact(tar, APP, "0", f"{APP}-{sha[:10]}", "tar", sha, tar.stat().st_size)
+
+
+def _stamp(ctx: Context) -> int:
+    """Every file's mtime in the payload: the commit's time, so one commit always makes
+    the same payload (and dist id: `--resume` and a re-run find it staged); now outside git."""
+    if ctx.git.top is None or not ctx.git.head:
+        return int(time.time())
+    done = subprocess.run(
+        ["git", "-C", str(ctx.git.top), "show", "-s", "--format=%ct", ctx.git.head],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return int(done.stdout.strip()) if done.stdout.strip().isdigit() else int(time.time())
+
+
+def _roll(
+    hosts: _Fleet,
+    fleet: FleetArgs,
+    per_host: Mapping[str, _HostPlan],
+    work: DistWork,
+    header: dict[str, Any],
+    run_id: str,
+    reporter: Reporter,
+    uploads: Any,
+) -> FleetOutcome:
+    """The rollout itself: journal, per-host logs, options, jobs."""
+    project, opts = hosts.sel.project, fleet.options
+    journal = Journal(project.runs, run_id, {**header, "release_id": work.dist_id})
+    runlog = RunLog(project.runs, run_id)
+    outcome = FleetOutcome(run_id, header["action"], APP, hosts.sel.env, work.dist_id)
+    outcome.log_dir = runlog.dir
+    options = RolloutOptions(
+        lock=lock_spec(run_id, opts.lock_wait),
+        parallel=opts.parallel,
+        batches=opts.batches,
+        max_fail=opts.max_fail,
+        operator=ledger.operator(),
+        stale=lambda message: stale_run(message, project.runs),
+    )
+    jobs = []
+    for host in hosts.hosts:
+        plan = per_host[host.name]
+        ctx = steps.Context(state_layout(plan.root), APP, work.dist_id, hosts.sel.env, host.name)
+        jobs.append(DistJob(host, ctx, plan.root, plan.targets, plan.tests))
+    rollout = DistRollout(
+        work=work,
+        fleet=outcome,
+        factory=transport_factory(opts),
+        reporter=fan_out([journal, runlog, reporter]),
+        options=options,
+    )
+    try:
+        rollout.run(jobs, uploads or _no_upload)
+    finally:
+        journal.close()
+    return outcome
+
+
+def _no_upload(job: Any) -> steps.Upload:
+    raise AssertionError("-n/-c/--reset send nothing")
+
+
+def resume(run: str, fleet: FleetArgs, reporter: Reporter) -> FleetOutcome:
+    """`--resume RUN`: the same dist, hosts and flags as RUN, under its run id; hosts
+    already switched are `unchanged`, the others are taken up where they stopped."""
+    header, _ = read_run(Project(fleet.project).runs, run)
+    if header.get("action") not in ("dist", "dist-move"):
+        raise ConfigError(f"--resume: run {run} was a {header.get('action')}, not a dist")
+    saved = header["dist"]
+    args = DistArgs(**{**saved, "target": tuple(saved["target"]) if saved["target"] else None})
+    again = dataclasses.replace(
+        fleet,
+        hosts=tuple(header["hosts"]),
+        exclude=(),
+        limit=(),
+        inventory=header["inventory"],
+        env=header["fleet"]["env"],
+        options=DeployOptions.parse(
+            **{
+                k: v
+                for k, v in header["fleet"]["options"].items()
+                if k not in ("release", "version", "on_failure")
+            },
+            accept_new_host_keys=fleet.options.accept_new_host_keys,
+            persist=fleet.options.persist,
+        ),
+    )
+    return dist_hosts(args, again, reporter, run_id=run)

@@ -1,0 +1,195 @@
+# shellcheck shell=dash
+# distman's tree on a host (`fleetdist dist --hosts`, see release/diststeps.py):
+#   <dir>/<name> -> versions/<name>.<N>.<commit7>   relative link, replaced by rename(2)
+#   <dir>/.<name>.dist                             what the link points at
+#   <DEPLOY_ROOT>/.distman/epoch                    bumped by every change (EPOCHF)
+# fleetdist's own records live under "$R" (a ReleaseLayout at
+# DEPLOY_ROOT/.fleetdist/dist): the lease, the ledger, the uploaded payload
+# ("$REL/$ID", one slot per target, unpacked by stage.sh's unpack_tar), the
+# tested mark, and "$DPEND", the links a switch is about to move.  Every
+# target path and name was checked by the controller (config.names); names
+# read here pass is_dname before they are printed.
+
+# is_dname VALUE: true if VALUE is a dist target or version name
+# (config.names.DIST_NAME).
+is_dname() {
+    case $1 in
+        "" | [!A-Za-z0-9_]* | *[!A-Za-z0-9._+-]* | *..*) return 1 ;;
+    esac
+    [ "${#1}" -le 128 ]
+}
+
+# dist_facts K DEST: what target K has here, one protocol line each:
+#   @@dv K NAME   versions/NAME exists (NAME starts with the link's name)
+#   @@dl K NAME   DEST links to versions/NAME; "@@dl K ?" it links elsewhere
+#   @@df K        DEST exists and is not a link: fleetdist will not replace it
+dist_facts() {
+    name=${2##*/}
+    vers=${2%/*}/versions
+    for v in "$vers/$name".*; do
+        x=${v##*/}
+        is_dname "$x" || continue
+        if [ -e "$v" ] || [ -h "$v" ]; then say "@@dv $1 $x"; fi
+    done
+    if [ -h "$2" ]; then
+        t=$(readlink "$2") || t=""
+        x=${t#versions/}
+        if [ "$t" = "versions/$x" ] && is_dname "$x"; then say "@@dl $1 $x"; else say "@@dl $1 ?"; fi
+    elif [ -e "$2" ]; then
+        say "@@df $1"
+    fi
+}
+
+# dist_drop_payloads: remove payloads of other runs ("$ID" stays: a resumed run's).
+dist_drop_payloads() {
+    for d in "$REL"/*/; do
+        x=${d%/}
+        x=${x##*/}
+        if [ "$x" != "$ID" ] && [ -d "$REL/$x" ]; then rm -rf -- "${REL:?}/$x"; fi
+    done
+}
+
+# dist_place SLOT DEST FILE: make versions/FILE beside DEST from the payload's SLOT,
+# unless it exists (then MADE=0).  It appears by one rename of a complete copy.
+# shellcheck disable=SC2034 # MADE is this function's result
+dist_place() {
+    MADE=0
+    vers=${2%/*}/versions
+    if [ -e "$vers/$3" ] || [ -h "$vers/$3" ]; then return 0; fi
+    if [ ! -e "$REL/$ID/$1" ] && [ ! -h "$REL/$ID/$1" ]; then
+        rm -rf -- "${REL:?}/$ID"
+        die "the uploaded payload has no slot $1 (a version was deleted meanwhile?): run again"
+    fi
+    mkdir -p "$vers"
+    tmp="$vers/.${2##*/}.tmp.$RUN"
+    rm -rf -- "$tmp"
+    mv -T "$REL/$ID/$1" "$tmp"
+    mv -T "$tmp" "$vers/$3"
+    MADE=1
+}
+
+# dist_in VERSION COMMAND...: run an in-place test in VERSION (a directory, or the
+# versions/ folder of a file), VER telling user_env which version it is about.
+dist_in() {
+    VER=$1
+    shift
+    w=$VER
+    [ -d "$w" ] || w=${VER%/*}
+    run_in "$w" "$@"
+}
+
+# dist_test_failed MESSAGE: drop the versions this run made (dist_unmake, rendered
+# by fleetdist) and the payload, so the host is as it was, then stop.
+dist_test_failed() {
+    rm -f "$TESTED/$ID"
+    dist_unmake
+    rm -rf -- "${REL:?}/$ID"
+    die "$1"
+}
+
+# dist_linkable DEST: DEST is a link or nothing (a file or directory stays put).
+dist_linkable() {
+    if [ -e "$1" ] && [ ! -h "$1" ]; then
+        die "$1 is not a symlink: fleetdist will not replace it (move it away first)"
+    fi
+}
+
+# dist_hold K DEST: record in "$DPEND.new" how DEST and its .dist file are now.
+dist_hold() {
+    p="$DPEND.new/$1"
+    printf '%s\n' "$2" > "$p.dest"
+    if [ -h "$2" ]; then readlink "$2" > "$p.link"; fi
+    info="${2%/*}/.${2##*/}.dist"
+    if [ -f "$info" ]; then cp -p "$info" "$p.info"; fi
+}
+
+# dist_link DEST FILE: point DEST at versions/FILE by one rename over the old link.
+dist_link() {
+    mkdir -p "${1%/*}"
+    tmp="${1%/*}/.${1##*/}.link.$$"
+    rm -f "$tmp"
+    ln -s "versions/$2" "$tmp"
+    mv -T "$tmp" "$1"
+}
+
+# dist_info INFO TEXT: replace the .dist file whole.
+dist_info() {
+    printf '%s' "$2" > "$1.tmp.$$"
+    mv -f "$1.tmp.$$" "$1"
+}
+
+# dist_recommit INFO COMMIT TEXT: after -n/-c/--reset, the .dist file names the
+# commit of the version now linked and keeps its other fields (TEXT if it has none).
+dist_recommit() {
+    if [ -f "$1" ] && grep -q '^commit: ' "$1"; then
+        sed "s/^commit: .*/commit: $2/" "$1" > "$1.tmp.$$"
+        mv -f "$1.tmp.$$" "$1"
+    else
+        dist_info "$1" "$3"
+    fi
+}
+
+# dist_epoch: DEPLOY_ROOT/.distman/epoch := nanoseconds now, mode 600 (caches compare it).
+dist_epoch() {
+    mkdir -p "${EPOCHF%/*}"
+    (umask 077 && date +%s%N > "$EPOCHF.tmp.$$")
+    mv -f "$EPOCHF.tmp.$$" "$EPOCHF"
+}
+
+# dist_recover: links a switch recorded and never confirmed (its script died: we
+# hold the mutex, so it is not running) go back where they were, with their .dist
+# files; the epoch is bumped so caches notice, and the ledger says so.
+dist_recover() {
+    rm -rf -- "$DPEND.new" # a record never completed: nothing was moved yet
+    [ -d "$DPEND" ] || return 0
+    r_id=""
+    if [ -f "$DPEND/id" ]; then read -r r_id < "$DPEND/id" || true; fi
+    is_id "$r_id" || r_id=""
+    for f in "$DPEND"/*.dest; do
+        [ -f "$f" ] || continue
+        p=${f%.dest}
+        dest=""
+        read -r dest < "$f" || true
+        case $dest in /*) ;; *) continue ;; esac
+        if [ -f "$p.link" ]; then
+            old=""
+            read -r old < "$p.link" || true
+            tmp="${dest%/*}/.${dest##*/}.link.$$"
+            rm -f "$tmp"
+            ln -s "$old" "$tmp"
+            mv -T "$tmp" "$dest"
+        elif [ -h "$dest" ]; then
+            rm -f "$dest"
+        fi
+        info="${dest%/*}/.${dest##*/}.dist"
+        if [ -f "$p.info" ]; then mv -f "$p.info" "$info"; else rm -f "$info"; fi
+    done
+    dist_epoch
+    echo "recovering: a dist switch ${r_id:+to $r_id }was never confirmed; its links are back" >&2
+    say "@@drecovered ${r_id:--}"
+    rm -rf -- "$DPEND"
+    ledger "$LREC_A" "$LREC_B" "$LREC_C" "$r_id" ""
+}
+
+# dist_activate: run dist_switch (rendered by fleetdist) detached from the
+# controller, as activate.sh's `activate`; if it stops half way, the links it
+# recorded go straight back (EX_REVERTED).
+dist_activate() {
+    out="$FD/activate.$$.out"
+    err="$FD/activate.$$.err"
+    trap '' HUP PIPE
+    set +e
+    (
+        set -e
+        dist_switch
+    ) > "$out" 2> "$err" 3>&-
+    rc=$?
+    set -e
+    if [ -s "$out" ] || [ -s "$err" ]; then cat "$out" "$err" >&2 2> /dev/null || true; fi
+    rm -f "$out" "$err"
+    if [ "$rc" -ne 0 ] && [ -d "$DPEND" ]; then
+        dist_recover 3> /dev/null
+        exit "$EX_REVERTED"
+    fi
+    return "$rc"
+}

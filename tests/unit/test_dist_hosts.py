@@ -1,0 +1,259 @@
+"""`fleetdist dist --hosts` on the local transport: versions, tests, gating, moves, recovery.
+
+Three local hosts (directories standing in for `/`) take the same dist.json;
+`web02`'s inventory vars make its in-place test fail.  Real SSH is covered by
+tests/integration/test_dist_ssh.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fleetdist.cli import main
+from fleetdist.release.diststeps import parse_facts
+
+from .distman_repo import commit, git, isolate, snapshot, write
+
+HOSTS = ("web01", "web02", "web03")
+ROOT = "/srv/dist"
+DIST: dict[str, Any] = {
+    "version": 1,
+    "author": "team@example.com",
+    "targets": {
+        "app": {"source": "app", "destination": "{DEPLOY_ROOT}/lib/app"},
+        "tool": {
+            "source": "tool.sh",
+            "destination": "{DEPLOY_ROOT}/bin/tool",
+            "pipeline": {"up": {"script": "tr a-z A-Z < {input} > {output}"}},
+        },
+    },
+    "fleetdist": {"test": ["test -f a.txt || test -x tool.0.*", "test {MUST} = ok"]},
+}
+
+
+@dataclass
+class Done:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@dataclass
+class Fleet:
+    repo: Path
+    project: Path
+    hosts: Path
+    capsys: pytest.CaptureFixture[str]
+
+    def dist(self, *args: str) -> Done:
+        old = Path.cwd()
+        os.chdir(self.repo)
+        try:
+            self.capsys.readouterr()
+            code = main(["dist", "--project", str(self.project), *args])
+        finally:
+            os.chdir(old)
+        got = self.capsys.readouterr()
+        return Done(code, got.out, got.err)
+
+    def root(self, host: str) -> Path:
+        return self.hosts / host / ROOT.lstrip("/")
+
+    def link(self, host: str, rel: str = "lib/app") -> str | None:
+        path = self.root(host) / rel
+        return os.readlink(path) if path.is_symlink() else None
+
+    def inventory(self, **host_vars: dict[str, str]) -> None:
+        hosts = {
+            h: {"local_root": str(self.hosts / h), "vars": host_vars.get(h, {})} for h in HOSTS
+        }
+        doc = {
+            "defaults": {"transport": "local", "vars": {"DEPLOY_ROOT": ROOT, "MUST": "ok"}},
+            "hosts": hosts,
+        }
+        inv = self.project / "inventories" / "local.yaml"
+        inv.parent.mkdir(parents=True, exist_ok=True)
+        inv.write_text(yaml.safe_dump(doc))
+
+
+@pytest.fixture
+def fleet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Fleet:
+    isolate(monkeypatch, tmp_path)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    write(repo / "dist.json", json.dumps(DIST))
+    write(repo / "app" / "a.txt", "v1\r\n")
+    write(repo / "app" / "sub" / "b.txt", "b\n")
+    write(repo / "app" / ".hidden", "skipped\n")
+    write(repo / "tool.sh", "#!/bin/sh\necho tool\n", 0o755)
+    commit(repo, "first")
+    f = Fleet(repo, tmp_path / "project", tmp_path / "hosts", capsys)
+    f.inventory(web02={"MUST": "broken"})
+    return f
+
+
+def test_a_failing_host_keeps_its_links_while_the_others_flip(fleet: Fleet) -> None:
+    done = fleet.dist("--hosts", "web*", "--json")
+    assert done.code == 1, done.err
+    status = {h["host"]: h["status"] for h in done.json()["hosts"]}
+    assert status == {"web01": "ok", "web02": "failed", "web03": "ok"}
+    for host in ("web01", "web03"):
+        assert fleet.link(host) == "versions/app.0." + git(
+            fleet.repo, "rev-parse", "--short=7", "HEAD"
+        )
+        assert (fleet.root(host) / ".distman" / "epoch").is_file()
+    web02 = fleet.root("web02")
+    assert sorted(p.name for p in web02.iterdir()) == [".fleetdist"], "nothing but our records"
+    assert "in-place test failed" in done.json()["hosts"][1]["error"]
+
+
+def test_remote_tree_is_the_local_dist_tree(
+    fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert fleet.dist("--hosts", "web01").code == 0
+    local = tmp_path / "local" / ROOT.lstrip("/")
+    monkeypatch.setenv("DEPLOY_ROOT", str(local))
+    assert fleet.dist("-y").code == 0
+    monkeypatch.delenv("DEPLOY_ROOT")
+    remote = snapshot(fleet.root("web01"), fleet.repo)
+    remote = {k: v for k, v in remote.items() if not k.startswith(".fleetdist")}
+    assert remote == snapshot(local, fleet.repo)
+
+
+def test_a_rerun_changes_nothing_and_a_new_commit_is_the_next_number(fleet: Fleet) -> None:
+    assert fleet.dist("--hosts", "web01").code == 0
+    epoch = (fleet.root("web01") / ".distman" / "epoch").read_text()
+    again = fleet.dist("--hosts", "web01", "--json")
+    assert again.code == 0 and again.json()["hosts"][0]["status"] == "unchanged"
+    assert (fleet.root("web01") / ".distman" / "epoch").read_text() == epoch
+    write(fleet.repo / "app" / "a.txt", "v2\n")
+    second = commit(fleet.repo, "second")
+    assert fleet.dist("--hosts", "web01").code == 0
+    assert fleet.link("web01") == f"versions/app.1.{second}"
+    assert f"commit: {second}" in (fleet.root("web01") / "lib" / ".app.dist").read_text()
+
+
+def test_number_moves_links_back_on_every_host(fleet: Fleet) -> None:
+    fleet.inventory()
+    first = git(fleet.repo, "rev-parse", "--short=7", "HEAD")
+    assert fleet.dist("--hosts", "web*").code == 0
+    write(fleet.repo / "app" / "a.txt", "v2\n")
+    commit(fleet.repo, "second")
+    assert fleet.dist("--hosts", "web*").code == 0
+    done = fleet.dist("-n", "-1", "--hosts", "web*", "--json")
+    assert done.code == 0, done.err
+    for host in HOSTS:
+        assert fleet.link(host) == f"versions/app.0.{first}"
+        info = (fleet.root(host) / "lib" / ".app.dist").read_text()
+        assert f"commit: {first}\n" in info and "author: team@example.com" in info
+    assert fleet.dist("--reset", "--hosts", "web*").code == 0
+    assert all(fleet.link(h, "lib/app").startswith("versions/app.1.") for h in HOSTS)  # type: ignore[union-attr]
+    missing = fleet.dist("-n", "7", "--hosts", "web01")
+    assert missing.code == 1 and "Target version 7 not found" in missing.err
+
+
+def test_a_spent_failure_budget_moves_no_link(fleet: Fleet) -> None:
+    fleet.inventory()
+    assert fleet.dist("--hosts", "web*").code == 0
+    write(fleet.repo / "app" / "a.txt", "v2\n")
+    commit(fleet.repo, "second")
+    fleet.inventory(web01={"MUST": "broken"}, web02={"MUST": "broken"})
+    budget = fleet.dist("--hosts", "web*", "--max-fail", "1", "--json")
+    assert budget.code == 3 and budget.json()["aborted"]
+    assert all(fleet.link(h).startswith("versions/app.0.") for h in HOSTS)  # type: ignore[union-attr]
+
+
+def test_resume_finishes_the_hosts_a_run_left(fleet: Fleet) -> None:
+    first = fleet.dist("--hosts", "web*", "--json")
+    assert first.code == 1
+    fleet.inventory()
+    done = fleet.dist("--resume", first.json()["run_id"], "--json")
+    assert done.code == 0, done.err
+    status = {h["host"]: h["status"] for h in done.json()["hosts"]}
+    assert status == {"web01": "unchanged", "web02": "ok", "web03": "unchanged"}
+    assert done.json()["run_id"] == first.json()["run_id"]
+
+
+def test_an_unconfirmed_switch_is_undone_by_the_next_run(fleet: Fleet) -> None:
+    """A switch whose script died after recording the links: the next run puts them back."""
+    fleet.inventory()
+    assert fleet.dist("--hosts", "web01").code == 0
+    root = fleet.root("web01")
+    before = fleet.link("web01")
+    pending = root / ".fleetdist" / "dist" / ".fleetdist" / "switching"
+    pending.mkdir()
+    (pending / "0.dest").write_text(str(root / "lib" / "app") + "\n")
+    (pending / "0.link").write_text(f"{before}\n")
+    (pending / "id").write_text("dist-dead\n")
+    os.symlink("versions/app.9.deadbee", root / "lib" / ".tmp")
+    os.replace(root / "lib" / ".tmp", root / "lib" / "app")
+    done = fleet.dist("--hosts", "web01", "--json")
+    assert done.code == 0, done.err
+    assert fleet.link("web01") == before
+    assert not pending.exists()
+    ledger = (root / ".fleetdist" / "dist" / ".fleetdist" / "ledger.jsonl").read_text()
+    assert '"action":"recover"' in ledger
+
+
+@pytest.mark.parametrize(
+    ("dest", "why"),
+    [
+        ("{DEPLOY_ROOT}/bin/my tool", "cannot be a dist name"),
+        ("{DEPLOY_ROOT}/bin/-x", "cannot be a dist name"),
+        ("{DEPLOY_ROOT}/b\nin/tool", "control character"),
+    ],
+)
+def test_names_that_cannot_cross_to_a_host_are_refused_first(
+    fleet: Fleet, dest: str, why: str
+) -> None:
+    dist = {**DIST, "targets": {"t": {"source": "tool.sh", "destination": dest}}}
+    write(fleet.repo / "dist.json", json.dumps(dist))
+    commit(fleet.repo, "hostile")
+    done = fleet.dist("--hosts", "web01")
+    assert done.code == 2 and why in done.err
+    assert not fleet.hosts.exists(), "nothing was sent"
+
+
+def test_a_deploy_root_from_nowhere_is_refused(fleet: Fleet) -> None:
+    inv = fleet.project / "inventories" / "local.yaml"
+    doc = yaml.safe_load(inv.read_text())
+    del doc["defaults"]["vars"]["DEPLOY_ROOT"]
+    inv.write_text(yaml.safe_dump(doc))
+    done = fleet.dist("--hosts", "web01")
+    assert done.code == 2 and "web01: DEPLOY_ROOT is not set" in done.err
+
+
+def test_flags_without_a_fleet_meaning_are_usage_errors(fleet: Fleet) -> None:
+    done = fleet.dist("--delete", "--hosts", "web01")
+    assert done.code == 2 and "--delete: not with --hosts" in done.err
+
+
+def test_host_facts_are_read_only_through_the_name_grammar() -> None:
+    out = "\n".join(
+        [
+            "@@dv 0 app.0.abcdef1",
+            "@@dv 0 ../../etc",
+            "@@dv 1 app.1.abcdef1",
+            "@@dv 7 app.2",
+            "@@dl 0 app.0.abcdef1 extra",
+            "@@dl 0 -rf",
+            "@@df 1",
+            "noise @@dv 0 app.3",
+        ]
+    )
+    facts = parse_facts(out, 2)
+    assert facts[0].versions == ("app.0.abcdef1",) and facts[0].linked is None
+    assert facts[1].versions == ("app.1.abcdef1",) and facts[1].blocked
