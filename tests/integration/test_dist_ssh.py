@@ -1,0 +1,132 @@
+"""Over real SSH: `fleetdist dist --hosts` applies one dist.json to several hosts.
+
+One host's in-place test fails (its inventory vars say so): its links, `.dist`
+files and epoch stay as they were while the others flip; what lands on a host
+is the tree a local `fleetdist dist` writes; `-n` moves every host back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fleetdist import cli
+
+from .fleet import Fleet
+
+pytestmark = pytest.mark.integration
+
+ROOT = "/srv/dist"
+DIST = {
+    "version": 1,
+    "author": "team@example.com",
+    "targets": {
+        "app": {"source": "app", "destination": "{DEPLOY_ROOT}/lib/app"},
+        "tool": {"source": "tool.sh", "destination": "{DEPLOY_ROOT}/bin/tool"},
+    },
+    "fleetdist": {"test": ["test {MUST} = ok"]},
+}
+# Every path under a root except fleetdist's own records: type, mode, link or sha256.
+LISTING = (
+    "cd {root} && find . -path ./.fleetdist -prune -o -path ./.distman -prune -o -print | sort |"
+    ' while read -r p; do if [ -h "$p" ]; then echo "$p l $(readlink "$p")";'
+    ' elif [ -d "$p" ]; then echo "$p d $(stat -c %a "$p")";'
+    ' else echo "$p f $(stat -c %a "$p") $(sha256sum < "$p" | cut -c1-16)"; fi; done'
+)
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, env=env
+    )
+    return done.stdout.strip()
+
+
+def _repo(path: Path) -> Path:
+    path.mkdir()
+    _git(path, "init", "-q", "-b", "main")
+    (path / "dist.json").write_text(json.dumps(DIST))
+    (path / "app" / "sub").mkdir(parents=True)
+    (path / "app" / "a.txt").write_text("v1\r\n")
+    (path / "app" / "sub" / "b.txt").write_text("b\n")
+    (path / "tool.sh").write_text("#!/bin/sh\necho tool\n")
+    (path / "tool.sh").chmod(0o755)
+    _git(path, "add", "-A")
+    _git(path, "commit", "-qm", "first")
+    return path
+
+
+def _dist(repo: Path, project: Path, inventory: Path, *args: str) -> int:
+    old = Path.cwd()
+    os.chdir(repo)
+    try:
+        return cli.main(["dist", "--project", str(project), "-i", str(inventory), *args])
+    finally:
+        os.chdir(old)
+
+
+def _listing(fleet: Fleet, host: str) -> str:
+    return fleet.exec(host, LISTING.format(root=ROOT)).stdout
+
+
+def test_dist_hosts_flips_the_passing_hosts_and_moves_back(
+    fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOG_DIR", str(tmp_path / "log"))
+    monkeypatch.delenv("DEPLOY_ROOT", raising=False)
+    repo = _repo(tmp_path / "repo")
+    first = _git(repo, "rev-parse", "--short=7", "HEAD")
+    inventory = fleet.inventory(
+        tmp_path,
+        ("web01", "web02", "web03"),
+        {
+            "defaults": {"vars": {"DEPLOY_ROOT": ROOT, "MUST": "ok"}},
+            "hosts": {"web02": {"vars": {"MUST": "broken"}}},
+        },
+    )
+    project = tmp_path / "project"
+    project.mkdir()
+
+    assert _dist(repo, project, inventory, "--hosts", "web*", "--canary", "1") == 1
+    for host in ("web01", "web03"):
+        link = fleet.exec(host, ["readlink", f"{ROOT}/lib/app"]).stdout.strip()
+        assert link == f"versions/app.0.{first}", host
+        assert fleet.exec(host, ["test", "-f", f"{ROOT}/.distman/epoch"]).returncode == 0
+    assert fleet.exec("web02", ["ls", "-A", ROOT]).stdout.split() == [".fleetdist"]
+
+    # What a host holds is what a local `fleetdist dist` writes for the same repo.
+    local = tmp_path / "local"
+    monkeypatch.setenv("DEPLOY_ROOT", str(local))
+    monkeypatch.chdir(repo)
+    assert cli.main(["dist", "-y"]) == 0
+    monkeypatch.delenv("DEPLOY_ROOT")
+    here = subprocess.run(
+        ["sh", "-c", LISTING.format(root=local)], capture_output=True, text=True, check=True
+    ).stdout
+    assert _listing(fleet, "web01") == here
+    assert "tool.0." in here and " l versions/app.0." in here
+
+    (repo / "app" / "a.txt").write_text("v2\n")
+    _git(repo, "commit", "-qam", "second")
+    assert _dist(repo, project, inventory, "--hosts", "web*", "-x", "web02", "--batch", "1") == 0
+    assert fleet.exec("web03", ["readlink", f"{ROOT}/lib/app"]).stdout.startswith("versions/app.1.")
+
+    assert _dist(repo, project, inventory, "-n", "0", "--hosts", "web01,web03") == 0
+    for host in ("web01", "web03"):
+        assert fleet.exec(host, ["readlink", f"{ROOT}/lib/app"]).stdout.strip() == (
+            f"versions/app.0.{first}"
+        )
+        info = fleet.exec(host, ["cat", f"{ROOT}/lib/.app.dist"]).stdout
+        assert f"commit: {first}\n" in info
+    assert fleet.exec("web02", ["ls", "-A", ROOT]).stdout.split() == [".fleetdist"]
