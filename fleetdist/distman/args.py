@@ -7,10 +7,14 @@ the one-line errors and exit codes of every other verb apply here too.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from fleetdist.distman import api
+from fleetdist.errors import ExitCode
+from fleetdist.report import jsonout
+from fleetdist.report.console import print_table
 from fleetdist.report.events import Reporter
 from fleetdist.report.outcome import FleetOutcome
 from fleetdist.session import DeployOptions
@@ -129,15 +133,7 @@ def run_fleet(args: argparse.Namespace, reporter: Reporter) -> FleetOutcome:
 
     given = {f: getattr(args, f) for f in _ROLLOUT if getattr(args, f) is not None}
     options = DeployOptions.parse(accept_new_host_keys=args.accept_new_host_keys, **given)
-    hosts = fleet.FleetArgs(
-        args.project,
-        tuple(args.hosts),
-        tuple(args.exclude),
-        tuple(args.limit),
-        args.inventory,
-        args.env,
-        options,
-    )
+    hosts = _fleet_args(args, options, changes=True)
     if args.resume:
         return fleet.resume(args.resume, hosts, reporter)
     return fleet.dist_hosts(_dist_args(args), hosts, reporter)
@@ -162,6 +158,72 @@ def _dist_args(args: argparse.Namespace) -> api.DistArgs:
         dryrun=args.dryrun,
         verbose=args.verbose,
     )
+
+
+def add_view_flag(p: argparse.ArgumentParser) -> None:
+    """`status --dist` and `history --dist`: dist.json targets instead of the recipe's app."""
+    p.add_argument(
+        "--dist",
+        nargs="?",
+        const=".",
+        metavar="LOCATION",
+        help="the targets of LOCATION's dist.json (default .) on each host,"
+        " as fleetdist dist --hosts put them",
+    )
+
+
+def _fleet_args(args: argparse.Namespace, options: DeployOptions, *, changes: bool) -> Any:
+    from fleetdist.distman import hostplan
+
+    return hostplan.FleetArgs(
+        args.project,
+        tuple(args.hosts),
+        tuple(args.exclude),
+        tuple(args.limit),
+        args.inventory,
+        args.env,
+        options,
+        env_required=changes,
+    )
+
+
+def view(args: argparse.Namespace) -> int:
+    """`status --dist` / `history --dist`: a table (or the JSON document); the exit code."""
+    from fleetdist.distman import fleetview
+
+    given = {f: getattr(args, f) for f in ("parallel", "max_connect", "persist")}
+    opts = DeployOptions.parse(
+        accept_new_host_keys=args.accept_new_host_keys,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+    where = Path(args.dist)
+    fleet = _fleet_args(args, opts, changes=False)
+    if args.verb == "history":
+        entries = fleetview.history(where, fleet, opts)
+        keys = ("time", "host", "action", "to", "result", "operator", "run")
+        if not args.json:
+            print_table(keys, [tuple(e.get(k) for k in keys) for e in entries])
+        return _done(args, ExitCode.OK, entries=entries)
+    rows = fleetview.status(where, fleet, opts)
+    code = ExitCode.OK if all(r.reachable for r in rows) else ExitCode.UNREACHABLE
+    if not args.json:
+        print_table(
+            ("host", "target", "link", "version", "versions", "error"),
+            [
+                (r.host, t["target"], t["link"], t["version"], t["versions"], r.error)
+                for r in rows
+                for t in (
+                    r.targets or [{"target": None, "link": None, "version": None, "versions": None}]
+                )
+            ],
+        )
+    return _done(args, code, hosts=[dataclasses.asdict(r) for r in rows])
+
+
+def _done(args: argparse.Namespace, code: int, **fields: Any) -> int:
+    if args.json:
+        jsonout.emit(jsonout.document(code, **fields))
+    return code
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,16 +22,12 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fleetdist import shipment
-from fleetdist.config.distman import FILENAME, DistError, DistFile, read_dist_file
-from fleetdist.config.env import load_env
-from fleetdist.config.loader import load_inventory
+from fleetdist.config.distman import FILENAME, DistError, read_dist_file
 from fleetdist.config.project import Project
-from fleetdist.config.schema import Host
 from fleetdist.distman import env, hostplan
 from fleetdist.distman.api import DistArgs, choice
 from fleetdist.distman.engine import Console, Context, DistFlags, check
@@ -44,31 +40,18 @@ from fleetdist.orchestrate.distrun import DistJob, DistRollout, DistWork
 from fleetdist.orchestrate.stale import stale_run
 from fleetdist.orchestrate.work import RolloutOptions
 from fleetdist.release import steps
-from fleetdist.release.diststeps import HostTarget, state_layout
+from fleetdist.release.diststeps import state_layout
 from fleetdist.report import ledger
 from fleetdist.report.events import Reporter, fan_out
 from fleetdist.report.journal import Journal, new_run_id, read_run
 from fleetdist.report.outcome import FleetOutcome
 from fleetdist.report.runlog import RunLog
-from fleetdist.session import DeployOptions, Selection, check_confirmed, lock_spec, selected
+from fleetdist.session import DeployOptions, lock_spec
 from fleetdist.session import transports as transport_factory
 from fleetdist.shipping.artifact import Artifact, file_sha256
 from fleetdist.shipping.payload import shipped
 
 APP = "dist"  # the app name a dist's runs, ledgers and leases are recorded under
-
-
-@dataclass(frozen=True)
-class FleetArgs:
-    """Which hosts, how to reach them, how to roll out: the flags `--hosts` adds."""
-
-    project: Path
-    hosts: tuple[str, ...]
-    exclude: tuple[str, ...] = ()
-    limit: tuple[str, ...] = ()
-    inventory: str | None = None
-    env: str | None = None  # an envstack stack for the inventory and {VAR}; none by default
-    options: DeployOptions = field(default_factory=DeployOptions)
 
 
 def _refuse(args: DistArgs) -> None:
@@ -84,37 +67,6 @@ def _refuse(args: DistArgs) -> None:
             raise UsageError(f"{flag}: not with --hosts (run it on the host, or without --hosts)")
 
 
-@dataclass(frozen=True)
-class _Fleet:
-    """The selected hosts, the --env values and the selection they came from."""
-
-    sel: Selection
-    hosts: list[Host]
-    env: dict[str, str]
-
-
-def _fleet(fleet: FleetArgs, confirmed: bool) -> _Fleet:
-    project = Project(fleet.project)
-    values = load_env(fleet.env, project.root) if fleet.env else {}
-    path = project.inventory_path(fleet.inventory, fleet.env)
-    inventory = load_inventory(path, values, os.environ)
-    sel = Selection(
-        project,
-        None,
-        str(path),
-        fleet.env or "prod",
-        fleet.hosts,
-        fleet.exclude,
-        fleet.limit,
-        confirmed=confirmed,
-    )
-    names = selected(sel, inventory)
-    if not names:
-        raise ConfigError(f"{inventory.source}: no hosts selected")
-    check_confirmed(sel, inventory, "dist to")
-    return _Fleet(sel, [inventory.hosts[n] for n in names], values)
-
-
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -123,35 +75,8 @@ def _no(question: str) -> bool:
     raise DistError(f"{question} (not asked across hosts)")
 
 
-@dataclass(frozen=True)
-class _HostPlan:
-    root: str
-    targets: tuple[HostTarget, ...]
-    tests: tuple[str, ...]
-
-
-def _plans(
-    dist_file: DistFile, request: Request, ready: Sequence[Target], fleet: _Fleet, location: Path
-) -> dict[str, _HostPlan]:
-    """Each host's deploy root, targets and tests, every path and name checked, before
-    anything runs."""
-    stack = env.load_stack(location)
-    shown = {t.shown for t in ready}
-    out = {}
-    for host in fleet.hosts:
-        values = hostplan.host_values(host, stack, fleet.env, os.environ)
-        root = hostplan.deploy_root(host, values)
-        mine = [
-            t for t in plan_targets(dist_file, request, values, lambda _: None) if t.shown in shown
-        ]
-        targets = tuple(hostplan.host_targets(host, ready, mine))
-        tests = tuple(hostplan.fill(command, values) for command in dist_file.tests)
-        out[host.name] = _HostPlan(root, targets, tests)
-    return out
-
-
 def dist_hosts(
-    args: DistArgs, fleet: FleetArgs, reporter: Reporter, *, run_id: str | None = None
+    args: DistArgs, fleet: hostplan.FleetArgs, reporter: Reporter, *, run_id: str | None = None
 ) -> FleetOutcome:
     """Run `fleetdist dist ... --hosts`: see the module docstring."""
     _refuse(args)
@@ -162,7 +87,7 @@ def dist_hosts(
     moving = number is not None or commit is not None or args.reset
     dist_file = read_dist_file(location / FILENAME)
     controller = env.lookup(location)
-    hosts = _fleet(fleet, args.yes)
+    hosts = hostplan.select(fleet, args.yes)
     request = Request(
         args.location,
         args.target,
@@ -195,14 +120,14 @@ def dist_hosts(
         "fleet": {"env": fleet.env, "options": fleet.options.flags()},
     }
     if moving:
-        per_host = _plans(dist_file, request, planned, hosts, location)
+        per_host = hostplan.plans(dist_file, request, planned, hosts, location)
         decide = hostplan.mover(planned, ctx, number=number, commit=commit)
         work = DistWork(f"move-{run_id}", decide, moving=True)
         return _roll(hosts, fleet, per_host, work, header, run_id, reporter, None)
     if not args.force and (why := behind(location, git)):
         raise DistError(why)
     ready = check(planned, ctx, here=False)
-    per_host = _plans(dist_file, request, ready, hosts, location)
+    per_host = hostplan.plans(dist_file, request, ready, hosts, location)
     with _payload(ready, ctx) as artifact:
         decide = hostplan.decider(ready, ctx)
         with shipped(artifact, hosts.sel.project.state / "payloads") as payload:
@@ -258,9 +183,9 @@ def _stamp(ctx: Context) -> int:
 
 
 def _roll(
-    hosts: _Fleet,
-    fleet: FleetArgs,
-    per_host: Mapping[str, _HostPlan],
+    hosts: hostplan.Selected,
+    fleet: hostplan.FleetArgs,
+    per_host: Mapping[str, hostplan.HostPlan],
     work: DistWork,
     header: dict[str, Any],
     run_id: str,
@@ -304,7 +229,7 @@ def _no_upload(job: Any) -> steps.Upload:
     raise AssertionError("-n/-c/--reset send nothing")
 
 
-def resume(run: str, fleet: FleetArgs, reporter: Reporter) -> FleetOutcome:
+def resume(run: str, fleet: hostplan.FleetArgs, reporter: Reporter) -> FleetOutcome:
     """`--resume RUN`: the same dist, hosts and flags as RUN, under its run id; hosts
     already switched are `unchanged`, the others are taken up where they stopped."""
     header, _ = read_run(Project(fleet.project).runs, run)

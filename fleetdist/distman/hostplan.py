@@ -9,22 +9,29 @@ on that host), chosen by `decide` from the facts its probe printed.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import shlex
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from fleetdist.config.distman import DistError
+from fleetdist.config.distman import DistError, DistFile
+from fleetdist.config.env import load_env
+from fleetdist.config.loader import load_inventory
+from fleetdist.config.project import Project
 from fleetdist.config.schema import Host
-from fleetdist.distman import disk, engine, versions
+from fleetdist.distman import disk, engine, env, versions
 from fleetdist.distman.engine import Context
 from fleetdist.distman.env import defaults
-from fleetdist.distman.targets import Target
+from fleetdist.distman.targets import Request, Target, plan_targets
 from fleetdist.errors import ConfigError
 from fleetdist.orchestrate.distrun import Decide, DistJob
 from fleetdist.release.distlayout import DistLayout, Version
 from fleetdist.release.diststeps import HostTarget, Placement, TargetFacts
 from fleetdist.release.layout import host_root
+from fleetdist.session import DeployOptions, Selection, check_confirmed, selected
 
 ROOT_VARS = ("DEPLOY_ROOT", "ROOT")
 _TOKEN = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -34,6 +41,87 @@ def fill(command: str, values: Mapping[str, str]) -> str:
     """An in-place test with each `{VAR}` the host has a value for filled in (quoted:
     a value is data, never shell); any other `{word}` stays as written (`awk '{print}'`)."""
     return _TOKEN.sub(lambda m: shlex.quote(values[m[1]]) if m[1] in values else m[0], command)
+
+
+@dataclass(frozen=True)
+class FleetArgs:
+    """Which hosts, how to reach them, how to roll out: the flags `--hosts` adds."""
+
+    project: Path
+    hosts: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    limit: tuple[str, ...] = ()
+    inventory: str | None = None
+    env: str | None = None  # an envstack stack for the inventory and {VAR}; none by default
+    options: DeployOptions = field(default_factory=DeployOptions)
+    env_required: bool = True  # False (status, history): an --env without a stack is none
+
+
+@dataclass(frozen=True)
+class Selected:
+    """The selected hosts, the --env values and the selection they came from."""
+
+    sel: Selection
+    hosts: list[Host]
+    env: dict[str, str]
+
+
+def select(fleet: FleetArgs, confirmed: bool = False) -> Selected:
+    project = Project(fleet.project)
+    stack = fleet.env and (fleet.env_required or _has_stack(project, fleet.env))
+    values = load_env(fleet.env, project.root) if fleet.env and stack else {}
+    path = project.inventory_path(fleet.inventory, fleet.env)
+    inventory = load_inventory(path, values, os.environ)
+    sel = Selection(
+        project,
+        None,
+        str(path),
+        fleet.env or "prod",
+        fleet.hosts,
+        fleet.exclude,
+        fleet.limit,
+        confirmed=confirmed,
+    )
+    names = selected(sel, inventory)
+    if not names:
+        raise ConfigError(f"{inventory.source}: no hosts selected")
+    if fleet.env_required:  # a run that changes hosts; `status` only looks
+        check_confirmed(sel, inventory, "dist to")
+    return Selected(sel, [inventory.hosts[n] for n in names], values)
+
+
+def _has_stack(project: Project, name: str) -> bool:
+    dirs = (os.environ.get("ENVPATH") or str(project.root / "env")).split(os.pathsep)
+    return any((Path(d) / f"{name}.env").is_file() for d in dirs if d)
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """One host's deploy root (as its transport sees it), targets and in-place tests."""
+
+    root: str
+    targets: tuple[HostTarget, ...]
+    tests: tuple[str, ...]
+
+
+def plans(
+    dist_file: DistFile, request: Request, ready: Sequence[Target], fleet: Selected, location: Path
+) -> dict[str, HostPlan]:
+    """Each host's deploy root, targets and tests, every path and name checked, before
+    anything runs."""
+    stack = env.load_stack(location)
+    shown = {t.shown for t in ready}
+    out = {}
+    for host in fleet.hosts:
+        values = host_values(host, stack, fleet.env, os.environ)
+        root = deploy_root(host, values)
+        mine = [
+            t for t in plan_targets(dist_file, request, values, lambda _: None) if t.shown in shown
+        ]
+        targets = tuple(host_targets(host, ready, mine))
+        tests = tuple(fill(command, values) for command in dist_file.tests)
+        out[host.name] = HostPlan(root, targets, tests)
+    return out
 
 
 def host_values(

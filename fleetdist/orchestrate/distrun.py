@@ -132,17 +132,24 @@ class DistRollout(Rollout):
     def _cut_over(self, live: Live) -> None:
         """`switch` every link of this host; the same script gives the lease back."""
         job = cast(DistJob, live.job)
-        action = "dist-move" if self.work.moving else "dist"
         flip = diststeps.switch(
             job.deploy_root,
             self.work.dist_id,
             self.options.lock,
             self.chosen[job.host.name],
-            self._ledgers(live, action),
+            self._ledgers(live, self.action),
             untested_ok=self.work.moving,
         )
         target = self.work.dist_id
         self._guard(live, lambda: self._activate(live, flip, target, seen=None, released=True))
+
+    @property
+    def action(self) -> str:
+        """What the hosts' ledgers call this run."""
+        return "dist-move" if self.work.moving else "dist"
+
+    def _failure_lines(self, live: Live, action: str) -> list[str]:
+        return super()._failure_lines(live, self.action)
 
     def run(self, jobs: Sequence[DistJob], uploads: Uploads) -> None:
         """Prepare every host, then cut over in gated batches (`Rollout.deploy`)."""

@@ -76,12 +76,33 @@ def _dist(repo: Path, project: Path, inventory: Path, *args: str) -> int:
         os.chdir(old)
 
 
+def _status(
+    repo: Path, project: Path, inventory: Path, capsys: pytest.CaptureFixture[str]
+) -> dict[tuple[str, str], str | None]:
+    """`fleetdist status --dist`: (host, target) -> the version its link points at."""
+    capsys.readouterr()
+    old = Path.cwd()
+    os.chdir(repo)
+    try:
+        code = cli.main(
+            ["status", "--dist", "--project", str(project), "-i", str(inventory), "--json"]
+        )
+    finally:
+        os.chdir(old)
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    return {(h["host"], t["target"]): t["version"] for h in doc["hosts"] for t in h["targets"]}
+
+
 def _listing(fleet: Fleet, host: str) -> str:
     return fleet.exec(host, LISTING.format(root=ROOT)).stdout
 
 
 def test_dist_hosts_flips_the_passing_hosts_and_moves_back(
-    fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fleet: Fleet,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("LOG_DIR", str(tmp_path / "log"))
     monkeypatch.delenv("DEPLOY_ROOT", raising=False)
@@ -104,6 +125,14 @@ def test_dist_hosts_flips_the_passing_hosts_and_moves_back(
         assert link == f"versions/app.0.{first}", host
         assert fleet.exec(host, ["test", "-f", f"{ROOT}/.distman/epoch"]).returncode == 0
     assert fleet.exec("web02", ["ls", "-A", ROOT]).stdout.split() == [".fleetdist"]
+    assert _status(repo, project, inventory, capsys) == {
+        ("web01", "app"): f"app.0.{first}",
+        ("web01", "tool"): f"tool.0.{first}",
+        ("web02", "app"): None,
+        ("web02", "tool"): None,
+        ("web03", "app"): f"app.0.{first}",
+        ("web03", "tool"): f"tool.0.{first}",
+    }
 
     # What a host holds is what a local `fleetdist dist` writes for the same repo.
     local = tmp_path / "local"

@@ -257,3 +257,30 @@ def test_host_facts_are_read_only_through_the_name_grammar() -> None:
     facts = parse_facts(out, 2)
     assert facts[0].versions == ("app.0.abcdef1",) and facts[0].linked is None
     assert facts[1].versions == ("app.1.abcdef1",) and facts[1].blocked
+
+
+def _view(fleet: Fleet, verb: str, *args: str) -> Done:
+    old = Path.cwd()
+    os.chdir(fleet.repo)
+    try:
+        fleet.capsys.readouterr()
+        code = main([verb, "--dist", "--project", str(fleet.project), "--json", *args])
+    finally:
+        os.chdir(old)
+    got = fleet.capsys.readouterr()
+    return Done(code, got.out, got.err)
+
+
+def test_status_and_history_show_dist_targets_on_each_host(fleet: Fleet) -> None:
+    assert fleet.dist("--hosts", "web*").code == 1
+    head = git(fleet.repo, "rev-parse", "--short=7", "HEAD")
+    status = _view(fleet, "status")
+    assert status.code == 0, status.err
+    rows = {(h["host"], t["target"]): t for h in status.json()["hosts"] for t in h["targets"]}
+    assert rows["web01", "app"]["version"] == f"app.0.{head}"
+    assert rows["web01", "tool"]["version"] == f"tool.0.{head}"
+    assert rows["web02", "app"]["version"] is None and rows["web02", "app"]["versions"] == 0
+    history = _view(fleet, "history")
+    assert history.code == 0, history.err
+    seen = {(e["host"], e["action"], e["result"]) for e in history.json()["entries"]}
+    assert seen == {("web01", "dist", "ok"), ("web02", "dist", "failed"), ("web03", "dist", "ok")}
