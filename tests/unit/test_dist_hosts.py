@@ -284,3 +284,24 @@ def test_status_and_history_show_dist_targets_on_each_host(fleet: Fleet) -> None
     assert history.code == 0, history.err
     seen = {(e["host"], e["action"], e["result"]) for e in history.json()["entries"]}
     assert seen == {("web01", "dist", "ok"), ("web02", "dist", "failed"), ("web03", "dist", "ok")}
+
+
+def test_a_lease_held_by_another_run_is_exit_4_and_an_unreachable_host_exit_5(
+    fleet: Fleet,
+) -> None:
+    fleet.inventory()
+    lock = fleet.root("web01") / ".fleetdist" / "dist" / ".fleetdist" / "lock"
+    lock.mkdir(parents=True)
+    (lock / "run").write_text("other-run\n")
+    (lock / "holder").write_text("someone else\n")
+    (lock / "expires").write_text("9999999999\n")
+    held = fleet.dist("--hosts", "web01", "--json")
+    assert held.code == 4 and held.json()["hosts"][0]["status"] == "locked"
+    assert fleet.link("web01") is None
+    (fleet.hosts / "web03").write_text("not a directory")
+    gone = fleet.dist("--hosts", "web02,web03", "--json")
+    assert gone.code == 5, gone.err
+    assert {h["host"]: h["status"] for h in gone.json()["hosts"]} == {
+        "web02": "ok",
+        "web03": "unreachable",
+    }
