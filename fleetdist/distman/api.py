@@ -68,7 +68,7 @@ def ask_tty(yes: bool) -> Callable[[str], bool]:
     return ask
 
 
-def _int_env(values: Mapping[str, str], name: str, default: int) -> int:
+def int_env(values: Mapping[str, str], name: str, default: int) -> int:
     text = values.get(name, "")
     if not text:
         return default
@@ -156,8 +156,8 @@ def _dist(
             all_files=args.all,
             dryrun=args.dryrun,
             version_only=args.version_only,
-            max_versions=_int_env(values, "MAX_VERSIONS", 5),
-            keep=_int_env(values, "KEEP_VERSIONS", 0),
+            max_versions=int_env(values, "MAX_VERSIONS", 5),
+            keep=int_env(values, "KEEP_VERSIONS", 0),
         ),
         Console(say, ask_tty(args.yes)),
     )

@@ -29,7 +29,7 @@ from fleetdist import shipment
 from fleetdist.config.distman import FILENAME, DistError, read_dist_file
 from fleetdist.config.project import Project
 from fleetdist.distman import env, hostplan
-from fleetdist.distman.api import DistArgs, choice
+from fleetdist.distman.api import DistArgs, choice, int_env
 from fleetdist.distman.engine import Console, Context, DistFlags, check
 from fleetdist.distman.files import copy_source
 from fleetdist.distman.gitinfo import behind, read_git
@@ -106,7 +106,11 @@ def dist_hosts(
         dist_file.author or os.environ.get("USER", "unknown"),
         controller["DEPLOY_ROOT"],
         controller,
-        DistFlags(force=args.force, all_files=args.all),
+        DistFlags(
+            force=args.force,
+            all_files=args.all,
+            max_versions=int_env(controller, "MAX_VERSIONS", 5),
+        ),
         Console(_say, _no),
     )
     run_id = run_id or new_run_id()

@@ -189,7 +189,11 @@ def _choose(t: Target, ht: HostTarget, f: TargetFacts, ctx: Context, slot: int) 
     if hit is not None:
         return Placement(ht, hit.filename, _info(t, ctx, hit.filename, layout)).check()
     name = layout.version_name(versions.next_number(found), ctx.git.short, engine.dirty(t, ctx))
-    return Placement(ht, name, _info(t, ctx, name, layout), slot=slot).check()
+    older: tuple[tuple[str, str], ...] = ()
+    if not engine.by_commit(t, ctx):  # `match: content` (or no clean commit): as a local dist
+        window = reversed(versions.window(found, ctx.flags.max_versions))
+        older = tuple((v.filename, _info(t, ctx, v.filename, layout)) for v in window)
+    return Placement(ht, name, _info(t, ctx, name, layout), slot=slot, candidates=older).check()
 
 
 def _info(t: Target, ctx: Context, filename: str, layout: DistLayout) -> str:

@@ -100,14 +100,20 @@ class DistRollout(Rollout):
             if _unchanged(chosen, facts):
                 live.outcome.status = Status.UNCHANGED
                 return
-            self.chosen[job.host.name] = chosen
             if not self.work.moving:
-                self._test(live, job, chosen, uploads)
+                chosen = self._test(live, job, chosen, uploads)
+                if _unchanged(chosen, facts):  # `match: content` found the linked version
+                    live.outcome.status = Status.UNCHANGED
+                    return
+            self.chosen[job.host.name] = chosen
 
         return self._guard(live, work) and live.outcome.status != Status.UNCHANGED
 
-    def _test(self, live: Live, job: DistJob, chosen: list[Placement], uploads: Uploads) -> None:
-        """`stage`: make the missing versions (the payload sent only then), run the tests."""
+    def _test(
+        self, live: Live, job: DistJob, chosen: list[Placement], uploads: Uploads
+    ) -> list[Placement]:
+        """`stage`: make the missing versions (the payload sent only then), run the tests;
+        the placements, with the older versions the host found equal (`match: content`)."""
         upload = uploads(job) if any(p.slot is not None for p in chosen) else None
         live.step = "stage"
         step = diststeps.stage(
@@ -128,6 +134,8 @@ class DistRollout(Rollout):
             live.step = "test"
         check(live, result)
         self._stage(live, "tested")
+        found = diststeps.parse_matches(result.stdout)
+        return [_rematch(p, found) for p in chosen]
 
     def _cut_over(self, live: Live) -> None:
         """`switch` every link of this host; the same script gives the lease back."""
@@ -154,6 +162,12 @@ class DistRollout(Rollout):
     def run(self, jobs: Sequence[DistJob], uploads: Uploads) -> None:
         """Prepare every host, then cut over in gated batches (`Rollout.deploy`)."""
         self.deploy(jobs, self.work.dist_id, uploads)
+
+
+def _rematch(p: Placement, found: dict[int, str]) -> Placement:
+    if p.slot is None or p.slot not in found:
+        return p
+    return p.matched(found[p.slot]) or p
 
 
 def _unchanged(chosen: Sequence[Placement], facts: Sequence[TargetFacts]) -> bool:

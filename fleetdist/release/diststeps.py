@@ -23,6 +23,7 @@ same grammar, read back here through it again.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -99,11 +100,23 @@ class Placement:
     slot: int | None = None  # set: make the version from the payload
     commit: str = ""
     recommit: bool = False
+    # `match: content`: (filename, info) of versions the made one may equal, newest
+    # first; the host links an equal one instead of making a copy (`dist_place`)
+    candidates: tuple[tuple[str, str], ...] = ()
 
     def check(self) -> Placement:
-        if problem := dist_name_problem(self.filename):
-            raise ConfigError(f"target {self.target.name}: {problem}")
+        for name in (self.filename, *(c for c, _ in self.candidates)):
+            if problem := dist_name_problem(name):
+                raise ConfigError(f"target {self.target.name}: {problem}")
         return self
+
+    def matched(self, filename: str) -> Placement | None:
+        """This placement linking the equal version `filename` the host found, if it was
+        one of the candidates (nothing else a host prints is taken)."""
+        for name, info in self.candidates:
+            if name == filename:
+                return dataclasses.replace(self, filename=name, info=info, slot=None)
+        return None
 
 
 def parse_facts(stdout: str, count: int) -> list[TargetFacts]:
@@ -130,6 +143,18 @@ def parse_facts(stdout: str, count: int) -> list[TargetFacts]:
     return [
         TargetFacts(tuple(v), linked[k], elsewhere[k], blocked[k]) for k, v in enumerate(versions)
     ]
+
+
+def parse_matches(stdout: str) -> dict[int, str]:
+    """Slot -> the existing version the host found equal to it (`@@dmatch SLOT NAME`)."""
+    found = {}
+    for line in stdout.splitlines():
+        fields = line.split(" ")
+        if len(fields) != 3 or fields[0] != "@@dmatch" or not fields[1].isdigit():
+            continue
+        if dist_name_problem(fields[2]) is None:
+            found[int(fields[1])] = fields[2]
+    return found
 
 
 def parse_recovered(stdout: str) -> list[str]:
@@ -226,17 +251,30 @@ def stage(
             raw("fi"),
         ]
     parts.append(raw(f'exec </dev/null; say {STAGED}\nrm -f "$TESTED/$ID"'))
-    for k, p in enumerate(p for p in placements if p.slot is not None):
-        parts.append(cmd("dist_place", str(p.slot), p.target.dest, p.filename))
-        parts.append(raw(f"made_{k}=$MADE"))
-    for p in placements:
-        version = p.target.layout.version_path(p.filename)
+    parts += _places(placements)
+    for i, p in enumerate(placements):
         parts.append(assign("TGT", p.target.layout.name))
         for command in tests:
-            failed = cmd("dist_test_failed", f"in-place test failed in {version}: {command}")
-            parts.append(_in_version(version, command).or_else(failed))
+            why = f"in-place test failed in {p.target.layout.versions}/{p.filename}: {command}"
+            failed = cmd("dist_test_failed", why)
+            parts.append(_in_version(p.target.layout.versions, i, command).or_else(failed))
     parts.append(raw("mark_tested"))
     return Step("stage", script(parts), upload, ((0, "tested"), LOCKED_END))
+
+
+def _places(placements: Sequence[Placement]) -> list[Sh]:
+    """`dist_place` for each version to make (`made_K`: it did), `placed_I`: the version
+    placement I links (an equal older one, for `match: content`)."""
+    out, made = [], 0
+    for i, p in enumerate(placements):
+        if p.slot is None:
+            out.append(assign(f"placed_{i}", p.filename))
+            continue
+        others = [name for name, _ in p.candidates]
+        out.append(cmd("dist_place", str(p.slot), p.target.dest, p.filename, *others))
+        out.append(raw(f"made_{made}=$MADE placed_{i}=$PLACED"))
+        made += 1
+    return out
 
 
 def _if_made(k: int, layout: DistLayout, filename: str) -> Sh:
@@ -251,10 +289,12 @@ def _if_made(k: int, layout: DistLayout, filename: str) -> Sh:
     )
 
 
-def _in_version(version: str, command: str) -> Sh:
-    """`dist_in VERSION sh -c COMMAND` (see sh/dist.sh)."""
-    where, user = cmd(version), user_shell(command)
-    return Sh(f"dist_in {where.text} {user.text}", f"dist_in {where.shown} {user.shown}")
+def _in_version(versions: str, i: int, command: str) -> Sh:
+    """`dist_in VERSIONS/"$placed_i" sh -c COMMAND` (see sh/dist.sh): in the version
+    placement i links, which `dist_place` may have found equal to an older one."""
+    where, user = f'{cmd(versions).text}/"$placed_{i}"', user_shell(command)
+    shown = f'{cmd(versions).shown}/"$placed_{i}"'
+    return Sh(f"dist_in {where} {user.text}", f"dist_in {shown} {user.shown}")
 
 
 def switch(

@@ -305,3 +305,42 @@ def test_a_lease_held_by_another_run_is_exit_4_and_an_unreachable_host_exit_5(
         "web02": "ok",
         "web03": "unreachable",
     }
+
+
+def test_match_content_relinks_an_equal_version_as_a_local_dist_does(
+    fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dist = json.loads(json.dumps(DIST))
+    dist["targets"]["doc"] = {
+        "source": "doc.txt",
+        "destination": "{DEPLOY_ROOT}/share/doc.txt",
+        "options": {"match": "content"},
+    }
+    dist["fleetdist"]["test"] = ["test -e a.txt || test -e doc.txt.0.* || test -x tool.0.*"]
+    write(fleet.repo / "dist.json", json.dumps(dist))
+    write(fleet.repo / "doc.txt", "docs v1\n")
+    c1 = commit(fleet.repo, "doc")
+    local = tmp_path / "local" / ROOT.lstrip("/")
+
+    def both() -> None:
+        assert fleet.dist("--hosts", "web01").code == 0
+        monkeypatch.setenv("DEPLOY_ROOT", str(local))
+        assert fleet.dist("-y").code == 0
+        monkeypatch.delenv("DEPLOY_ROOT")
+
+    both()
+    write(fleet.repo / "app" / "a.txt", "v2\n")
+    commit(fleet.repo, "app only")
+    both()
+    assert fleet.link("web01", "share/doc.txt") == f"versions/doc.txt.0.{c1}"
+    write(fleet.repo / "doc.txt", "docs v2\n")
+    commit(fleet.repo, "doc v2")
+    both()
+    assert fleet.link("web01", "share/doc.txt").startswith("versions/doc.txt.1.")  # type: ignore[union-attr]
+    write(fleet.repo / "doc.txt", "docs v1\n")
+    commit(fleet.repo, "doc back")
+    both()
+    assert fleet.link("web01", "share/doc.txt") == f"versions/doc.txt.0.{c1}"
+    remote = snapshot(fleet.root("web01"), fleet.repo)
+    remote = {k: v for k, v in remote.items() if not k.startswith(".fleetdist")}
+    assert remote == snapshot(local, fleet.repo)

@@ -49,22 +49,47 @@ dist_drop_payloads() {
     done
 }
 
-# dist_place SLOT DEST FILE: make versions/FILE beside DEST from the payload's SLOT,
-# unless it exists (then MADE=0).  It appears by one rename of a complete copy.
-# shellcheck disable=SC2034 # MADE is this function's result
-dist_place() {
-    MADE=0
-    vers=${2%/*}/versions
-    if [ -e "$vers/$3" ] || [ -h "$vers/$3" ]; then return 0; fi
-    if [ ! -e "$REL/$ID/$1" ] && [ ! -h "$REL/$ID/$1" ]; then
-        rm -rf -- "${REL:?}/$ID"
-        die "the uploaded payload has no slot $1 (a version was deleted meanwhile?): run again"
+# dist_same A B: true if A and B hold the same tree (names, types, modes,
+# contents, link texts), as `match: content` compares versions.
+dist_same() {
+    if [ -d "$1" ] && [ ! -h "$1" ]; then
+        [ -d "$2" ] && [ ! -h "$2" ] || return 1
+        a=$(cd "$1" && find . -mindepth 1 -printf '%y %m %p %l\n' | LC_ALL=C sort) || return 1
+        b=$(cd "$2" && find . -mindepth 1 -printf '%y %m %p %l\n' | LC_ALL=C sort) || return 1
+        [ "$a" = "$b" ] && diff -r --no-dereference -q "$1" "$2" > /dev/null 2>&1
+    else
+        [ -f "$2" ] && [ ! -h "$2" ] || return 1
+        [ "$(stat -c %a "$1")" = "$(stat -c %a "$2")" ] && cmp -s "$1" "$2"
     fi
-    mkdir -p "$vers"
+}
+
+# dist_place SLOT DEST FILE [OLDER...]: make versions/FILE beside DEST from the
+# payload's SLOT, unless it exists (MADE=0), or unless one of the OLDER versions
+# (`match: content`, newest first) holds the same tree: then that one is used
+# (PLACED, and "@@dmatch SLOT OLDER" tells the controller).  A version appears by
+# one rename of a complete copy.
+# shellcheck disable=SC2034 # MADE and PLACED are this function's results
+dist_place() {
+    MADE=0 PLACED=$3
+    s=$1 vers=${2%/*}/versions
+    if [ -e "$vers/$3" ] || [ -h "$vers/$3" ]; then return 0; fi
+    if [ ! -e "$REL/$ID/$s" ] && [ ! -h "$REL/$ID/$s" ]; then
+        rm -rf -- "${REL:?}/$ID"
+        die "the uploaded payload has no slot $s (a version was deleted meanwhile?): run again"
+    fi
     tmp="$vers/.${2##*/}.tmp.$RUN"
+    shift 3
+    for old in "$@"; do
+        if dist_same "$REL/$ID/$s" "$vers/$old"; then
+            PLACED=$old
+            say "@@dmatch $s $old"
+            return 0
+        fi
+    done
+    mkdir -p "$vers"
     rm -rf -- "$tmp"
-    mv -T "$REL/$ID/$1" "$tmp"
-    mv -T "$tmp" "$vers/$3"
+    mv -T "$REL/$ID/$s" "$tmp"
+    mv -T "$tmp" "$vers/$PLACED"
     MADE=1
 }
 
