@@ -37,13 +37,14 @@ from fleetdist.distman.pipeline import run_pipeline
 from fleetdist.distman.targets import Request, Target, plan_targets
 from fleetdist.errors import ConfigError, UsageError
 from fleetdist.orchestrate.distrun import DistJob, DistRollout, DistWork
+from fleetdist.orchestrate.runner import Uploads
 from fleetdist.orchestrate.stale import stale_run
-from fleetdist.orchestrate.work import RolloutOptions
+from fleetdist.orchestrate.work import HostJob, RolloutOptions
 from fleetdist.release import steps
 from fleetdist.release.diststeps import state_layout
 from fleetdist.report import ledger
 from fleetdist.report.events import Reporter, fan_out
-from fleetdist.report.journal import Journal, new_run_id, read_run
+from fleetdist.report.journal import Journal, last_run, new_run_id, read_run
 from fleetdist.report.outcome import FleetOutcome
 from fleetdist.report.runlog import RunLog
 from fleetdist.session import DeployOptions, lock_spec
@@ -51,6 +52,7 @@ from fleetdist.session import transports as transport_factory
 from fleetdist.shipping.artifact import Artifact, file_sha256
 from fleetdist.shipping.payload import shipped
 
+LAST = "last"  # `--resume last`: the newest dist --hosts run of this env
 APP = "dist"  # the app name a dist's runs, ledgers and leases are recorded under
 
 
@@ -194,7 +196,7 @@ def _roll(
     header: dict[str, Any],
     run_id: str,
     reporter: Reporter,
-    uploads: Any,
+    uploads: Uploads | None,
 ) -> FleetOutcome:
     """The rollout itself: journal, per-host logs, options, jobs."""
     project, opts = hosts.sel.project, fleet.options
@@ -229,14 +231,20 @@ def _roll(
     return outcome
 
 
-def _no_upload(job: Any) -> steps.Upload:
+def _no_upload(job: HostJob) -> steps.Upload:
     raise AssertionError("-n/-c/--reset send nothing")
 
 
 def resume(run: str, fleet: hostplan.FleetArgs, reporter: Reporter) -> FleetOutcome:
     """`--resume RUN`: the same dist, hosts and flags as RUN, under its run id; hosts
     already switched are `unchanged`, the others are taken up where they stopped."""
-    header, _ = read_run(Project(fleet.project).runs, run)
+    runs = Project(fleet.project).runs
+    if run == LAST:
+        newest = last_run(runs, app=APP, env=fleet.env or "prod", actions=("dist", "dist-move"))
+        if newest is None:
+            raise ConfigError(f"--resume: no dist --hosts run is recorded in {runs}")
+        run = str(newest["run_id"])
+    header, _ = read_run(runs, run)
     if header.get("action") not in ("dist", "dist-move"):
         raise ConfigError(f"--resume: run {run} was a {header.get('action')}, not a dist")
     saved = header["dist"]

@@ -25,12 +25,13 @@ from typing import cast
 
 from fleetdist.orchestrate.hostrun import check
 from fleetdist.orchestrate.runner import Rollout, Uploads
-from fleetdist.orchestrate.work import HostJob, Live, StepFailed
+from fleetdist.orchestrate.work import HostJob, Live, RolloutOptions, StepFailed
 from fleetdist.release import diststeps, steps
 from fleetdist.release.diststeps import HostTarget, Placement, TargetFacts
 from fleetdist.release.lease import LOCK_HELD, LockSpec
-from fleetdist.report.outcome import Status
-from fleetdist.transport.base import Result
+from fleetdist.report.events import Reporter
+from fleetdist.report.outcome import FleetOutcome, Status
+from fleetdist.transport.base import Result, TransportFactory
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,16 @@ class DistWork:
 class DistRollout(Rollout):
     """One `dist --hosts` run; create one per run."""
 
-    def __init__(self, *, work: DistWork, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        *,
+        work: DistWork,
+        fleet: FleetOutcome,
+        factory: TransportFactory,
+        reporter: Reporter,
+        options: RolloutOptions,
+    ) -> None:
+        super().__init__(fleet=fleet, factory=factory, reporter=reporter, options=options)
         self.work = work
         self.chosen: dict[str, list[Placement]] = {}
 
