@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetdist.distman import api
-from fleetdist.errors import ExitCode
+from fleetdist.errors import ExitCode, UsageError
 from fleetdist.report import jsonout
 from fleetdist.report.console import print_table
 from fleetdist.report.events import Reporter
@@ -226,9 +226,19 @@ def _done(args: argparse.Namespace, code: int, **fields: Any) -> int:
     return code
 
 
+def _only_across(args: argparse.Namespace) -> None:
+    """Fleet flags on a local dist would be ignored: say so instead (exit 2)."""
+    given = [f for f in (*_ROLLOUT, "inventory", "env") if getattr(args, f) is not None]
+    given += [f for f in ("exclude", "limit", "json", "accept_new_host_keys") if getattr(args, f)]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise UsageError(f"{flag}: only with --hosts (dist on this machine takes distman's flags)")
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch a parsed `dist` or `cache` command; the exit code."""
     if args.verb == "dist":
+        _only_across(args)
         return api.dist(_dist_args(args))
     from fleetdist.distman import cache
 

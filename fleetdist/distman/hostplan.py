@@ -10,7 +10,6 @@ on that host), chosen by `decide` from the facts its probe printed.
 from __future__ import annotations
 
 import os
-import posixpath
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -31,7 +30,13 @@ from fleetdist.orchestrate.distrun import Decide, DistJob
 from fleetdist.release.distlayout import DistLayout, Version
 from fleetdist.release.diststeps import HostTarget, Placement, TargetFacts
 from fleetdist.release.layout import host_root
-from fleetdist.session import DeployOptions, Selection, check_confirmed, selected
+from fleetdist.session import (
+    DeployOptions,
+    Selection,
+    check_confirmed,
+    check_deploy_root,
+    selected,
+)
 
 ROOT_VARS = ("DEPLOY_ROOT", "ROOT")
 _TOKEN = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -143,10 +148,9 @@ def host_values(
 
 
 def deploy_root(host: Host, values: Mapping[str, str]) -> str:
-    """The host's DEPLOY_ROOT, checked, as its transport sees it (under local_root)."""
-    root = values["DEPLOY_ROOT"]
-    if not posixpath.isabs(root) or ".." in root.split("/") or posixpath.normpath(root) == "/":
-        raise ConfigError(f"host {host.name}: DEPLOY_ROOT {root!r} is not an absolute folder")
+    """The host's DEPLOY_ROOT, checked as a recipe's deploy_root is (absolute, no '..',
+    no control characters, not '/'), as its transport sees it (under local_root)."""
+    root = check_deploy_root(values["DEPLOY_ROOT"], f"host {host.name}: DEPLOY_ROOT")
     return host_root(root, host.local_root)
 
 

@@ -344,3 +344,14 @@ def test_match_content_relinks_an_equal_version_as_a_local_dist_does(
     remote = snapshot(fleet.root("web01"), fleet.repo)
     remote = {k: v for k, v in remote.items() if not k.startswith(".fleetdist")}
     assert remote == snapshot(local, fleet.repo)
+
+
+def test_fleet_flags_without_hosts_are_usage_errors(fleet: Fleet) -> None:
+    done = fleet.dist("--canary", "1", "-y")
+    assert done.code == 2 and "--canary: only with --hosts" in done.err
+
+
+def test_a_hostile_deploy_root_is_refused(fleet: Fleet) -> None:
+    fleet.inventory(web01={"DEPLOY_ROOT": "/srv/../etc"})
+    done = fleet.dist("--hosts", "web01")
+    assert done.code == 2 and "host web01: DEPLOY_ROOT" in done.err and "'..'" in done.err
