@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetdist.distman import api
+from fleetdist.distman.cache import CacheArgs
 from fleetdist.errors import ExitCode, UsageError
 from fleetdist.report import jsonout
 from fleetdist.report.console import print_table
@@ -74,11 +75,25 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     c.add_argument("-f", "--force", action="store_true",
                    help="Force cache even if cache appears fresh (overrides TTL and epoch check)")
     c.add_argument("-d", "--dryrun", action="store_true", help="Dry run (no changes made)")
+    _host_flags(c.add_argument_group(
+        "across the fleet", "with --hosts: each host refreshes its CACHE_ROOT from its"
+        " DEPLOY_ROOT (both from its inventory vars)"))
     # fmt: on
 
 
 def _fleet_flags(g: argparse._ArgumentGroup) -> None:
     """`--hosts` and the rollout flags `deploy` has, with the same meaning."""
+    _host_flags(g)
+    g.add_argument("--canary", type=int, metavar="N")
+    g.add_argument("--batch", help="batch sizes: N, P%% or a list like 1,10%%,100%%")
+    g.add_argument("--max-fail", help="failure budget for the whole run: N or P%%")
+    g.add_argument(
+        "--resume", metavar="RUN", help="finish an interrupted dist --hosts run (or last)"
+    )
+
+
+def _host_flags(g: argparse._ArgumentGroup) -> None:
+    """Which hosts and how to reach them (`dist --hosts`, `cache --hosts`)."""
     g.add_argument(
         "-H",
         "--hosts",
@@ -97,9 +112,6 @@ def _fleet_flags(g: argparse._ArgumentGroup) -> None:
     )
     g.add_argument("-i", "--inventory", help="inventory name or path (default: inventories/local)")
     g.add_argument("--env", help="envstack environment for the inventory and {VAR} (default: none)")
-    g.add_argument("--canary", type=int, metavar="N")
-    g.add_argument("--batch", help="batch sizes: N, P%% or a list like 1,10%%,100%%")
-    g.add_argument("--max-fail", help="failure budget for the whole run: N or P%%")
     g.add_argument("--parallel", type=int, help="concurrent host workers (default 10)")
     g.add_argument("--max-connect", type=int, help="concurrent SSH handshakes (default 10)")
     g.add_argument("--lock-wait", type=float, metavar="SECONDS")
@@ -114,7 +126,6 @@ def _fleet_flags(g: argparse._ArgumentGroup) -> None:
         metavar="SECONDS",
         help="keep SSH connections open this long (default 60)",
     )
-    g.add_argument("--resume", metavar="RUN", help="finish an interrupted dist --hosts run")
     g.add_argument("--json", action="store_true", help="one JSON document on stdout")
     g.add_argument("--project", type=Path, default=Path.cwd(), help=argparse.SUPPRESS)
 
@@ -226,9 +237,29 @@ def _done(args: argparse.Namespace, code: int, **fields: Any) -> int:
     return code
 
 
+def _cache_fleet(args: argparse.Namespace, cache_args: CacheArgs) -> int:
+    """`fleetdist cache --hosts`: a table (or the JSON document); the exit code."""
+    from fleetdist.distman import fleetcache
+
+    given = {f: getattr(args, f) for f in ("parallel", "max_connect", "persist", "lock_wait")}
+    opts = DeployOptions.parse(
+        accept_new_host_keys=args.accept_new_host_keys,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+    rows = fleetcache.cache_hosts(cache_args, _fleet_args(args, opts, changes=True))
+    code = fleetcache.exit_code(rows, cache_args.dryrun)
+    if not args.json:
+        print_table(
+            ("host", "source", "cache", "result", "error"),
+            [(r.host, r.src, r.dst, r.result, r.error) for r in rows],
+        )
+    return _done(args, code, hosts=[dataclasses.asdict(r) for r in rows])
+
+
 def _only_across(args: argparse.Namespace) -> None:
     """Fleet flags on a local dist would be ignored: say so instead (exit 2)."""
-    given = [f for f in (*_ROLLOUT, "inventory", "env") if getattr(args, f) is not None]
+    names = (*_ROLLOUT, "inventory", "env")
+    given = [f for f in names if getattr(args, f, None) is not None]
     given += [f for f in ("exclude", "limit", "json", "accept_new_host_keys") if getattr(args, f)]
     if given:
         flag = "--" + given[0].replace("_", "-")
@@ -242,16 +273,21 @@ def run(args: argparse.Namespace) -> int:
         return api.dist(_dist_args(args))
     from fleetdist.distman import cache
 
-    return cache.run(
-        cache.CacheArgs(
-            src=args.src,
-            dst=args.dst,
-            workers=args.workers,
-            delete=args.delete,
-            prune=args.prune,
-            diff=args.diff,
-            ttl=args.ttl,
-            force=args.force,
-            dryrun=args.dryrun,
-        )
+    if args.hosts:
+        return _cache_fleet(args, _cache_args(args))
+    _only_across(args)
+    return cache.run(_cache_args(args))
+
+
+def _cache_args(args: argparse.Namespace) -> CacheArgs:
+    return CacheArgs(
+        src=args.src,
+        dst=args.dst,
+        workers=args.workers,
+        delete=args.delete,
+        prune=args.prune,
+        diff=args.diff,
+        ttl=args.ttl,
+        force=args.force,
+        dryrun=args.dryrun,
     )

@@ -354,3 +354,47 @@ def look(deploy_root: str, targets: Sequence[HostTarget]) -> Step:
         *(cmd("dist_facts", str(k), t.dest) for k, t in enumerate(targets)),
     ]
     return Step("look", script(parts))
+
+
+def cache(
+    deploy_root: str,
+    src: str,
+    dst: str,
+    *,
+    ttl: int,
+    force: bool,
+    dryrun: bool,
+    ignorable: Sequence[str],
+    wait: float = 0.0,
+) -> Step:
+    """Refresh the host's cache `dst` from `src` (see sh/dist.sh, `dist_cache`), holding
+    the dist mutex so it never copies while a switch is under way there."""
+    local = state_layout(deploy_root)
+    parts = [
+        *_dist_preamble(deploy_root, local),
+        assign("SRC", src),
+        assign("DST", dst),
+        assign("IGN", " ".join(ignorable)),
+        assign("WAIT", str(int(wait))),
+        assign("RUN", "-"),
+        library("lease", "dist"),
+        raw('[ -d "$SRC" ] || die "source does not exist: $SRC"\nmkdir -p "$FD"'),
+        raw("DEADLINE=$(($(date +%s) + WAIT))\nmutex_take"),
+        cmd("dist_cache", src, dst, str(ttl), "1" if force else "0", "1" if dryrun else "0"),
+    ]
+    return Step("cache", script(parts))
+
+
+def parse_cache(stdout: str) -> str | None:
+    """What `dist_cache` did: skipped, fresh, stale or "copied N" (None: it never said)."""
+    for line in stdout.splitlines():
+        fields = line.split(" ")
+        if fields[:2] == ["@@cache", "copied"] and len(fields) == 3 and fields[2].isdigit():
+            return f"copied {fields[2]}"
+        if (
+            len(fields) == 2
+            and fields[0] == "@@cache"
+            and fields[1] in ("skipped", "fresh", "stale")
+        ):
+            return fields[1]
+    return None

@@ -21,6 +21,7 @@ from .fleet import Fleet
 pytestmark = pytest.mark.integration
 
 ROOT = "/srv/dist"
+CACHE = "/srv/cache"
 DIST = {
     "version": 1,
     "author": "team@example.com",
@@ -112,7 +113,7 @@ def test_dist_hosts_flips_the_passing_hosts_and_moves_back(
         tmp_path,
         ("web01", "web02", "web03"),
         {
-            "defaults": {"vars": {"DEPLOY_ROOT": ROOT, "MUST": "ok"}},
+            "defaults": {"vars": {"DEPLOY_ROOT": ROOT, "CACHE_ROOT": CACHE, "MUST": "ok"}},
             "hosts": {"web02": {"vars": {"MUST": "broken"}}},
         },
     )
@@ -159,3 +160,23 @@ def test_dist_hosts_flips_the_passing_hosts_and_moves_back(
         info = fleet.exec(host, ["cat", f"{ROOT}/lib/.app.dist"]).stdout
         assert f"commit: {first}\n" in info
     assert fleet.exec("web02", ["ls", "-A", ROOT]).stdout.split() == [".fleetdist"]
+
+    # Each host refreshes its own cache from what was just disted there.
+    capsys.readouterr()
+    assert (
+        cli.main(
+            ["cache", "--project", str(project), "-i", str(inventory), "--hosts", "web01,web03"]
+        )
+        == 0
+    )
+    assert fleet.exec("web01", ["readlink", f"{CACHE}/lib/app"]).stdout.strip() == (
+        f"versions/app.0.{first}"
+    )
+    assert (
+        fleet.exec("web01", ["cat", f"{CACHE}/lib/versions/app.0.{first}/a.txt"]).stdout == "v1\n"
+    )
+    epochs = [
+        fleet.exec("web03", ["cat", f"{r}/.distman/epoch"]).stdout.strip() for r in (ROOT, CACHE)
+    ]
+    assert epochs[0] and epochs[0] == epochs[1]
+    assert fleet.exec("web01", ["test", "-e", f"{CACHE}/.fleetdist"]).returncode == 1

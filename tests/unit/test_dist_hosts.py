@@ -355,3 +355,38 @@ def test_a_hostile_deploy_root_is_refused(fleet: Fleet) -> None:
     fleet.inventory(web01={"DEPLOY_ROOT": "/srv/../etc"})
     done = fleet.dist("--hosts", "web01")
     assert done.code == 2 and "host web01: DEPLOY_ROOT" in done.err and "'..'" in done.err
+
+
+def test_cache_hosts_refreshes_each_hosts_cache_as_local_cache_does(
+    fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inv = fleet.project / "inventories" / "local.yaml"
+    fleet.inventory()
+    doc = yaml.safe_load(inv.read_text())
+    doc["defaults"]["vars"]["CACHE_ROOT"] = "/var/cache/dist"
+    inv.write_text(yaml.safe_dump(doc))
+    assert fleet.dist("--hosts", "web01").code == 0
+
+    def cache(*args: str) -> Done:
+        fleet.capsys.readouterr()
+        code = main(["cache", "--project", str(fleet.project), "--json", *args])
+        got = fleet.capsys.readouterr()
+        return Done(code, got.out, got.err)
+
+    stale = cache("-d", "--hosts", "web01")
+    assert stale.code == 10 and stale.json()["hosts"][0]["result"] == "stale"
+    done = cache("--hosts", "web01")
+    assert done.code == 0 and done.json()["hosts"][0]["result"].startswith("copied ")
+    assert cache("--hosts", "web01", "-t", "0").json()["hosts"][0]["result"] == "fresh"
+    assert cache("--hosts", "web01").json()["hosts"][0]["result"] == "skipped"  # within TTL
+    here = tmp_path / "local-cache"
+    monkeypatch.setenv("DEPLOY_ROOT", str(fleet.root("web01")))
+    monkeypatch.setenv("CACHE_ROOT", str(here))
+    assert main(["cache"]) == 0
+    remote = snapshot(fleet.hosts / "web01" / "var" / "cache" / "dist", fleet.repo)
+    local = snapshot(here, fleet.repo)
+    assert "lib/versions/app.0." in " ".join(remote)
+    drop = (".distman/last_check",)
+    assert {k: v for k, v in remote.items() if k not in drop} == {
+        k: v for k, v in local.items() if k not in drop
+    }

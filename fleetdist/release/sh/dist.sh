@@ -218,3 +218,116 @@ dist_activate() {
     fi
     return "$rc"
 }
+
+# -- `fleetdist cache --hosts`: the host's CACHE_ROOT from its DEPLOY_ROOT ---------
+# distcache's contract (see distman/cache.py): everything but versions/ and the
+# ignorable names ("$IGN", fleetdist's IGNORABLE), plus the versions the links
+# use; a file whose size and mtime match is skipped, a version already cached is
+# complete (it appeared by rename) and versions never change; a link moves only
+# after its version is there.  Needs IGN and COPIED (a counter).
+
+# dist_ignored NAME: true if NAME is one distcache skips.
+dist_ignored() {
+    set -f
+    for p in $IGN; do
+        # shellcheck disable=SC2254 # $p is a pattern on purpose
+        case $1 in $p)
+            set +f
+            return 0
+            ;;
+        esac
+    done
+    set +f
+    return 1
+}
+
+# dist_relink DST TEXT: make DST a link holding TEXT by one rename.
+dist_relink() {
+    if [ -h "$1" ] && [ "$(readlink "$1")" = "$2" ]; then return 0; fi
+    if [ -d "$1" ] && [ ! -h "$1" ]; then rm -rf -- "$1"; fi
+    tmp="${1%/*}/.${1##*/}.link.$$"
+    rm -f "$tmp"
+    ln -s "$2" "$tmp"
+    mv -T "$tmp" "$1"
+}
+
+# dist_walk SRC DST REL: copy the folder SRC/REL into DST/REL (see above).
+dist_walk() (
+    mkdir -p "$2/$3"
+    for e in "$1/$3"/* "$1/$3"/.[!.]* "$1/$3"/..?*; do
+        [ -e "$e" ] || [ -h "$e" ] || continue
+        n=${e##*/}
+        r="$3/$n"
+        if [ "$3" = . ] && [ "$n" = .fleetdist ]; then continue; fi
+        if dist_ignored "$n"; then continue; fi
+        if [ -h "$e" ]; then
+            t=$(readlink "$e") || continue
+            v=${t#versions/}
+            if [ "$t" = "versions/$v" ] && is_dname "$v" && [ ! -e "$2/$3/versions/$v" ] && [ ! -h "$2/$3/versions/$v" ]; then
+                if [ -e "$1/$3/versions/$v" ] || [ -h "$1/$3/versions/$v" ]; then
+                    mkdir -p "$2/$3/versions"
+                    rm -rf -- "$2/$3/versions/.$v.tmp.$$"
+                    cp -PRp "$1/$3/versions/$v" "$2/$3/versions/.$v.tmp.$$"
+                    mv -T "$2/$3/versions/.$v.tmp.$$" "$2/$3/versions/$v"
+                    echo "version $r" >> "$COPIED"
+                fi
+            fi
+            dist_relink "$2/$r" "$t"
+        elif [ -d "$e" ]; then
+            [ "$n" = versions ] || dist_walk "$1" "$2" "$r"
+        elif [ -f "$e" ]; then
+            if [ -f "$2/$r" ] && [ "$(stat -c '%s %Y' "$e")" = "$(stat -c '%s %Y' "$2/$r")" ]; then
+                continue
+            fi
+            cp -p "$e" "$2/$3/.$n.tmp.$$"
+            mv -f "$2/$3/.$n.tmp.$$" "$2/$r"
+            echo "file $r" >> "$COPIED"
+        fi
+    done
+)
+
+# dist_mark DST NAME TEXT MODE: replace DST/.distman/NAME whole.
+dist_mark() {
+    mkdir -p "$1/.distman"
+    (umask 077 && printf '%s' "$3" > "$1/.distman/.$2.$$")
+    chmod "$4" "$1/.distman/.$2.$$"
+    mv -f "$1/.distman/.$2.$$" "$1/.distman/$2"
+}
+
+# dist_cache SRC DST TTL FORCE DRY: as `fleetdist cache` on this host; says
+# "@@cache skipped|fresh|stale|copied N".
+dist_cache() {
+    [ -d "$1" ] || die "source does not exist: $1"
+    now=$(date +%s)
+    if [ "$5" != 1 ] && [ "$4" != 1 ] && [ "$3" -gt 0 ] && [ -f "$2/.distman/last_check" ]; then
+        last=0
+        read -r last < "$2/.distman/last_check" || true
+        last=${last%%.*}
+        case $last in "" | *[!0-9]*) last=0 ;; esac
+        if [ $((now - last)) -lt "$3" ]; then
+            say "@@cache skipped"
+            return 0
+        fi
+    fi
+    se="" de=""
+    if [ -f "$1/.distman/epoch" ]; then read -r se < "$1/.distman/epoch" || true; fi
+    if [ -f "$2/.distman/epoch" ]; then read -r de < "$2/.distman/epoch" || true; fi
+    if [ -n "$se" ] && [ "$se" = "$de" ] && [ "$4" != 1 ]; then
+        if [ "$5" != 1 ]; then dist_mark "$2" last_check "$now
+" 644; fi
+        say "@@cache fresh"
+        return 0
+    fi
+    if [ "$5" = 1 ]; then
+        say "@@cache stale"
+        return 0
+    fi
+    COPIED="$FD/cache.$$"
+    : > "$COPIED"
+    dist_walk "$1" "$2" .
+    if [ -n "$se" ]; then dist_mark "$2" epoch "$se" 600; fi
+    dist_mark "$2" last_check "$now
+" 644
+    say "@@cache copied $(wc -l < "$COPIED")"
+    rm -f "$COPIED"
+}
