@@ -23,7 +23,7 @@ from fleetdist.distman.cache import DEFAULT_TTL, STALE_EXIT, CacheArgs
 from fleetdist.distman.files import IGNORABLE
 from fleetdist.errors import ConfigError, ExitCode, UsageError
 from fleetdist.orchestrate.work import HostJob
-from fleetdist.release import diststeps, steps
+from fleetdist.release import distfacts, diststeps, steps
 from fleetdist.release.layout import host_root
 from fleetdist.session import check_deploy_root, run_on_each
 from fleetdist.transport.base import Result
@@ -104,7 +104,7 @@ def cache_hosts(args: CacheArgs, fleet: hostplan.FleetArgs) -> list[CacheRow]:
         elif not result.ok:
             row.error = f"host {job.host.name}: {result.tail()}"
         else:
-            row.result = diststeps.parse_cache(result.stdout)
+            row.result = distfacts.parse_cache(result.stdout)
     return rows
 
 

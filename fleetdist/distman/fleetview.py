@@ -17,7 +17,7 @@ from fleetdist.config.distman import FILENAME, read_dist_file
 from fleetdist.distman import env, hostplan
 from fleetdist.distman.targets import Request, plan_targets
 from fleetdist.orchestrate.work import HostJob
-from fleetdist.release import diststeps, steps
+from fleetdist.release import distfacts, diststeps, steps
 from fleetdist.report import ledger
 from fleetdist.session import DeployOptions, run_on_each
 from fleetdist.transport.base import Result
@@ -70,7 +70,7 @@ def status(location: Path, fleet: hostplan.FleetArgs, opts: DeployOptions) -> li
         elif not result.ok:
             row.error = result.tail()
         else:
-            facts = diststeps.parse_facts(result.stdout, len(plan.targets))
+            facts = distfacts.parse_facts(result.stdout, len(plan.targets))
             for t, f in zip(plan.targets, facts, strict=True):
                 version = "?" if f.elsewhere or f.blocked else f.linked
                 row.targets.append(

@@ -27,8 +27,9 @@ from fleetdist.distman.env import defaults
 from fleetdist.distman.targets import Request, Target, plan_targets
 from fleetdist.errors import ConfigError
 from fleetdist.orchestrate.distrun import Decide, DistJob
+from fleetdist.release.distfacts import TargetFacts
 from fleetdist.release.distlayout import DistLayout, Version
-from fleetdist.release.diststeps import HostTarget, Placement, TargetFacts
+from fleetdist.release.diststeps import HostTarget, Placement
 from fleetdist.release.layout import host_root
 from fleetdist.session import (
     DeployOptions,

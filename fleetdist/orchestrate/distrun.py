@@ -26,8 +26,9 @@ from typing import cast
 from fleetdist.orchestrate.hostrun import check
 from fleetdist.orchestrate.runner import Rollout, Uploads
 from fleetdist.orchestrate.work import HostJob, Live, RolloutOptions, StepFailed
-from fleetdist.release import diststeps, steps
-from fleetdist.release.diststeps import HostTarget, Placement, TargetFacts
+from fleetdist.release import distfacts, diststeps, steps
+from fleetdist.release.distfacts import TargetFacts
+from fleetdist.release.diststeps import HostTarget, Placement
 from fleetdist.release.lease import LOCK_HELD, LockSpec
 from fleetdist.report.events import Reporter
 from fleetdist.report.outcome import FleetOutcome, Status
@@ -100,9 +101,9 @@ class DistRollout(Rollout):
             self._stage(live, "connected")
             live.step = "probe"
             result = self._probe(live, job)
-            facts = diststeps.parse_facts(result.stdout, len(job.targets))
+            facts = distfacts.parse_facts(result.stdout, len(job.targets))
             self._stage(live, "probed")
-            for what in diststeps.parse_recovered(result.stdout):
+            for what in distfacts.parse_recovered(result.stdout):
                 self._stage(live, "recovered", message=what)
             live.step = "plan"
             chosen = self.work.decide(job, facts)
@@ -143,7 +144,7 @@ class DistRollout(Rollout):
             live.step = "test"
         check(live, result)
         self._stage(live, "tested")
-        found = diststeps.parse_matches(result.stdout)
+        found = distfacts.parse_matches(result.stdout)
         return [_rematch(p, found) for p in chosen]
 
     def _cut_over(self, live: Live) -> None:

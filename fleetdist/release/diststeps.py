@@ -7,7 +7,7 @@ then function calls), with fleetdist's own records in a `ReleaseLayout` at
 `DEPLOY_ROOT/.fleetdist/dist` (lease, ledger, payload, tested mark):
 
 - `probe`: take the lease, undo a switch a dead script left unconfirmed,
-  print each target's versions and link (`parse_facts`);
+  print each target's versions and link (`distfacts.parse_facts`);
 - `stage`: the controller chose each target's version from those facts;
   the payload (the pipeline's result, a canonical tar with one slot per
   target) is streamed only if a version must be made, verified and
@@ -33,7 +33,6 @@ from fleetdist.errors import ConfigError
 from fleetdist.release import packages
 from fleetdist.release.command import Sh, assign, cmd, raw, script, user_shell
 from fleetdist.release.distlayout import DistLayout, epoch_path
-from fleetdist.release.facts import is_release_id
 from fleetdist.release.layout import ReleaseLayout
 from fleetdist.release.lease import LockSpec, variables
 from fleetdist.release.shlib import library
@@ -79,16 +78,6 @@ class HostTarget:
 
 
 @dataclass(frozen=True)
-class TargetFacts:
-    """What one target has on a host: its versions (filenames) and its link."""
-
-    versions: tuple[str, ...] = ()
-    linked: str | None = None  # the version the link points at
-    elsewhere: bool = False  # a link, but not to versions/<a version name>
-    blocked: bool = False  # the destination exists and is not a link
-
-
-@dataclass(frozen=True)
 class Placement:
     """Where one target's link goes on one host: versions/`filename`, made from the
     payload's `slot` when `make`; `info` is the `.dist` text to write (or, with
@@ -117,55 +106,6 @@ class Placement:
             if name == filename:
                 return dataclasses.replace(self, filename=name, info=info, slot=None)
         return None
-
-
-def parse_facts(stdout: str, count: int) -> list[TargetFacts]:
-    """The `dist_facts` records of `count` targets; lines that do not parse are ignored."""
-    versions: list[list[str]] = [[] for _ in range(count)]
-    linked: list[str | None] = [None] * count
-    elsewhere, blocked = [False] * count, [False] * count
-    for line in stdout.splitlines():
-        fields = line.split(" ")
-        if not fields or fields[0] not in ("@@dv", "@@dl", "@@df"):
-            continue
-        if len(fields) < 2 or not fields[1].isdigit() or int(fields[1]) >= count:
-            continue
-        k = int(fields[1])
-        name = fields[2] if len(fields) == 3 else ""
-        if fields[0] == "@@df" and len(fields) == 2:
-            blocked[k] = True
-        elif fields[0] == "@@dl" and name == "?":
-            elsewhere[k] = True
-        elif name and dist_name_problem(name) is None and fields[0] == "@@dv":
-            versions[k].append(name)
-        elif name and dist_name_problem(name) is None:
-            linked[k] = name
-    return [
-        TargetFacts(tuple(v), linked[k], elsewhere[k], blocked[k]) for k, v in enumerate(versions)
-    ]
-
-
-def parse_matches(stdout: str) -> dict[int, str]:
-    """Slot -> the existing version the host found equal to it (`@@dmatch SLOT NAME`)."""
-    found = {}
-    for line in stdout.splitlines():
-        fields = line.split(" ")
-        if len(fields) != 3 or fields[0] != "@@dmatch" or not fields[1].isdigit():
-            continue
-        if dist_name_problem(fields[2]) is None:
-            found[int(fields[1])] = fields[2]
-    return found
-
-
-def parse_recovered(stdout: str) -> list[str]:
-    """What `dist_recover` undid, as messages for the journal."""
-    found = []
-    for line in stdout.splitlines():
-        fields = line.split(" ")
-        if len(fields) == 2 and fields[0] == "@@drecovered":
-            what = f" to {fields[1]}" if is_release_id(fields[1]) else ""
-            found.append(f"undid the unconfirmed dist switch{what}: its links are back")
-    return found
 
 
 def _dist_preamble(deploy_root: str, local: ReleaseLayout) -> list[Sh]:
@@ -383,18 +323,3 @@ def cache(
         cmd("dist_cache", src, dst, str(ttl), "1" if force else "0", "1" if dryrun else "0"),
     ]
     return Step("cache", script(parts))
-
-
-def parse_cache(stdout: str) -> str | None:
-    """What `dist_cache` did: skipped, fresh, stale or "copied N" (None: it never said)."""
-    for line in stdout.splitlines():
-        fields = line.split(" ")
-        if fields[:2] == ["@@cache", "copied"] and len(fields) == 3 and fields[2].isdigit():
-            return f"copied {fields[2]}"
-        if (
-            len(fields) == 2
-            and fields[0] == "@@cache"
-            and fields[1] in ("skipped", "fresh", "stale")
-        ):
-            return fields[1]
-    return None

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from fleetdist.cli import main
-from fleetdist.release.diststeps import parse_facts
+from fleetdist.release.distfacts import parse_facts
 
 from .distman_repo import commit, git, isolate, snapshot, write
 
@@ -390,3 +390,11 @@ def test_cache_hosts_refreshes_each_hosts_cache_as_local_cache_does(
     assert {k: v for k, v in remote.items() if k not in drop} == {
         k: v for k, v in local.items() if k not in drop
     }
+
+
+def test_a_host_value_in_a_test_is_data_never_shell(fleet: Fleet, tmp_path: Path) -> None:
+    pwned = tmp_path / "pwned"
+    fleet.inventory(web01={"MUST": f"$(touch {pwned})"})
+    done = fleet.dist("--hosts", "web01", "--json")
+    assert done.code == 1 and "in-place test failed" in done.json()["hosts"][0]["error"]
+    assert not pwned.exists()
