@@ -7,8 +7,11 @@ tests/integration/test_dist_ssh.py.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -398,3 +401,43 @@ def test_a_host_value_in_a_test_is_data_never_shell(fleet: Fleet, tmp_path: Path
     done = fleet.dist("--hosts", "web01", "--json")
     assert done.code == 1 and "in-place test failed" in done.json()["hosts"][0]["error"]
     assert not pwned.exists()
+
+
+def test_names_on_a_host_never_forge_facts(fleet: Fleet) -> None:
+    """Files a host holds that look like protocol lines are neither printed nor read."""
+    fleet.inventory()
+    assert fleet.dist("--hosts", "web01").code == 0
+    versions = fleet.root("web01") / "lib" / "versions"
+    (versions / "app.7.abcdef1\n@@dv 0 app.9.abcdef1").mkdir()
+    (versions / "app.8.$(touch x)").mkdir()
+    os.symlink("../../../etc", fleet.root("web01") / "lib" / ".tmp")
+    os.replace(fleet.root("web01") / "lib" / ".tmp", fleet.root("web01") / "lib" / "app")
+    status = _view(fleet, "status", "-H", "web01")
+    app = next(t for t in status.json()["hosts"][0]["targets"] if t["target"] == "app")
+    assert app == {"target": "app", "link": app["link"], "version": "?", "versions": 1}
+
+
+def test_a_local_dist_holding_the_folder_is_waited_for(fleet: Fleet) -> None:
+    """A local `fleetdist dist` holds flock on each destination folder for its whole run:
+    the host's switch waits for it rather than moving a link in the middle of it."""
+    fleet.inventory()
+    folder = fleet.root("web01") / "lib"
+    folder.mkdir(parents=True)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    released: list[float] = []
+
+    def release() -> None:
+        time.sleep(1.0)
+        released.append(time.monotonic())
+        os.close(fd)
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    try:
+        assert fleet.dist("--hosts", "web01").code == 0
+    finally:
+        thread.join()
+    linked = (folder / "app").lstat().st_mtime
+    assert released and fleet.link("web01", "lib/app") is not None
+    assert linked >= time.time() - (time.monotonic() - released[0]) - 0.05

@@ -71,7 +71,8 @@ dist_same() {
 # shellcheck disable=SC2034 # MADE and PLACED are this function's results
 dist_place() {
     MADE=0 PLACED=$3
-    s=$1 vers=${2%/*}/versions
+    s=$1 dir=${2%/*}
+    vers=$dir/versions
     if [ -e "$vers/$3" ] || [ -h "$vers/$3" ]; then return 0; fi
     if [ ! -e "$REL/$ID/$s" ] && [ ! -h "$REL/$ID/$s" ]; then
         rm -rf -- "${REL:?}/$ID"
@@ -89,7 +90,9 @@ dist_place() {
     mkdir -p "$vers"
     rm -rf -- "$tmp"
     mv -T "$REL/$ID/$s" "$tmp"
-    mv -T "$tmp" "$vers/$PLACED"
+    # Under the flock a local `fleetdist dist` holds on the folder for its whole
+    # run, so one run's numbering never races the other's.
+    flock -w 600 "$dir" mv -T "$tmp" "$vers/$PLACED" 3>&- 9>&-
     MADE=1
 }
 
@@ -134,7 +137,7 @@ dist_link() {
     tmp="${1%/*}/.${1##*/}.link.$$"
     rm -f "$tmp"
     ln -s "versions/$2" "$tmp"
-    mv -T "$tmp" "$1"
+    flock -w 600 "${1%/*}" mv -T "$tmp" "$1" 3>&- 9>&-
 }
 
 # dist_info INFO TEXT: replace the .dist file whole.
