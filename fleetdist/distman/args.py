@@ -135,7 +135,7 @@ _ROLLOUT = ("canary", "batch", "max_fail", "parallel", "max_connect", "lock_wait
 
 def across(args: argparse.Namespace) -> bool:
     """True when a `dist` command line asks for hosts (`--hosts` or `--resume`)."""
-    return args.verb == "dist" and bool(args.hosts or args.resume)
+    return args.verb == "dist" and bool(args.hosts or args.resume) and not args.dryrun
 
 
 def run_fleet(args: argparse.Namespace, reporter: Reporter) -> FleetOutcome:
@@ -237,6 +237,29 @@ def _done(args: argparse.Namespace, code: int, **fields: Any) -> int:
     return code
 
 
+def _plan_fleet(args: argparse.Namespace) -> int:
+    """`dist -d --hosts`: per host, each target's version and the scripts a run sends."""
+    from fleetdist.distman import fleetplan
+
+    if args.resume:
+        raise UsageError("--resume: not with -d/--dryrun")
+    given = {f: getattr(args, f) for f in _ROLLOUT if getattr(args, f) is not None}
+    options = DeployOptions.parse(accept_new_host_keys=args.accept_new_host_keys, **given)
+    planned = fleetplan.plan_hosts(_dist_args(args), _fleet_args(args, options, changes=False))
+    if not args.json:
+        for host in planned:
+            print(f"# {host['host']}: {host['root']} (facts {host['facts']})")
+            if host["error"]:
+                print(f"#   would fail: {host['error']}")
+            for t in host["targets"]:
+                how = "made" if t["make"] else "linked"
+                print(f"#   {t['target']}: {t['link']} -> versions/{t['version']} ({how})")
+            for step in host["steps"]:
+                print(f"# {host['host']}: {step['name']}\n{step['script']}\n")
+    code = ExitCode.FAILED if any(h["error"] for h in planned) else ExitCode.OK
+    return _done(args, code, hosts=planned)
+
+
 def _cache_fleet(args: argparse.Namespace, cache_args: CacheArgs) -> int:
     """`fleetdist cache --hosts`: a table (or the JSON document); the exit code."""
     from fleetdist.distman import fleetcache
@@ -268,6 +291,8 @@ def _only_across(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch a parsed `dist` or `cache` command; the exit code."""
+    if args.verb == "dist" and args.hosts:  # -d --hosts (a real run is `run_fleet`)
+        return _plan_fleet(args)
     if args.verb == "dist":
         _only_across(args)
         return api.dist(_dist_args(args))

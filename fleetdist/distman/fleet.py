@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from fleetdist.distman.gitinfo import behind, read_git
 from fleetdist.distman.pipeline import run_pipeline
 from fleetdist.distman.targets import Request, Target, plan_targets
 from fleetdist.errors import ConfigError, UsageError
-from fleetdist.orchestrate.distrun import DistJob, DistRollout, DistWork
+from fleetdist.orchestrate.distrun import Decide, DistJob, DistRollout, DistWork
 from fleetdist.orchestrate.runner import Uploads
 from fleetdist.orchestrate.stale import stale_run
 from fleetdist.orchestrate.work import HostJob, RolloutOptions
@@ -56,13 +57,13 @@ LAST = "last"  # `--resume last`: the newest dist --hosts run of this env
 APP = "dist"  # the app name a dist's runs, ledgers and leases are recorded under
 
 
-def _refuse(args: DistArgs) -> None:
+def _refuse(args: DistArgs, *, dryrun_ok: bool = False) -> None:
     """Flags that have no meaning across hosts yet: a usage error, nothing touched."""
     for flag, given in (
         ("--delete", args.delete),
         ("-s/--show", args.show),
         ("--version-only", args.version_only),
-        ("-d/--dryrun", args.dryrun),
+        ("-d/--dryrun", args.dryrun and not dryrun_ok),
         ("--dest", args.dest is not None),
     ):
         if given:
@@ -77,11 +78,23 @@ def _no(question: str) -> bool:
     raise DistError(f"{question} (not asked across hosts)")
 
 
-def dist_hosts(
-    args: DistArgs, fleet: hostplan.FleetArgs, reporter: Reporter, *, run_id: str | None = None
-) -> FleetOutcome:
-    """Run `fleetdist dist ... --hosts`: see the module docstring."""
-    _refuse(args)
+@dataclass(frozen=True)
+class Prepared:
+    """A `dist --hosts` run checked and planned, before anything is built or sent: the
+    hosts, each one's plan, how each target's version is chosen there."""
+
+    args: DistArgs
+    hosts: hostplan.Selected
+    ctx: Context
+    ready: list[Target]
+    per_host: dict[str, hostplan.HostPlan]
+    decide: Decide
+    moving: bool
+
+
+def prepare(args: DistArgs, fleet: hostplan.FleetArgs) -> Prepared:
+    """Every check a run makes before the pipeline runs (the dry run makes them too)."""
+    _refuse(args, dryrun_ok=True)
     location = Path(args.location)
     if not location.is_dir():
         raise DistError(f"{args.location} is not a directory")
@@ -89,15 +102,15 @@ def dist_hosts(
     moving = number is not None or commit is not None or args.reset
     dist_file = read_dist_file(location / FILENAME)
     controller = env.lookup(location)
-    hosts = hostplan.select(fleet, args.yes)
+    hosts = hostplan.select(fleet, args.yes or args.dryrun)
+    yes = ("1", "true", "yes")
     request = Request(
         args.location,
         args.target,
         args.source,
         None,
-        args.ignore_missing or controller.get("IGNORE_MISSING", "").lower() in ("1", "true", "yes"),
-        compat_pipeline=controller.get("FLEETDIST_DIST_COMPAT_PIPELINE", "")
-        in ("1", "true", "yes"),
+        args.ignore_missing or controller.get("IGNORE_MISSING", "").lower() in yes,
+        compat_pipeline=controller.get("FLEETDIST_DIST_COMPAT_PIPELINE", "") in yes,
     )
     planned = plan_targets(dist_file, request, controller, lambda line: _say(f"WARNING: {line}"))
     if not planned:
@@ -115,9 +128,27 @@ def dist_hosts(
         ),
         Console(_say, _no),
     )
+    if moving:
+        per_host = hostplan.plans(dist_file, request, planned, hosts, location)
+        decide = hostplan.mover(planned, ctx, number=number, commit=commit)
+        return Prepared(args, hosts, ctx, planned, per_host, decide, True)
+    if not args.force and (why := behind(location, git)):
+        raise DistError(why)
+    ready = check(planned, ctx, here=False)
+    per_host = hostplan.plans(dist_file, request, ready, hosts, location)
+    return Prepared(args, hosts, ctx, ready, per_host, hostplan.decider(ready, ctx), False)
+
+
+def dist_hosts(
+    args: DistArgs, fleet: hostplan.FleetArgs, reporter: Reporter, *, run_id: str | None = None
+) -> FleetOutcome:
+    """Run `fleetdist dist ... --hosts`: see the module docstring."""
+    _refuse(args)
+    ready = prepare(args, fleet)
+    hosts = ready.hosts
     run_id = run_id or new_run_id()
     header = {
-        "action": "dist-move" if moving else "dist",
+        "action": "dist-move" if ready.moving else "dist",
         "app": APP,
         "env": hosts.sel.env,
         "inventory": hosts.sel.inventory,
@@ -125,21 +156,16 @@ def dist_hosts(
         "dist": dataclasses.asdict(args),
         "fleet": {"env": fleet.env, "options": fleet.options.flags()},
     }
-    if moving:
-        per_host = hostplan.plans(dist_file, request, planned, hosts, location)
-        decide = hostplan.mover(planned, ctx, number=number, commit=commit)
-        work = DistWork(f"move-{run_id}", decide, moving=True)
-        return _roll(hosts, fleet, per_host, work, header, run_id, reporter, None)
-    if not args.force and (why := behind(location, git)):
-        raise DistError(why)
-    ready = check(planned, ctx, here=False)
-    per_host = hostplan.plans(dist_file, request, ready, hosts, location)
-    with _payload(ready, ctx) as artifact:
-        decide = hostplan.decider(ready, ctx)
-        with shipped(artifact, hosts.sel.project.state / "payloads") as payload:
-            work = DistWork(f"dist-{payload.sha256[:12]}", decide)
-            uploads = shipment.uploads(artifact, payload)
-            return _roll(hosts, fleet, per_host, work, header, run_id, reporter, uploads)
+    if ready.moving:
+        work = DistWork(f"move-{run_id}", ready.decide, moving=True)
+        return _roll(hosts, fleet, ready.per_host, work, header, run_id, reporter, None)
+    with (
+        _payload(ready.ready, ready.ctx) as artifact,
+        shipped(artifact, hosts.sel.project.state / "payloads") as payload,
+    ):
+        work = DistWork(f"dist-{payload.sha256[:12]}", ready.decide)
+        uploads = shipment.uploads(artifact, payload)
+        return _roll(hosts, fleet, ready.per_host, work, header, run_id, reporter, uploads)
 
 
 @contextmanager
@@ -212,11 +238,7 @@ def _roll(
         operator=ledger.operator(),
         stale=lambda message: stale_run(message, project.runs),
     )
-    jobs = []
-    for host in hosts.hosts:
-        plan = per_host[host.name]
-        ctx = steps.Context(state_layout(plan.root), APP, work.dist_id, hosts.sel.env, host.name)
-        jobs.append(DistJob(host, ctx, plan.root, plan.targets, plan.tests))
+    jobs = dist_jobs(hosts, per_host, work.dist_id)
     rollout = DistRollout(
         work=work,
         fleet=outcome,
@@ -229,6 +251,18 @@ def _roll(
     finally:
         journal.close()
     return outcome
+
+
+def dist_jobs(
+    hosts: hostplan.Selected, per_host: Mapping[str, hostplan.HostPlan], dist_id: str
+) -> list[DistJob]:
+    """One job per host: its records' layout, root, targets and tests."""
+    jobs = []
+    for host in hosts.hosts:
+        plan = per_host[host.name]
+        ctx = steps.Context(state_layout(plan.root), APP, dist_id, hosts.sel.env, host.name)
+        jobs.append(DistJob(host, ctx, plan.root, plan.targets, plan.tests))
+    return jobs
 
 
 def _no_upload(job: HostJob) -> steps.Upload:

@@ -441,3 +441,19 @@ def test_a_local_dist_holding_the_folder_is_waited_for(fleet: Fleet) -> None:
     linked = (folder / "app").lstat().st_mtime
     assert released and fleet.link("web01", "lib/app") is not None
     assert linked >= time.time() - (time.monotonic() - released[0]) - 0.05
+
+
+def test_a_dry_run_writes_nothing_and_names_what_a_run_links(fleet: Fleet) -> None:
+    fleet.inventory()
+    dry = fleet.dist("-d", "--hosts", "web01,web02", "--json")
+    assert dry.code == 0, dry.err
+    assert not fleet.hosts.exists(), "a dry run writes nothing on a host"
+    hosts = {h["host"]: h for h in dry.json()["hosts"]}
+    assert [s["name"] for s in hosts["web01"]["steps"]] == ["probe", "stage", "activate"]
+    predicted = {t["link"]: t["version"] for t in hosts["web01"]["targets"]}
+    assert fleet.dist("--hosts", "web01,web02").code == 0
+    for link, version in predicted.items():
+        assert os.readlink(link) == f"versions/{version}"
+    assert "test ok = ok" in hosts["web02"]["steps"][1]["script"]
+    missing = fleet.dist("-d", "-n", "5", "--hosts", "web01", "--json")
+    assert missing.code == 1 and "Target version 5 not found" in missing.json()["hosts"][0]["error"]
