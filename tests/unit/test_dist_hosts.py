@@ -457,3 +457,14 @@ def test_a_dry_run_writes_nothing_and_names_what_a_run_links(fleet: Fleet) -> No
     assert "test ok = ok" in hosts["web02"]["steps"][1]["script"]
     missing = fleet.dist("-d", "-n", "5", "--hosts", "web01", "--json")
     assert missing.code == 1 and "Target version 5 not found" in missing.json()["hosts"][0]["error"]
+
+
+def test_rollback_of_a_dist_run_is_refused_in_one_line(fleet: Fleet) -> None:
+    fleet.inventory()
+    done = fleet.dist("--hosts", "web01", "--json")
+    assert done.code == 0
+    fleet.capsys.readouterr()
+    code = main(["rollback", "--project", str(fleet.project), "--run", done.json()["run_id"]])
+    err = fleet.capsys.readouterr().err
+    assert code == 2 and "was a dist, not a deploy or rollback" in err
+    assert len(err.strip().splitlines()) == 1
