@@ -1,4 +1,4 @@
-"""Pure: the scripts `fleetdist dist --hosts` sends, and what it reads back.
+"""Pure: the scripts `fleetdist dist --hosts` sends (what they print: `distfacts`).
 
 A dist on a host is a rollout like a release's, over distman's tree
 (`distlayout`): three scripts built like `steps`' (the layout's paths and
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,6 +49,7 @@ from fleetdist.release.step import (
 )
 from fleetdist.release.steps import _function, _preamble
 
+_COMMIT = re.compile(r"(?:[0-9a-f]{4,40}(?:-dirty)?)?")
 STATE = ".fleetdist/dist"  # under DEPLOY_ROOT: fleetdist's own records of its dists
 
 
@@ -80,8 +82,8 @@ class HostTarget:
 @dataclass(frozen=True)
 class Placement:
     """Where one target's link goes on one host: versions/`filename`, made from the
-    payload's `slot` when `make`; `info` is the `.dist` text to write (or, with
-    `recommit`, the commit to put in the one that is there)."""
+    payload's `slot` when one is set; `info` is the `.dist` text to write (with
+    `recommit`: only if there is none, else its `commit:` line becomes `commit`)."""
 
     target: HostTarget
     filename: str
@@ -94,9 +96,12 @@ class Placement:
     candidates: tuple[tuple[str, str], ...] = ()
 
     def check(self) -> Placement:
+        """This placement, if every name in it may cross to a host; else a ConfigError."""
         for name in (self.filename, *(c for c, _ in self.candidates)):
             if problem := dist_name_problem(name):
                 raise ConfigError(f"target {self.target.name}: {problem}")
+        if not _COMMIT.fullmatch(self.commit):  # it goes into a sed expression there
+            raise ConfigError(f"target {self.target.name}: {self.commit!r} is not a commit")
         return self
 
     def matched(self, filename: str) -> Placement | None:
