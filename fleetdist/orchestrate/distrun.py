@@ -169,6 +169,12 @@ class DistRollout(Rollout):
     def _failure_lines(self, live: Live, action: str) -> list[str]:
         return super()._failure_lines(live, self.action)
 
+    def _activated(self, live: Live, result: Result, target: str, *, released: bool) -> None:
+        """As a release's, but a dist has no healthcheck: a switch put back failed itself."""
+        super()._activated(live, result, target, released=released)
+        if live.outcome.status == Status.REVERTED:
+            live.outcome.failed_step = "activate"
+
     def run(self, jobs: Sequence[DistJob], uploads: Uploads) -> None:
         """Prepare every host, then cut over in gated batches (`Rollout.deploy`)."""
         self.deploy(jobs, self.work.dist_id, uploads)

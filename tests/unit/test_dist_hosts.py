@@ -468,3 +468,23 @@ def test_rollback_of_a_dist_run_is_refused_in_one_line(fleet: Fleet) -> None:
     err = fleet.capsys.readouterr().err
     assert code == 2 and "was a dist, not a deploy or rollback" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_canary_whose_switch_fails_is_put_back_and_stops_the_rollout(fleet: Fleet) -> None:
+    """The canary's `.app.dist` is a directory, so its switch fails after moving links:
+    they go straight back, and no other host is switched."""
+    fleet.inventory()
+    (fleet.root("web01") / "lib" / ".app.dist").mkdir(parents=True)
+    done = fleet.dist("--hosts", "web*", "--canary", "1", "--json")
+    assert done.code == 3, done.err
+    doc = done.json()
+    assert doc["aborted"] == "canary failed"
+    status = {h["host"]: h["status"] for h in doc["hosts"]}
+    assert status == {"web01": "reverted", "web02": "skipped", "web03": "skipped"}
+    assert doc["hosts"][0]["failed_step"] == "activate"
+    for host in HOSTS:
+        assert fleet.link(host) is None and fleet.link(host, "bin/tool") is None
+    ledger = (
+        fleet.root("web01") / ".fleetdist" / "dist" / ".fleetdist" / "ledger.jsonl"
+    ).read_text()
+    assert '"action":"recover"' in ledger

@@ -143,7 +143,7 @@ dist_link() {
 # dist_info INFO TEXT: replace the .dist file whole.
 dist_info() {
     printf '%s' "$2" > "$1.tmp.$$"
-    mv -f "$1.tmp.$$" "$1"
+    mv -fT "$1.tmp.$$" "$1"
 }
 
 # dist_recommit INFO COMMIT TEXT: after -n/-c/--reset, the .dist file names the
@@ -151,7 +151,7 @@ dist_info() {
 dist_recommit() {
     if [ -f "$1" ] && grep -q '^commit: ' "$1"; then
         sed "s/^commit: .*/commit: $2/" "$1" > "$1.tmp.$$"
-        mv -f "$1.tmp.$$" "$1"
+        mv -fT "$1.tmp.$$" "$1"
     else
         dist_info "$1" "$3"
     fi
@@ -161,7 +161,7 @@ dist_recommit() {
 dist_epoch() {
     mkdir -p "${EPOCHF%/*}"
     (umask 077 && date +%s%N > "$EPOCHF.tmp.$$")
-    mv -f "$EPOCHF.tmp.$$" "$EPOCHF"
+    mv -fT "$EPOCHF.tmp.$$" "$EPOCHF"
 }
 
 # dist_recover: links a switch recorded and never confirmed (its script died: we
@@ -190,7 +190,13 @@ dist_recover() {
             rm -f "$dest"
         fi
         info="${dest%/*}/.${dest##*/}.dist"
-        if [ -f "$p.info" ]; then mv -f "$p.info" "$info"; else rm -f "$info"; fi
+        if [ -d "$info" ] && [ ! -h "$info" ]; then
+            : # not ours to replace (dist_info refused to write there too)
+        elif [ -f "$p.info" ]; then
+            mv -fT "$p.info" "$info"
+        else
+            rm -f "$info"
+        fi
     done
     dist_epoch
     echo "recovering: a dist switch ${r_id:+to $r_id }was never confirmed; its links are back" >&2
@@ -283,7 +289,7 @@ dist_walk() (
                 continue
             fi
             cp -p "$e" "$2/$3/.$n.tmp.$$"
-            mv -f "$2/$3/.$n.tmp.$$" "$2/$r"
+            mv -fT "$2/$3/.$n.tmp.$$" "$2/$r"
             echo "file $r" >> "$COPIED"
         fi
     done
@@ -294,7 +300,7 @@ dist_mark() {
     mkdir -p "$1/.distman"
     (umask 077 && printf '%s' "$3" > "$1/.distman/.$2.$$")
     chmod "$4" "$1/.distman/.$2.$$"
-    mv -f "$1/.distman/.$2.$$" "$1/.distman/$2"
+    mv -fT "$1/.distman/.$2.$$" "$1/.distman/$2"
 }
 
 # dist_cache SRC DST TTL FORCE DRY: as `fleetdist cache` on this host; says
