@@ -64,7 +64,7 @@ def cache_hosts(args: CacheArgs, fleet: hostplan.FleetArgs) -> list[CacheRow]:
     ):
         if given:
             raise UsageError(f"{flag}: not with --hosts (run fleetdist cache on the host)")
-    chosen = hostplan.select(fleet)
+    chosen = hostplan.select(fleet, confirmed=True)  # a cache is not what is deployed
     stack = env.load_stack(Path.cwd())
     plans: dict[str, tuple[str, str, str, int]] = {}
     for host in chosen.hosts:
