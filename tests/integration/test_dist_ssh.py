@@ -99,6 +99,30 @@ def _listing(fleet: Fleet, host: str) -> str:
     return fleet.exec(host, LISTING.format(root=ROOT)).stdout
 
 
+def _local(repo: Path, local: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`fleetdist dist -y` here into `local`; the listing of what it wrote."""
+    monkeypatch.setenv("DEPLOY_ROOT", str(local))
+    monkeypatch.chdir(repo)
+    assert cli.main(["dist", "-y"]) == 0
+    monkeypatch.delenv("DEPLOY_ROOT")
+    return subprocess.run(
+        ["sh", "-c", LISTING.format(root=local)], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def _inventory(fleet: Fleet, tmp_path: Path, broken: str | None = None) -> Path:
+    """web01-web03 with DEPLOY_ROOT and CACHE_ROOT; `broken`'s in-place test fails."""
+    hosts = {broken: {"vars": {"MUST": "broken"}}} if broken else {}
+    return fleet.inventory(
+        tmp_path,
+        ("web01", "web02", "web03"),
+        {
+            "defaults": {"vars": {"DEPLOY_ROOT": ROOT, "CACHE_ROOT": CACHE, "MUST": "ok"}},
+            "hosts": hosts,
+        },
+    )
+
+
 def test_dist_hosts_flips_the_passing_hosts_and_moves_back(
     fleet: Fleet,
     tmp_path: Path,
@@ -109,48 +133,44 @@ def test_dist_hosts_flips_the_passing_hosts_and_moves_back(
     monkeypatch.delenv("DEPLOY_ROOT", raising=False)
     repo = _repo(tmp_path / "repo")
     first = _git(repo, "rev-parse", "--short=7", "HEAD")
-    inventory = fleet.inventory(
-        tmp_path,
-        ("web01", "web02", "web03"),
-        {
-            "defaults": {"vars": {"DEPLOY_ROOT": ROOT, "CACHE_ROOT": CACHE, "MUST": "ok"}},
-            "hosts": {"web02": {"vars": {"MUST": "broken"}}},
-        },
-    )
     project = tmp_path / "project"
     project.mkdir()
-
-    assert _dist(repo, project, inventory, "--hosts", "web*", "--canary", "1") == 1
-    for host in ("web01", "web03"):
-        link = fleet.exec(host, ["readlink", f"{ROOT}/lib/app"]).stdout.strip()
-        assert link == f"versions/app.0.{first}", host
-        assert fleet.exec(host, ["test", "-f", f"{ROOT}/.distman/epoch"]).returncode == 0
-    assert fleet.exec("web02", ["ls", "-A", ROOT]).stdout.split() == [".fleetdist"]
-    assert _status(repo, project, inventory, capsys) == {
-        ("web01", "app"): f"app.0.{first}",
-        ("web01", "tool"): f"tool.0.{first}",
-        ("web02", "app"): None,
-        ("web02", "tool"): None,
-        ("web03", "app"): f"app.0.{first}",
-        ("web03", "tool"): f"tool.0.{first}",
-    }
-
-    # What a host holds is what a local `fleetdist dist` writes for the same repo.
     local = tmp_path / "local"
-    monkeypatch.setenv("DEPLOY_ROOT", str(local))
-    monkeypatch.chdir(repo)
-    assert cli.main(["dist", "-y"]) == 0
-    monkeypatch.delenv("DEPLOY_ROOT")
-    here = subprocess.run(
-        ["sh", "-c", LISTING.format(root=local)], capture_output=True, text=True, check=True
-    ).stdout
-    assert _listing(fleet, "web01") == here
-    assert "tool.0." in here and " l versions/app.0." in here
 
+    inventory = _inventory(fleet, tmp_path)
+    assert _dist(repo, project, inventory, "--hosts", "web*", "--canary", "1") == 0
+    assert _listing(fleet, "web01") == _local(repo, local, monkeypatch)
+    before = {
+        path: fleet.exec("web02", ["cat", f"{ROOT}/{path}"]).stdout
+        for path in ("lib/.app.dist", "bin/.tool.dist", ".distman/epoch")
+    }
+    listing = _listing(fleet, "web02")
+
+    # A second commit; web02's in-place test fails there: it keeps everything it had.
     (repo / "app" / "a.txt").write_text("v2\n")
     _git(repo, "commit", "-qam", "second")
-    assert _dist(repo, project, inventory, "--hosts", "web*", "-x", "web02", "--batch", "1") == 0
-    assert fleet.exec("web03", ["readlink", f"{ROOT}/lib/app"]).stdout.startswith("versions/app.1.")
+    second = _git(repo, "rev-parse", "--short=7", "HEAD")
+    inventory = _inventory(fleet, tmp_path, broken="web02")
+    assert _dist(repo, project, inventory, "--hosts", "web*", "--batch", "1") == 1
+    for host in ("web01", "web03"):
+        link = fleet.exec(host, ["readlink", f"{ROOT}/lib/app"]).stdout.strip()
+        assert link == f"versions/app.1.{second}", host
+    assert _listing(fleet, "web02") == listing
+    assert before == {
+        path: fleet.exec("web02", ["cat", f"{ROOT}/{path}"]).stdout for path in before
+    }
+    assert _status(repo, project, inventory, capsys) == {
+        ("web01", "app"): f"app.1.{second}",
+        ("web01", "tool"): f"tool.1.{second}",
+        ("web02", "app"): f"app.0.{first}",
+        ("web02", "tool"): f"tool.0.{first}",
+        ("web03", "app"): f"app.1.{second}",
+        ("web03", "tool"): f"tool.1.{second}",
+    }
+    # What a host holds is what a local `fleetdist dist` writes for the same repo.
+    here = _local(repo, local, monkeypatch)
+    assert _listing(fleet, "web01") == here
+    assert "tool.1." in here and f" l versions/app.1.{second}" in here
 
     assert _dist(repo, project, inventory, "-n", "0", "--hosts", "web01,web03") == 0
     for host in ("web01", "web03"):
@@ -159,22 +179,17 @@ def test_dist_hosts_flips_the_passing_hosts_and_moves_back(
         )
         info = fleet.exec(host, ["cat", f"{ROOT}/lib/.app.dist"]).stdout
         assert f"commit: {first}\n" in info
-    assert fleet.exec("web02", ["ls", "-A", ROOT]).stdout.split() == [".fleetdist"]
+    assert _listing(fleet, "web02") == listing
 
     # Each host refreshes its own cache from what was just disted there.
-    capsys.readouterr()
-    assert (
-        cli.main(
-            ["cache", "--project", str(project), "-i", str(inventory), "--hosts", "web01,web03"]
-        )
-        == 0
-    )
+    argv = ["cache", "--project", str(project), "-i", str(inventory), "--hosts", "web01,web03"]
+    assert cli.main(argv) == 0
     assert fleet.exec("web01", ["readlink", f"{CACHE}/lib/app"]).stdout.strip() == (
         f"versions/app.0.{first}"
     )
-    assert (
-        fleet.exec("web01", ["cat", f"{CACHE}/lib/versions/app.0.{first}/a.txt"]).stdout == "v1\n"
-    )
+    cached = fleet.exec("web01", ["cat", f"{CACHE}/lib/versions/app.0.{first}/a.txt"]).stdout
+    assert cached == "v1\n"
+    assert fleet.exec("web01", ["test", "-e", f"{CACHE}/lib/versions/app.1.{second}"]).returncode
     epochs = [
         fleet.exec("web03", ["cat", f"{r}/.distman/epoch"]).stdout.strip() for r in (ROOT, CACHE)
     ]
