@@ -488,3 +488,25 @@ def test_a_canary_whose_switch_fails_is_put_back_and_stops_the_rollout(fleet: Fl
         fleet.root("web01") / ".fleetdist" / "dist" / ".fleetdist" / "ledger.jsonl"
     ).read_text()
     assert '"action":"recover"' in ledger
+
+
+def test_the_lease_of_a_dead_run_is_taken_over(fleet: Fleet) -> None:
+    """A run whose controller died (its journal here, unlocked) does not block the next."""
+    fleet.inventory()
+    dead = "20260101T000000.000Z-dead00"
+    runs = fleet.project / ".fleetdist" / "runs"
+    runs.mkdir(parents=True)
+    (runs / f"{dead}.jsonl").write_text(
+        json.dumps(
+            {"kind": "run", "run_id": dead, "time": "2026-01-01T00:00:00Z", "action": "dist"}
+        )
+        + "\n"
+    )
+    lock = fleet.root("web01") / ".fleetdist" / "dist" / ".fleetdist" / "lock"
+    lock.mkdir(parents=True)
+    (lock / "run").write_text(f"{dead}\n")
+    (lock / "holder").write_text(f"me@ctl pid=1 run={dead}\n")
+    (lock / "expires").write_text("9999999999\n")
+    done = fleet.dist("--hosts", "web01", "--json")
+    assert done.code == 0, done.err
+    assert fleet.link("web01") is not None
