@@ -86,6 +86,10 @@ def _done(args: argparse.Namespace, code: int = ExitCode.OK, **fields: Any) -> i
 
 
 def run(args: argparse.Namespace, reporter: ConsoleReporter) -> int:
+    if getattr(args, "dist", None) is not None:  # status/history --dist: dist targets
+        return distman_args.view(args)
+    if distman_args.across(args):  # dist --hosts: a rollout, reported as deploy's
+        return _fleet(args, distman_args.run_fleet(args, reporter))
     if args.verb in ("dist", "cache"):
         return distman_args.run(args)
     if args.verb == "disconnect":

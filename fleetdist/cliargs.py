@@ -154,7 +154,10 @@ def parser() -> argparse.ArgumentParser:
         ("unlock", "break the lock on hosts (recorded)"),
         ("releases", "the releases each host keeps: current, previous, tested"),
     ):
-        _common(sub.add_parser(name, help=helptext))
+        verb = sub.add_parser(name, help=helptext)
+        _common(verb)
+        if name in ("status", "history"):
+            distman_args.add_view_flag(verb)
     _exec_parser(sub.add_parser("exec", help="run a command on each host"))
     runs = sub.add_parser("runs", help="the runs recorded on this controller, newest first")
     runs.add_argument("--json", action="store_true", help="one JSON document on stdout")

@@ -7,9 +7,12 @@ checked once, up front, and a problem is one line naming
 a bad dist.json and scripts around it test for that.
 
 What fleetdist adds over distman: the `order` key of a pipeline step (which
-distman documents but rejects), and the global pipeline applies to every
+distman documents but rejects), the global pipeline applies to every
 target (distman applies it only to targets with their own `pipeline` key;
-`DistFile.compat_pipeline` keeps that for those who rely on it).
+`DistFile.compat_pipeline` keeps that for those who rely on it), and a
+top-level `fleetdist` section (`{"test": [...]}`: the commands `fleetdist
+dist --hosts` runs on each host in the new versions before any link moves),
+which distman 0.8.4 ignores like any key it does not know.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class DistFile:
     pipeline: tuple[Step, ...]
     options: Options
     targets: tuple[TargetSpec, ...]
+    tests: tuple[str, ...] = ()  # `fleetdist.test`: in-place tests of `dist --hosts`
 
     def steps_for(self, target: TargetSpec, *, compat_pipeline: bool = False) -> list[Step]:
         """Global steps, then the target's (same name replaces), sorted by `order` (stable).
@@ -128,12 +132,15 @@ def parse(data: Any, source: str, path: Path) -> DistFile:
         pipeline = _pipeline(top.sub("pipeline"))
         options = _options(top.sub("options"))
         targets = _targets(top.sub("targets"))
+        ours = top.sub("fleetdist")
+        tests = ours.strings("test")
+        ours.done()
         top.done()
     except DistFileError:
         raise
     except ConfigError as exc:
         raise DistFileError(str(exc)) from None
-    return DistFile(path, author, pipeline, options, targets)
+    return DistFile(path, author, pipeline, options, targets, tests)
 
 
 def _options(f: Fields) -> Options:

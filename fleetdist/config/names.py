@@ -97,3 +97,27 @@ def env_var_problem(name: str) -> str | None:
     if name.startswith(RESERVED_ENV_PREFIX):
         return f"names starting with {RESERVED_ENV_PREFIX} are fleetdist's own"
     return None
+
+
+# A distman target's link name and its version directories (`NAME.N.commit7`), as
+# `fleetdist dist --hosts` sends them to hosts and reads them back (see `release.diststeps`).
+DIST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}")
+DIST_NAME_RULE = "letters, digits and . _ + -, starting with a letter, digit or _, max 128"
+
+
+def dist_name_problem(value: object) -> str | None:
+    """Why `value` cannot be a dist target or version name on a host, or None."""
+    if _plain(value, DIST_NAME):
+        return None
+    return f"{value!r} cannot be a dist name on a host ({DIST_NAME_RULE}, no '..')"
+
+
+def dist_path_problem(path: str) -> str | None:
+    """Why `path` cannot be a dist destination folder on a host, or None: absolute,
+    normalised (no '.', '..' or empty parts), no control characters."""
+    parts = [] if path == "/" else path.split("/")[1:]
+    if not path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return f"{path!r} is not an absolute, normalised path"
+    if any(ord(c) < 32 or c == "\x7f" for c in path) or len(path.encode()) > 4096:
+        return f"{path!r} contains a control character or is longer than 4096 bytes"
+    return None

@@ -68,7 +68,7 @@ def ask_tty(yes: bool) -> Callable[[str], bool]:
     return ask
 
 
-def _int_env(values: Mapping[str, str], name: str, default: int) -> int:
+def int_env(values: Mapping[str, str], name: str, default: int) -> int:
     text = values.get(name, "")
     if not text:
         return default
@@ -78,7 +78,7 @@ def _int_env(values: Mapping[str, str], name: str, default: int) -> int:
         raise DistError(f"{name}: {text!r} is not a whole number") from None
 
 
-def _choice(args: DistArgs) -> tuple[int | None, str | None]:
+def choice(args: DistArgs) -> tuple[int | None, str | None]:
     """The validated `-n`/`-c` values (exit 2 for a bad one, as distman)."""
     if sum((args.commit is not None, args.number is not None, args.reset)) > 1:
         raise DistError("--commit,--number and --reset are mutually exclusive")
@@ -105,7 +105,7 @@ def dist(args: DistArgs) -> int:
     location = Path(args.location)
     if not location.is_dir():
         raise DistError(f"{args.location} is not a directory")
-    _choice(args)  # a bad -n/-c is refused before anything is read
+    choice(args)  # a bad -n/-c is refused before anything is read
     if args.dest and not args.source and not args.target:
         raise DistError("--dest requires --source or --target")
     dist_file = _dist_file(args, location)
@@ -131,7 +131,7 @@ def _dist(
     values: Mapping[str, str],
     say: Callable[[str], None],
 ) -> int:
-    number, commit = _choice(args)
+    number, commit = choice(args)
     request = Request(
         args.location,
         args.target,
@@ -156,8 +156,8 @@ def _dist(
             all_files=args.all,
             dryrun=args.dryrun,
             version_only=args.version_only,
-            max_versions=_int_env(values, "MAX_VERSIONS", 5),
-            keep=_int_env(values, "KEEP_VERSIONS", 0),
+            max_versions=int_env(values, "MAX_VERSIONS", 5),
+            keep=int_env(values, "KEEP_VERSIONS", 0),
         ),
         Console(say, ask_tty(args.yes)),
     )

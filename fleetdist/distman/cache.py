@@ -34,6 +34,7 @@ from fleetdist.errors import FleetdistError
 from fleetdist.release.distlayout import EPOCH, META_DIR, VERSIONS
 
 STALE_EXIT = 10
+STATE = ".fleetdist"  # under DEPLOY_ROOT: where `dist --hosts` keeps its records
 LAST_CHECK = "last_check"
 DEFAULT_TTL = 600
 
@@ -97,6 +98,8 @@ def _walk(root: Path, *, skip_versions: bool) -> Iterator[tuple[Path, Entry]]:
         for d in sorted(dirs):
             if _skipped(d) or (skip_versions and d == VERSIONS):
                 continue
+            if skip_versions and rel == Path(".") and d == STATE:
+                continue  # `dist --hosts`'s own records (lease, ledger), not a dist
             if (here / d).is_symlink():
                 yield rel / d, Entry("l", os.readlink(here / d))
             else:

@@ -73,8 +73,11 @@ def present(targets: Sequence[Target], ctx: Context) -> list[Target]:
     return found
 
 
-def check(targets: Sequence[Target], ctx: Context) -> list[Target]:
-    """The targets to act on; raises before any write if one of them cannot go."""
+def check(targets: Sequence[Target], ctx: Context, *, here: bool = True) -> list[Target]:
+    """The targets to act on; raises before any write if one of them cannot go.
+
+    `here`: the destinations are on this machine (not `dist --hosts`), so their
+    folders are checked and their questions asked too."""
     ready = []
     for t in present(targets, ctx):
         dirty = ctx.git.dirty_under(t.source, all_files=ctx.flags.all_files)
@@ -85,7 +88,7 @@ def check(targets: Sequence[Target], ctx: Context) -> list[Target]:
             )
         check_steps(t.steps, ctx.values, t.name)
         ready.append(t)
-    if not ctx.flags.dryrun:
+    if here and not ctx.flags.dryrun:
         _confirm_destinations(ready, ctx)
     return ready
 
@@ -170,18 +173,18 @@ def _remove(path: Path | str) -> None:
         os.unlink(path)
 
 
-def _dirty(t: Target, ctx: Context) -> bool:
+def dirty(t: Target, ctx: Context) -> bool:
     """The source differs from the commit (only possible with --force)."""
     return bool(ctx.git.dirty_under(t.source, all_files=ctx.flags.all_files))
 
 
-def _by_commit(t: Target, ctx: Context) -> bool:
+def by_commit(t: Target, ctx: Context) -> bool:
     """Versions are told apart by commit: `match: commit`, in git, and a clean source."""
-    return t.match == "commit" and bool(ctx.git.head) and not _dirty(t, ctx)
+    return t.match == "commit" and bool(ctx.git.head) and not dirty(t, ctx)
 
 
 def _commit_match(t: Target, ctx: Context, found: list[Version]) -> Version | None:
-    return versions.by_commit(found, ctx.git.short) if _by_commit(t, ctx) else None
+    return versions.by_commit(found, ctx.git.short) if by_commit(t, ctx) else None
 
 
 def _plan_one(t: Target, ctx: Context) -> None:
@@ -200,7 +203,7 @@ def _plan_one(t: Target, ctx: Context) -> None:
 
 
 def _new_name(t: Target, ctx: Context, found: list[Version]) -> str:
-    return t.layout.version_name(versions.next_number(found), ctx.git.short, _dirty(t, ctx))
+    return t.layout.version_name(versions.next_number(found), ctx.git.short, dirty(t, ctx))
 
 
 def _prepare(t: Target, ctx: Context, work: Path) -> _Ready:
@@ -225,7 +228,7 @@ def _prepare(t: Target, ctx: Context, work: Path) -> _Ready:
         all_files=ctx.flags.all_files,
         say=ctx.console.say,
     )
-    if _by_commit(t, ctx):
+    if by_commit(t, ctx):
         staged = _stage(result, t, ctx)
     else:
         copy = Path(tempfile.mkdtemp(dir=work)) / layout.name
@@ -259,7 +262,7 @@ def _stage(result: Path, t: Target, ctx: Context, *, moved: bool = False) -> Pat
 def _content_match(t: Target, ctx: Context, found: list[Version], staged: Path) -> Version | None:
     """An equal version among the newest MAX_VERSIONS: `match: content`, outside git, or a
     forced dirty source (so repeating `-f` on the same edit makes no new version)."""
-    if _by_commit(t, ctx):
+    if by_commit(t, ctx):
         return None
     for v in reversed(versions.window(found, ctx.flags.max_versions)):
         if same_tree(staged, Path(t.layout.version_path(v.filename))):
