@@ -1,4 +1,4 @@
-"""The SSH upload waits for window room for a whole burst (see transport.ssh._upload).
+"""The SSH upload waits for window room for a whole burst (see transport.channel._upload).
 
 A stand-in channel with Paramiko's window fields: what is checked here is
 how the upload slices the stream against the window, not SSH itself (the
@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from fleetdist.transport.ssh import BURST_PACKETS, _upload
+from fleetdist.transport.channel import BURST_PACKETS, _upload
 
 PACKET = 32768
 
