@@ -29,6 +29,7 @@ from fleetdist.report.events import Reporter, fan_out, silent
 from fleetdist.report.journal import Journal, activated_hosts, last_run, new_run_id, read_run
 from fleetdist.report.outcome import FleetOutcome, HostOutcome, Status
 from fleetdist.report.runlog import RunLog
+from fleetdist.runbooks import RunRequest, plan_runbook, run_runbook
 from fleetdist.session import (
     DeployOptions,
     Loaded,
@@ -55,6 +56,7 @@ __all__ = [
     "HostReleases",
     "HostStatus",
     "OnFailure",
+    "RunRequest",
     "Selection",
     "build",
     "deploy",
@@ -63,10 +65,12 @@ __all__ = [
     "history",
     "import_archive",
     "plan",
+    "plan_runbook",
     "releases",
     "releases_exit_code",
     "resume",
     "rollback",
+    "run_runbook",
     "runs",
     "status",
     "unlock",
