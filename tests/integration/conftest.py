@@ -4,7 +4,8 @@ Session fixtures bring the fleet up once with pytest-docker and yield `fleet`
 (a `Fleet`): ports, client key, a known_hosts written *before* the first
 connection (no trust on first use), and helpers to write inventories and to
 look at the hosts through `docker exec`.  Every test that uses `fleet` starts
-with an empty /srv on every host.
+with an empty /srv on every host.  `lb` adds a real HAProxy in front of the
+web hosts (lb.py), started once per session by the first test that asks.
 
 Docker missing or unusable: the session is skipped locally, but fails when the
 CI environment variable is set, so CI never goes green by skipping.

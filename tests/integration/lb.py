@@ -140,8 +140,8 @@ class LoadBalancer:
 
     def reset(self) -> None:
         """Every server back to `ready` (what a test left drained or in maintenance)."""
-        for host in self.backends:
-            self.admin(f"set server {BACKEND}/{host} state ready")
+        said = self.admin("; ".join(f"set server {BACKEND}/{h} state ready" for h in self.backends))
+        assert not said.strip(), f"haproxy: {said}"
 
     def inventory(
         self,
