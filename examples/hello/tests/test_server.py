@@ -9,6 +9,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 import unittest
 
 from hello import __version__, server
@@ -61,6 +62,23 @@ class ServeTest(unittest.TestCase):
 
     def test_other_paths_are_404(self) -> None:
         self.assertEqual(get(self.port, "/nope")[0], 404)
+
+    def test_a_stop_finishes_the_request_in_flight(self) -> None:
+        threads = threading.active_count()
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
+            conn.sendall(b"GET / HTTP/1.0\r\n")  # headers not finished: the request is in flight
+            deadline = time.monotonic() + 5
+            while threading.active_count() == threads and time.monotonic() < deadline:
+                time.sleep(0.01)  # until a request thread has it
+            stopping = threading.Thread(target=self.tearDown)
+            stopping.start()
+            stopping.join(0.3)
+            self.assertTrue(stopping.is_alive(), "the stop did not wait for the request")
+            conn.sendall(b"\r\n")
+            answer = conn.makefile("rb").read()
+        stopping.join(5)
+        self.assertFalse(stopping.is_alive())
+        self.assertTrue(answer.startswith(b"HTTP/1.0 200"), answer[:80])
 
 
 class RestartTest(unittest.TestCase):
