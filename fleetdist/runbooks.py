@@ -38,6 +38,7 @@ from fleetdist.report.runlog import RunLog
 from fleetdist.runbook import dryrun, params, resume
 from fleetdist.runbook.actions import DeployRelease, Planned, RollbackRelease, Scope, plan_host
 from fleetdist.runbook.actions import recipe_key as step_recipe
+from fleetdist.runbook.around import AroundBatch, plan_around
 from fleetdist.runbook.deploying import RecipeRun
 from fleetdist.runbook.engine import Engine, Setup
 from fleetdist.runbook.load import load_runbook
@@ -58,6 +59,16 @@ from fleetdist.session import (
 )
 from fleetdist.shipping.payload import shipped
 from fleetdist.transport.base import Result
+
+
+def around_batch(sel: Selection, loaded: Loaded, opts: DeployOptions) -> AroundBatch | None:
+    """A deploy's `around_batch` hooks (see `runbook.around`), every host's steps resolved
+    now, so a missing host var stops the deploy before anything is built or sent."""
+    plans = plan_around(loaded.around, loaded.hosts, loaded.inventory)
+    if plans is None:
+        return None
+    return AroundBatch(plans, cwd=sel.project.root, yes=sel.confirmed, parallel=opts.parallel)
+
 
 LAST = "last"
 DRY_RUN = "DRY-RUN"  # the run id a dry run's scripts show
