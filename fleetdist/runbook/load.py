@@ -212,6 +212,12 @@ def _body(s: Fields, params: dict[str, Param], *, host: bool, inside_deploy: boo
         raise s.error("on", "only exec steps and http steps `from: host` run on another host")
     timeout = None
     if s.has("timeout"):
+        if not isinstance(kind, Exec | Local | Http):
+            raise s.error(
+                "timeout",
+                "only exec, local and http steps take one (a deploy's scripts are bounded "
+                "by the host's command_timeout)",
+            )
         timeout = duration(s.raw("timeout"), f"{s.source}: {s.field('timeout')}")
     return Body(kind, on, timeout, f"{s.source}: {s.path}")
 

@@ -379,3 +379,11 @@ def test_http_checks_status_and_body(project: Project, server: str, origin: str)
     host = result.json()["hosts"][0]
     assert [s["status"] for s in host["steps"]] == ["ok", "failed"]
     assert "status 500, want 200" in host["error"] and "2 tries" in host["error"]
+
+
+def test_a_step_timeout_fails_the_step(project: Project) -> None:
+    write(project, "hosts: web01\nsteps:\n  - {name: slow, exec: [sleep, '5'], timeout: 0.3s}\n")
+    started = time.monotonic()
+    result = project.run("run", "rb", "--json")
+    assert result.code == 1 and time.monotonic() - started < 4
+    assert result.json()["hosts"][0]["error"] == "host web01: command timed out (step timeout 0.3s)"
