@@ -233,7 +233,7 @@ def rollback(
     to = check_target(to, "--to")
     per_host: dict[str, str | None] | None = None
     if to is None and not step_back:
-        run = _last_run_id(sel) if run in (None, LAST) else run
+        run = _last_run_id(sel, ROLLOUTS) if run in (None, LAST) else run
         header, events = read_run(sel.project.runs, run)
         per_host = _narrowed(sel, activated_hosts(events), run)
         sel = Selection(
@@ -258,6 +258,7 @@ def rollback(
 
 
 LAST = "last"  # `--run last`, `--resume last`: the newest run of this app and env
+ROLLOUTS = ("deploy", "rollback", "runbook")  # what `rollback` undoes: a runbook that deployed
 
 
 def _last_run_id(

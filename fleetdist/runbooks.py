@@ -256,16 +256,16 @@ def _strategy(rb: Runbook, req: RunRequest) -> Strategy:
 
 def _header(p: _Prepared, artifacts: dict[str, str]) -> dict[str, Any]:
     """The journal's first line: what `--resume` needs to finish the run as it was, and
-    what `rollback --run` needs to undo its deploys (`recipe`: the first it deploys)."""
+    what `rollback` needs to undo its deploys (`app`, `recipe`: of the first recipe it
+    deploys; none for a runbook that deploys nothing, which `rollback` then ignores)."""
     first = p.loaded[p.deploys[0]] if p.deploys else None
-    some = first or (next(iter(p.loaded.values())) if p.loaded else None)
     return {
         "action": "runbook",
         "runbook": p.runbook.name,
         "runbook_file": p.runbook.source,
         "digest": p.runbook.digest,
         "params": p.params,
-        "app": some.recipe.app if some else None,
+        "app": first.recipe.app if first else None,  # a plain `rollback` undoes its deploys
         "env": p.sel.env,
         "recipe": first.recipe.source_file if first else None,
         "inventory": p.inventory.source,
