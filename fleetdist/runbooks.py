@@ -38,6 +38,7 @@ from fleetdist.report.runlog import RunLog
 from fleetdist.runbook import dryrun, params, resume
 from fleetdist.runbook.actions import DeployRelease, Planned, RollbackRelease, Scope, plan_host
 from fleetdist.runbook.actions import recipe_key as step_recipe
+from fleetdist.runbook.around import AroundBatch, plan_around
 from fleetdist.runbook.deploying import RecipeRun
 from fleetdist.runbook.engine import Engine, Setup
 from fleetdist.runbook.load import load_runbook
@@ -58,6 +59,16 @@ from fleetdist.session import (
 )
 from fleetdist.shipping.payload import shipped
 from fleetdist.transport.base import Result
+
+
+def around_batch(sel: Selection, loaded: Loaded, opts: DeployOptions) -> AroundBatch | None:
+    """A deploy's `around_batch` hooks (see `runbook.around`), every host's steps resolved
+    now, so a missing host var stops the deploy before anything is built or sent."""
+    plans = plan_around(loaded.around, loaded.hosts, loaded.inventory)
+    if plans is None:
+        return None
+    return AroundBatch(plans, cwd=sel.project.root, yes=sel.confirmed, parallel=opts.parallel)
+
 
 LAST = "last"
 DRY_RUN = "DRY-RUN"  # the run id a dry run's scripts show
@@ -245,16 +256,16 @@ def _strategy(rb: Runbook, req: RunRequest) -> Strategy:
 
 def _header(p: _Prepared, artifacts: dict[str, str]) -> dict[str, Any]:
     """The journal's first line: what `--resume` needs to finish the run as it was, and
-    what `rollback --run` needs to undo its deploys (`recipe`: the first it deploys)."""
+    what `rollback` needs to undo its deploys (`app`, `recipe`: of the first recipe it
+    deploys; none for a runbook that deploys nothing, which `rollback` then ignores)."""
     first = p.loaded[p.deploys[0]] if p.deploys else None
-    some = first or (next(iter(p.loaded.values())) if p.loaded else None)
     return {
         "action": "runbook",
         "runbook": p.runbook.name,
         "runbook_file": p.runbook.source,
         "digest": p.runbook.digest,
         "params": p.params,
-        "app": some.recipe.app if some else None,
+        "app": first.recipe.app if first else None,  # a plain `rollback` undoes its deploys
         "env": p.sel.env,
         "recipe": first.recipe.source_file if first else None,
         "inventory": p.inventory.source,

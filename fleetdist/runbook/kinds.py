@@ -39,7 +39,7 @@ def remote(action: Remote, transport: Transport, timeout: float | None, on_line:
     try:
         result = transport.run(action.sent.text, timeout=timeout, on_line=on_line)
     except FleetdistError as exc:
-        return Done(False, str(exc))
+        return Done(False, f"{exc} (step timeout {timeout:g}s)" if timeout else str(exc))
     if result.ok:
         return Done(True)
     return Done(False, result.tail() or f"exit code {result.exit_code}")

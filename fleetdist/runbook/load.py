@@ -70,13 +70,17 @@ def load_runbook(path: Path) -> Runbook:
     return runbook
 
 
-def load_around(data: Any, source: str, field: str) -> tuple[tuple[StepSpec, ...], ...]:
+Around = tuple[tuple[StepSpec, ...], tuple[StepSpec, ...]]  # (before, after)
+
+
+def load_around(data: Any, source: str, field: str) -> Around:
     """A recipe's `around_batch: {before: [...], after: [...]}`: steps of the same kinds
     (no deploy or rollback: they run inside one), referring to the host only."""
     f = Fields(data, source, field)
-    lists = tuple(_steps(f, key, {}, host=True, inside_deploy=True) for key in ("before", "after"))
+    before = _steps(f, "before", {}, host=True, inside_deploy=True)
+    after = _steps(f, "after", {}, host=True, inside_deploy=True)
     f.done()
-    return lists
+    return before, after
 
 
 def duration(value: object, where: str, *, zero: bool = False) -> float:
@@ -208,6 +212,12 @@ def _body(s: Fields, params: dict[str, Param], *, host: bool, inside_deploy: boo
         raise s.error("on", "only exec steps and http steps `from: host` run on another host")
     timeout = None
     if s.has("timeout"):
+        if not isinstance(kind, Exec | Local | Http):
+            raise s.error(
+                "timeout",
+                "only exec, local and http steps take one (a deploy's scripts are bounded "
+                "by the host's command_timeout)",
+            )
         timeout = duration(s.raw("timeout"), f"{s.source}: {s.field('timeout')}")
     return Body(kind, on, timeout, f"{s.source}: {s.path}")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from fleetdist.config.names import release_id_problem
 from fleetdist.errors import ConfigError
-from fleetdist.runbook.engine import Prior
+from fleetdist.runbook.hoststeps import Prior
 
 _IDS = ("from", "to")
 

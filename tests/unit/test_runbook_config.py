@@ -76,6 +76,7 @@ def test_the_shipped_runbooks_load() -> None:
             "steps[0].exec.shell: ${host.name} comes after a command substitution inside double",
         ),
         ("  - {name: a, http: {status: 200}}", "steps[0].http.url: missing required field"),
+        ("  - {name: a, wait: 1s, timeout: 2s}", "steps[0].timeout: only exec, local and http"),
         ("  - {name: a, http: {url: x, from: lb}}", "steps[0].http.from: must be controller or"),
         ("  - {name: a, exec: [-rf]}", "steps[0].exec[0]: the command must be a program"),
         ("  - {name: a, deploy: {recipe: '${host.name}'}}", "unknown reference ${host.name}"),

@@ -379,3 +379,25 @@ def test_http_checks_status_and_body(project: Project, server: str, origin: str)
     host = result.json()["hosts"][0]
     assert [s["status"] for s in host["steps"]] == ["ok", "failed"]
     assert "status 500, want 200" in host["error"] and "2 tries" in host["error"]
+
+
+def test_a_step_timeout_fails_the_step(project: Project) -> None:
+    write(project, "hosts: web01\nsteps:\n  - {name: slow, exec: [sleep, '5'], timeout: 0.3s}\n")
+    started = time.monotonic()
+    result = project.run("run", "rb", "--json")
+    assert result.code == 1 and time.monotonic() - started < 4
+    assert result.json()["hosts"][0]["error"] == "host web01: command timed out (step timeout 0.3s)"
+
+
+def test_a_plain_rollback_undoes_the_last_runbook_that_deployed(project: Project) -> None:
+    first = project.deploy()
+    project.bump("two")
+    write(project, "steps:\n  - {name: deploy, deploy: {}}\n")
+    result = project.run("run", "rb", "--json")
+    assert result.code == 0, result.err
+    second = result.json()["hosts"][0]["steps"][0]["data"]["to"]
+    assert second != first and project.current("web02") == second
+    write(project, "steps:\n" + step("other"), name="other")
+    assert project.run("run", "other").code == 0, "a runbook that deploys nothing"
+    assert project.run("rollback").code == 0
+    assert [project.current(h) for h in ("web01", "web02", "web03")] == [first] * 3
