@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from .fleet import WEB, Fleet
-from .lb import BACKEND, LoadBalancer, admin_command, app_reply, bump, serving_project
+from .lb import BACKEND, RESTART, LoadBalancer, admin_command, app_reply, bump, serving_project
 from .project import Project
 from .traffic import Traffic, assert_rolled
 
@@ -66,3 +66,37 @@ def test_the_same_restart_without_the_drain_drops_requests(
         client.wait_for(lambda c: c.seen(hosts[:1], "1.1.0"))
     assert client.failures, client
     print(f"{len(client.failures)} of {client.sent} requests failed: {client.failures[:3]}")
+
+
+def test_a_plain_deploy_drained_by_around_batch_drops_nothing(
+    fleet: Fleet, lb: LoadBalancer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recipe's around_batch steps drain each batch in HAProxy just for its flip."""
+    project = serving_project(fleet, lb, tmp_path, HOSTS)
+    bump(project, "1.0.0", monkeypatch)
+    assert project.run("deploy", "-H", "web") == 0
+    lb.wait_states({h: "UP" if h in HOSTS else "DOWN" for h in WEB})
+    state = f"set server {BACKEND}/${{host.name}} state"
+    project.recipe(
+        hooks={"after_activate": [RESTART]},
+        around_batch={
+            "before": [
+                {
+                    "name": "drain",
+                    "on": "lb",
+                    "exec": {"shell": admin_command(f"{state} maint")},
+                    "undo": {"on": "lb", "exec": {"shell": admin_command(f"{state} ready")}},
+                }
+            ],
+            "after": [
+                {"name": "undrain", "on": "lb", "exec": {"shell": admin_command(f"{state} ready")}}
+            ],
+        },
+    )
+    bump(project, "1.1.0", monkeypatch)
+    with Traffic(lb.url) as client:
+        client.wait_for(lambda c: c.seen(HOSTS, "1.0.0"))
+        assert project.run("deploy", "-H", "web", "--batch", "1") == 0
+        client.wait_for(lambda c: c.seen(HOSTS, "1.1.0"))
+    assert_rolled(client, [[h] for h in HOSTS], "1.0.0", "1.1.0")
+    assert lb.states() == {h: "UP" if h in HOSTS else "DOWN" for h in WEB}
