@@ -92,6 +92,9 @@ def render_config(http_port: int, app_ports: Mapping[str, int]) -> str:
 
 @dataclass(frozen=True)
 class LoadBalancer:
+    """The running lb: its compose project and container, its two ports on
+    127.0.0.1, and the HAProxy servers (one per web host, named like it)."""
+
     project: str
     container: str
     http_port: int
@@ -117,7 +120,7 @@ class LoadBalancer:
         return proc.stdout
 
     def states(self) -> dict[str, str]:
-        """Server -> HAProxy's status word: UP, DOWN, MAINT, DRAIN (transitions: "UP 1/2")."""
+        """Server -> the first word of its HAProxy status: UP, DOWN, MAINT, DRAIN."""
         rows = csv.reader(self.admin("show stat").lstrip("# ").splitlines())
         header = next(rows)
         px, sv, status = (header.index(k) for k in ("pxname", "svname", "status"))
@@ -187,19 +190,33 @@ def start(
         "FLEETTEST_LB_SSH_PORT": str(ssh_port),
         "FLEETTEST_LB_CONF": str(conf_dir),
     }
-    _compose(project, env, "up", "--build", "-d", timeout=START_TIMEOUT)
-    container = _compose(project, env, "ps", "-q", "lb", timeout=60).strip()
-    lb = LoadBalancer(project, container, http_port, ssh_port, tuple(backends), env)
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not handshake(ssh_port) or not _admin_ready(lb):
-        if time.monotonic() > deadline:
-            logs = _compose(project, env, "logs", "--tail=30", timeout=60)
-            raise RuntimeError(f"lb not ready after {READY_TIMEOUT:g}s; logs:\n{logs}")
-        time.sleep(0.5)
+    try:
+        _compose(project, env, "up", "--build", "-d", timeout=START_TIMEOUT)
+        container = _compose(project, env, "ps", "-q", "lb", timeout=60).strip()
+        lb = LoadBalancer(project, container, http_port, ssh_port, tuple(backends), env)
+        _wait_ready(lb, handshake)
+    except BaseException:
+        subprocess.run(  # nothing is left running when the session cannot use it
+            ["docker-compose", "-f", str(COMPOSE_FILE), "-p", project, "down", "-v", "-t", "1"],
+            capture_output=True,
+            timeout=120,
+            check=False,
+            env=env,
+        )
+        raise
     key = f"{fleet.host_key.get_name()} {fleet.host_key.get_base64()}"
     with fleet.known_hosts.open("a") as f:
         f.write(f"[127.0.0.1]:{ssh_port} {key}\n")
     return lb
+
+
+def _wait_ready(lb: LoadBalancer, handshake: Callable[[int], bool]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not handshake(lb.ssh_port) or not _admin_ready(lb):
+        if time.monotonic() > deadline:
+            logs = _compose(lb.project, lb.env, "logs", "--tail=30", timeout=60)
+            raise RuntimeError(f"lb not ready after {READY_TIMEOUT:g}s; logs:\n{logs}")
+        time.sleep(0.5)
 
 
 def _admin_ready(lb: LoadBalancer) -> bool:
