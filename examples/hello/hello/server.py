@@ -235,12 +235,20 @@ def restart(
     return 1
 
 
+def _port(text: str) -> int:
+    """argparse type: a TCP port a restart can wait on (not 0, "any")."""
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return int(text)
+
+
 def main(argv: list[str]) -> int:
+    """The server verbs; a usage error exits 2 and any OS error 1, in one line."""
     parser = argparse.ArgumentParser(prog="python3 -m hello")
     verbs = parser.add_subparsers(dest="verb", required=True)
     for verb in ("serve", "restart"):
         sub = verbs.add_parser(verb)
-        sub.add_argument("--port", type=int, required=True)
+        sub.add_argument("--port", type=_port, required=True)
         sub.add_argument("--bind", default="127.0.0.1")
         sub.add_argument("--pidfile", required=True)
         sub.add_argument("--name", help="host name shown in the page")
@@ -248,10 +256,14 @@ def main(argv: list[str]) -> int:
             sub.add_argument("--log", help="server output (default: PIDFILE with .log)")
     verbs.add_parser("stop").add_argument("--pidfile", required=True)
     args = parser.parse_args(argv)
-    if args.verb == "serve":
-        return serve(args.bind, args.port, args.pidfile, args.name)
-    if args.verb == "restart":
-        log = args.log or os.path.splitext(args.pidfile)[0] + ".log"
-        return restart(args.bind, args.port, args.pidfile, log, args.name)
-    stop(args.pidfile)
-    return 0
+    try:
+        if args.verb == "serve":
+            return serve(args.bind, args.port, args.pidfile, args.name)
+        if args.verb == "restart":
+            log = args.log or os.path.splitext(args.pidfile)[0] + ".log"
+            return restart(args.bind, args.port, args.pidfile, log, args.name)
+        stop(args.pidfile)
+        return 0
+    except OSError as exc:
+        print(f"hello {args.verb}: {exc}", file=sys.stderr)
+        return 1

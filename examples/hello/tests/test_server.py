@@ -41,6 +41,21 @@ class PageTest(unittest.TestCase):
         )
 
 
+class UsageTest(unittest.TestCase):
+    def test_bad_input_is_one_line_not_a_traceback(self) -> None:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), self.assertRaises(SystemExit) as exit_:
+            server.main(["restart", "--port", "0", "--pidfile", "x.pid"])
+        self.assertEqual(exit_.exception.code, 2)
+        self.assertIn("'0' is not a port", err.getvalue())
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = server.main(["restart", "--port", "1", "--pidfile", "/nonexistent/dir/x.pid"])
+        self.assertEqual(code, 1)
+        self.assertEqual(len(err.getvalue().splitlines()), 1, err.getvalue())
+        self.assertIn("/nonexistent/dir/x.log", err.getvalue())
+
+
 class ServeTest(unittest.TestCase):
     def setUp(self) -> None:
         self.srv = server.make_server("127.0.0.1", 0, name="box")
