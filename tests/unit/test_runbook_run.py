@@ -401,3 +401,23 @@ def test_a_plain_rollback_undoes_the_last_runbook_that_deployed(project: Project
     assert project.run("run", "other").code == 0, "a runbook that deploys nothing"
     assert project.run("rollback").code == 0
     assert [project.current(h) for h in ("web01", "web02", "web03")] == [first] * 3
+
+
+def test_a_failed_deploy_step_is_in_the_ledger_and_the_run_keeps_its_lease(
+    project: Project,
+) -> None:
+    project.write_recipe(test=["false"])
+    write(project, "hosts: web01\nsteps:\n  - {name: deploy, deploy: {}}\n" + step("after"))
+    result = project.run("run", "rb", "--json")
+    assert result.code == 1
+    host = result.json()["hosts"][0]
+    assert (host["failed_step"], host["steps"][0]["status"]) == ("deploy", "failed")
+    assert "in-place test failed: false" in host["error"]
+    entries = project.ledger("web01")
+    assert [(e["action"], e["result"], e["run"]) for e in entries][-1:] == [
+        ("deploy", "failed", result.json()["run_id"])
+    ]
+    assert not (project.host_root("web01") / ".fleetdist" / "lock").exists(), (
+        "given back at the end"
+    )
+    assert ran(project, "web01") == []
