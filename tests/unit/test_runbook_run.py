@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.server
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,7 +27,7 @@ import pytest
 from fleetdist import runbooks
 from fleetdist.transport.base import Transport, TransportFactory
 
-from .conftest import Project
+from .conftest import REPO, Project
 
 FIVE = """\
 defaults: {transport: local, local_root: "{FLEET_ROOT}/{host}", command_timeout: 60}
@@ -421,3 +422,28 @@ def test_a_failed_deploy_step_is_in_the_ledger_and_the_run_keeps_its_lease(
         "given back at the end"
     )
     assert ran(project, "web01") == []
+
+
+def test_the_shipped_smoke_runbook_runs_on_the_local_fleet(project: Project) -> None:
+    shutil.copytree(REPO / "runbooks", project.root / "runbooks")
+    planned = project.run("run", "smoke", "--dry-run", "--json")
+    assert planned.code == 0, planned.err
+    assert [[h["host"] for h in b["hosts"]] for b in planned.json()["batches"]] == [
+        ["web01"],
+        ["web02", "web03"],
+    ]
+    result = project.run("run", "smoke", "--param", "greeting=hi", "--json")
+    assert result.code == 0, result.err
+    assert {h["status"] for h in result.json()["hosts"]} == {"ok"}
+    assert all(project.current(h) for h in ("web01", "web02", "web03"))
+    assert not list(project.fleet.rglob("maintenance")), "unmarked"
+    log = Path(result.json()["log_dir"]) / "web02.log"
+    assert "hi from web02" in log.read_text() and "web02 done" in log.read_text()
+
+
+def test_hosts_flag_replaces_the_runbooks_hosts_and_exclude_narrows(project: Project) -> None:
+    write(project, "hosts: web01\nsteps:\n" + step("one"))
+    assert project.run("run", "rb", "-H", "web*", "-x", "web02").code == 0
+    assert [ran(project, h) for h in ("web01", "web02", "web03")] == [["one"], [], ["one"]]
+    result = project.run("run", "rb", "-H", "web09")
+    assert result.code == 2 and "web09" in result.err
