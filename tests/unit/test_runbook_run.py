@@ -196,10 +196,10 @@ def test_resume_after_sigkill_of_the_controller_mid_runbook(project: Project) ->
     stays held by the run; --resume re-runs the wait, skips what was done, finishes."""
     write(
         project,
-        "hosts: web\nstrategy: {batch: 1}\nsteps:\n"
+        "hosts: web\nstrategy: {canary: 1, batch: 2}\nsteps:\n"
         + step("before")
         + "  - {name: deploy, deploy: {}, undo: {rollback: {}}}\n"
-        + "  - {name: nap, wait: 1.5s}\n"
+        + "  - {name: nap, wait: 3s}\n"
         + step("after"),
     )
     env = {**os.environ, "FLEET_ROOT": str(project.fleet)}
@@ -447,3 +447,23 @@ def test_hosts_flag_replaces_the_runbooks_hosts_and_exclude_narrows(project: Pro
     assert [ran(project, h) for h in ("web01", "web02", "web03")] == [["one"], [], ["one"]]
     result = project.run("run", "rb", "-H", "web09")
     assert result.code == 2 and "web09" in result.err
+
+
+def test_a_rollback_step_flips_to_the_previous_release_or_to(project: Project) -> None:
+    first = project.deploy()
+    project.bump("two")
+    second = project.deploy()
+    write(project, "hosts: web01\nsteps:\n  - {name: back, rollback: {}}\n")
+    result = project.run("run", "rb", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["hosts"][0]["steps"][0]["data"] == {
+        "recipe": "hello",
+        "from": second,
+        "to": first,
+    }
+    assert project.current("web01") == first
+    write(project, f"hosts: web01\nsteps:\n  - {{name: fwd, rollback: {{to: {second}}}}}\n")
+    assert project.run("run", "rb").code == 0 and project.current("web01") == second
+    write(project, "hosts: web01\nsteps:\n  - {name: bad, rollback: {to: '../x'}}\n")
+    result = project.run("run", "rb")
+    assert result.code == 2 and "'../x' cannot be a release id" in result.err
