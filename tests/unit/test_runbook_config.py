@@ -80,6 +80,14 @@ def test_the_shipped_runbooks_load() -> None:
             "steps[0].exec.shell: ${host.name} comes after a command substitution inside double",
         ),
         ("  - {name: a, http: {status: 200}}", "steps[0].http.url: missing required field"),
+        (
+            "  - {name: a, exec: {shell: 'true # ${host.name}'}}",
+            "${host.name} comes after the start of a comment",
+        ),
+        (
+            "  - {name: a, exec: {shell: 'echo `echo ${host.name}`'}}",
+            "${host.name} comes after the start of a backquoted command",
+        ),
         ("  - {name: a, wait: 1s, timeout: 2s}", "steps[0].timeout: only exec, local and http"),
         ("  - {name: a, http: {url: x, from: lb}}", "steps[0].http.from: must be controller or"),
         ("  - {name: a, exec: [-rf]}", "steps[0].exec[0]: the command must be a program"),
@@ -195,6 +203,7 @@ HOSTILE = "a'b\"c $(touch PWNED) `touch PWNED` ; touch PWNED \\ $HOME\nx"
         "printf '[%s]' ${v}",  # a word of its own
         "printf '[%s]' '${v}'",  # inside single quotes
         "printf '[%s]' \"${v}\"",  # inside double quotes
+        ": # it's a comment\nprintf '[%s]' ${v}",  # a quote in a comment quotes nothing
         "printf '[%s]' pre${v}post",  # part of a word
         "printf '[%s]' \"pre ${v} post\"",
     ],
