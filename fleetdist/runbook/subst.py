@@ -144,8 +144,15 @@ def contexts_of(t: Template) -> list[Context]:
             scan.i = ref.end()
         elif scan.i in escapes:
             scan.i = escapes[scan.i]
+        elif scan.s[scan.i] == "\\" and scan.i + 1 in spans:  # `\${x}` would escape a quote
+            inner = spans[scan.i + 1].group(1)
+            raise ConfigError(
+                f"{t.where}: ${{{inner}}} right after a backslash: drop the backslash"
+            )
         else:
             scan.step()
+    if len(found) != len(spans):  # a reference the scanner stepped over: never guess
+        raise ConfigError(f"{t.where}: fleetdist cannot tell how to quote every reference here")
     return found
 
 

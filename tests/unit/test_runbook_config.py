@@ -88,6 +88,10 @@ def test_the_shipped_runbooks_load() -> None:
             "  - {name: a, exec: {shell: 'echo `echo ${host.name}`'}}",
             "${host.name} comes after the start of a backquoted command",
         ),
+        (
+            "  - {name: a, exec: {shell: 'echo \\${host.name} ${host.name}'}}",
+            "${host.name} right after a backslash: drop the backslash",
+        ),
         ("  - {name: a, wait: 1s, timeout: 2s}", "steps[0].timeout: only exec, local and http"),
         ("  - {name: a, http: {url: x, from: lb}}", "steps[0].http.from: must be controller or"),
         ("  - {name: a, exec: [-rf]}", "steps[0].exec[0]: the command must be a program"),
