@@ -467,3 +467,17 @@ def test_a_rollback_step_flips_to_the_previous_release_or_to(project: Project) -
     write(project, "hosts: web01\nsteps:\n  - {name: bad, rollback: {to: '../x'}}\n")
     result = project.run("run", "rb")
     assert result.code == 2 and "'../x' cannot be a release id" in result.err
+
+
+def test_resume_uses_the_runs_own_inventory(five: Project) -> None:
+    write(
+        five, "strategy: {batch: 1, max_failures: 0}\nsteps:\n" + step("work", fail_if="fail-here")
+    )
+    fail_on(five, "web03")
+    assert five.run("run", "rb", "-i", "five").code == 3
+    (five.fleet / "web03" / "fail-here").unlink()
+    result = five.run("run", "rb", "--resume", "last", "--json")
+    assert result.code == 0, result.err
+    assert [ran(five, f"web0{n}") for n in range(1, 6)] == [
+        ["work"], ["work"], ["work", "work"], ["work"], ["work"],
+    ]  # fmt: skip
