@@ -481,3 +481,18 @@ def test_resume_uses_the_runs_own_inventory(five: Project) -> None:
     assert [ran(five, f"web0{n}") for n in range(1, 6)] == [
         ["work"], ["work"], ["work", "work"], ["work"], ["work"],
     ]  # fmt: skip
+
+
+def test_a_host_whose_lease_another_run_holds_runs_nothing(project: Project) -> None:
+    lock = project.host_root("web02") / ".fleetdist" / "lock"
+    lock.mkdir(parents=True)
+    for name, value in (("run", "other-run"), ("holder", "someone"), ("expires", "9999999999")):
+        (lock / name).write_text(value + "\n")
+    write(project, "steps:\n" + step("one"))
+    result = project.run("run", "rb", "--json")
+    assert result.code == 4, result.err
+    hosts = {h["host"]: h for h in result.json()["hosts"]}
+    assert (hosts["web02"]["status"], hosts["web02"]["failed_step"]) == ("locked", "lease")
+    assert "locked by someone" in hosts["web02"]["error"]
+    assert [ran(project, h) for h in ("web01", "web02", "web03")] == [["one"], [], ["one"]]
+    assert (lock / "run").read_text() == "other-run\n", "another run's lease is left alone"
