@@ -99,7 +99,16 @@ def exec_(c, command, shell=False, env=None, inventory=None, exclude=None, limit
              accept_new_host_keys=accept_new_host_keys, persist=persist)  # fmt: skip
 
 
-@task(name="run", iterable=["exclude", "limit", "param"])
+_RUN_HELP = {
+    "runbook": "a runbook name in runbooks/, or a path",
+    "param": "NAME=VALUE for one of the runbook's declared params (repeatable)",
+    "dry-run": "print every step each host would be sent, run nothing",
+    "resume": "finish that run of this runbook (a run id, or `last`)",
+    "yes": "confirm a confirm: true inventory; pause steps go on without asking",
+}
+
+
+@task(name="run", iterable=["exclude", "limit", "param"], help=_RUN_HELP)
 def run_(c, runbook, param=None, env=None, recipe=None, inventory=None, exclude=None, limit=None,
          dry_run=False, resume=None, yes=False, lock_wait=None, max_connect=None, json=False,
          accept_new_host_keys=False, persist=None):  # fmt: skip

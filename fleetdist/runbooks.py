@@ -106,6 +106,7 @@ class _Prepared:
     loaded: dict[str, Loaded]  # every recipe the run uses, by its key
     deploys: tuple[str, ...]  # the recipes it deploys
     leases: tuple[str, ...]  # the recipes whose lease it holds
+    default: str | None  # the recipe of deploy steps that name none (-r, or the only one)
 
 
 def _prepare(sel: Selection, req: RunRequest, header: dict[str, Any] | None) -> _Prepared:
@@ -121,12 +122,16 @@ def _prepare(sel: Selection, req: RunRequest, header: dict[str, Any] | None) -> 
     else:
         values, patterns = params.resolve(rb, req.params), sel.hosts or rb.hosts
     run_sel = dataclasses.replace(sel, hosts=tuple(patterns))
+    if header is not None:  # the run's own inventory and recipe, whatever -i and -r say now
+        run_sel = dataclasses.replace(
+            run_sel, inventory=header["inventory"], recipe=header.get("default_recipe")
+        )
     env, inventory = read_inventory(run_sel)
     names = selected(run_sel, inventory)
     if not names:
         raise ConfigError(f"{inventory.source}: no hosts selected")
     check_confirmed(sel, inventory, "run a runbook on")
-    default = _default_recipe(sel)
+    default = _default_recipe(run_sel)
     deployed = _deployed(rb, values, default)
     scope = Scope(values, inventory, default, deployed[0] if len(deployed) == 1 else default)
     hosts = {n: inventory.hosts[n] for n in names}
@@ -140,7 +145,7 @@ def _prepare(sel: Selection, req: RunRequest, header: dict[str, Any] | None) -> 
     for load in loaded.values():
         jobs(run_sel, load, "")  # every per-host path error now
     return _Prepared(
-        rb, values, run_sel, inventory, hosts, plans, loaded, tuple(deployed), tuple(leases)
+        rb, values, run_sel, inventory, hosts, plans, loaded, tuple(deployed), leases, default
     )
 
 
@@ -271,6 +276,7 @@ def _header(p: _Prepared, artifacts: dict[str, str]) -> dict[str, Any]:
         "inventory": p.inventory.source,
         "hosts": list(p.hosts),
         "artifacts": artifacts,
+        "default_recipe": p.default,
     }
 
 

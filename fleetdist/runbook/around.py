@@ -30,7 +30,7 @@ from fleetdist.orchestrate.work import Live, parallel
 from fleetdist.report.events import Reporter
 from fleetdist.report.outcome import Status
 from fleetdist.runbook.actions import Planned, Scope, plan_host, render
-from fleetdist.runbook.hoststeps import Done_, HostSteps
+from fleetdist.runbook.hoststeps import Completed, HostSteps
 from fleetdist.runbook.model import StepSpec
 from fleetdist.transport.base import TransportFactory
 
@@ -78,7 +78,7 @@ class AroundBatch:
         parallel: int,
     ) -> None:
         self.plans, self.cwd, self.yes, self.parallel = plans, cwd, yes, parallel
-        self._before_done: dict[str, list[Done_]] = {}
+        self._before_done: dict[str, list[Completed]] = {}
 
     def shown(self, host: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """A dry run's steps of `host` with these around its flip (the `activate` step)."""

@@ -12,10 +12,12 @@ scripts, so what it prints is what runs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fleetdist.errors import FleetdistError
 from fleetdist.orchestrate import plan
 from fleetdist.orchestrate.runner import Rollout, Uploads
 from fleetdist.orchestrate.work import HostJob, Live, RolloutOptions, StepFailed
@@ -106,8 +108,17 @@ class HostDeploy(Rollout):
             if live.outcome.status != Status.UNCHANGED:
                 self._cut_over(live)
 
-        self._guard(live, work)
+        if not self._guard(live, work):
+            self._record_failure(live)
         return live.outcome
+
+    def _record_failure(self, live: Live) -> None:
+        """The ledger line a deploy writes for a failure its scripts did not record; the
+        run keeps its lease (`finish` without a lock gives nothing back).  Best effort."""
+        lines = self._failure_lines(live, "deploy")
+        if lines:
+            with contextlib.suppress(FleetdistError):
+                self._send(live, steps.finish(live.job.ctx.layout, None, lines))
 
     def rollback_host(
         self,

@@ -65,6 +65,7 @@ class Engine:
         self.s, self.outcome, self.emit = setup, outcome, setup.reporter
         self.transports: dict[str, Transport] = {}
         self.held: dict[str, list[str]] = {}  # host -> recipes whose lease it holds
+        self.ready: set[str] = set()  # hosts connected with every lease taken
         self._lock = threading.Lock()
         self.allowed = setup.strategy.max_failures.allowed(len(setup.hosts))
         deployers = {
@@ -109,7 +110,7 @@ class Engine:
 
     def _batches(self, names: list[str], todo: set[str]) -> None:
         batches = [
-            [n for n in batch if n in todo and n in self.transports]
+            [n for n in batch if n in todo and n in self.ready]
             for batch in self.s.strategy.batches.split(names)
         ]
         batches = [b for b in batches if b]
@@ -161,6 +162,7 @@ class Engine:
                 self.emit(Event("stage", name, "failed", result.error, {"step": "lease"}))
                 return
             self.held[name].append(key)
+        self.ready.add(name)
 
     def _lease(
         self, host: Host, transport: Transport, run: RecipeRun

@@ -38,7 +38,7 @@ from fleetdist.runbook.kinds import Done
 from fleetdist.runbook.outcome import StepResult
 from fleetdist.transport.base import Transport, TransportFactory
 
-Done_ = tuple[Planned, StepResult]  # a completed step and its record
+Completed = tuple[Planned, StepResult]  # a completed step and its record
 
 
 @dataclass(frozen=True)
@@ -75,12 +75,12 @@ class HostSteps:
 
     def run(
         self, name: str, plans: Sequence[Planned], prior: Prior = NO_PRIOR
-    ) -> tuple[list[StepResult], list[Done_], StepResult | None]:
+    ) -> tuple[list[StepResult], list[Completed], StepResult | None]:
         """Run `plans` on host `name` in order, from `prior.start` (the steps before it are
         reported `done`), until one fails.  Returns every step's record, the completed
         ones (what `undo` may undo) and the failed one, if any; undoing is the caller's."""
         records: list[StepResult] = []
-        done: list[Done_] = []
+        done: list[Completed] = []
         for index, planned in enumerate(plans):
             if index < prior.start:
                 kept = dict(prior.data.get(planned.name, {}))
@@ -94,6 +94,8 @@ class HostSteps:
         return records, done, None
 
     def step(self, name: str, planned: Planned, prior: Prior = NO_PRIOR) -> StepResult:
+        """Run one step on host `name`, journaled before and after; `prior` holds what an
+        earlier run of a resumed run kept of it (a deploy's `from`)."""
         record = StepResult(planned.name, "ok", on=other_host(planned.action, name))
         self._record(name, planned.name, "started", on=record.on)
         started = time.monotonic()
@@ -117,7 +119,7 @@ class HostSteps:
             self._record(name, planned.name, "ok", **done.data)
         return record
 
-    def undo(self, name: str, done: Sequence[Done_]) -> None:
+    def undo(self, name: str, done: Sequence[Completed]) -> None:
         """Undo the host's completed steps that have an undo, last first; keep going if
         one fails (each says how it ended)."""
         for planned, record in reversed(done):

@@ -120,46 +120,92 @@ def quote(value: str, context: Context) -> str:
 
 
 def contexts_of(t: Template) -> list[Context]:
-    """The quoting context of each reference of a shell string, in order (see module)."""
+    """The quoting context of each reference of a shell string, in order (see module).
+
+    A small scanner of POSIX sh quoting: plain text, `'...'`, `"..."`, and the
+    places it does not follow (a comment, a backquoted command, a command
+    substitution inside double quotes, `$'...'`, a here-document), where a
+    reference is refused rather than guessed at.
+    """
     spans = {m.start(): m for m in _matches(t.text) if m.group(1) is not None}
     escapes = {m.start(): m.end() for m in _matches(t.text) if m.group(1) is None}
     found: list[Context] = []
-    state: Context = "plain"
-    unsure = ""  # why references from here on cannot be placed
-    s, i = t.text, 0
-    while i < len(s):
-        if i in spans:
-            if unsure:
+    scan = _Scan(t.text)
+    while scan.i < len(scan.s):
+        if scan.i in spans:
+            ref, context = spans[scan.i], _PLACED.get(scan.state)
+            if scan.unsure or context is None:
+                why = scan.unsure or f"the start of {_PLACES[scan.state]}"
                 raise ConfigError(
-                    f"{t.where}: ${{{spans[i].group(1)}}} comes after {unsure}, where fleetdist "
+                    f"{t.where}: ${{{ref.group(1)}}} comes after {why}, where fleetdist "
                     "cannot tell how to quote it: pass it as an argv item, or move it"
                 )
-            found.append(state)
-            i = spans[i].end()
-            continue
-        if i in escapes:
-            i = escapes[i]
-            continue
-        ch, pair = s[i], s[i : i + 2]
-        if state == "single":
-            state = "plain" if ch == "'" else state
-        elif state == "double":
-            if ch == "\\":
-                i += 1
-            elif ch == '"':
-                state = "plain"
-            elif pair == "$(" or ch == "`":
-                unsure = "a command substitution inside double quotes"
+            found.append(context)
+            scan.i = ref.end()
+        elif scan.i in escapes:
+            scan.i = escapes[scan.i]
+        elif scan.s[scan.i] == "\\" and scan.i + 1 in spans:  # `\${x}` would escape a quote
+            inner = spans[scan.i + 1].group(1)
+            raise ConfigError(
+                f"{t.where}: ${{{inner}}} right after a backslash: drop the backslash"
+            )
         else:
-            if ch == "\\":
-                i += 1
-            elif ch == "'":
-                state = "single"
-            elif ch == '"':
-                state = "double"
-            elif pair == "$'":
-                unsure = "a $'...' string"
-            elif pair == "<<":
-                unsure = "a here-document"
-        i += 1
+            scan.step()
+    if len(found) != len(spans):  # a reference the scanner stepped over: never guess
+        raise ConfigError(f"{t.where}: fleetdist cannot tell how to quote every reference here")
     return found
+
+
+_PLACED: dict[str, Context] = {"plain": "plain", "single": "single", "double": "double"}
+_PLACES = {"comment": "a comment", "backquote": "a backquoted command"}
+
+
+class _Scan:
+    """Where a character of a shell string stands: `state` is plain, single, double,
+    comment or backquote; `unsure` says why nothing after it can be placed."""
+
+    def __init__(self, s: str) -> None:
+        self.s, self.i, self.state, self.unsure = s, 0, "plain", ""
+
+    def step(self) -> None:
+        ch, pair, state = self.s[self.i], self.s[self.i : self.i + 2], self.state
+        if state == "single":
+            self.state = "plain" if ch == "'" else state
+        elif state == "comment":
+            self.state = "plain" if ch == "\n" else state
+        elif state == "backquote":
+            self._backquote(ch)
+        elif state == "double":
+            self._double(ch, pair)
+        else:
+            self._plain(ch, pair)
+        self.i += 1
+
+    def _plain(self, ch: str, pair: str) -> None:
+        starts_word = self.i == 0 or self.s[self.i - 1] in " \t\n;&|()"
+        if ch == "\\":
+            self.i += 1
+        elif ch in "'\"`":
+            self.state = {"'": "single", '"': "double", "`": "backquote"}[ch]
+        elif ch == "#" and starts_word:
+            self.state = "comment"
+        elif pair == "$'":
+            self.unsure = "a $'...' string"
+        elif pair == "<<":
+            self.unsure = "a here-document"
+
+    def _double(self, ch: str, pair: str) -> None:
+        if ch == "\\":
+            self.i += 1
+        elif ch == '"':
+            self.state = "plain"
+        elif pair == "$(" or ch == "`":
+            self.unsure = "a command substitution inside double quotes"
+
+    def _backquote(self, ch: str) -> None:
+        if ch == "\\":
+            self.i += 1
+        elif ch == "`":
+            self.state = "plain"
+        elif ch in "'\"":
+            self.unsure = "quotes inside a backquoted command"

@@ -150,3 +150,24 @@ def test_around_batch_drains_and_undrains_each_batch_over_ssh(
 
 
 LB_VARS = {"hosts": {"web01": {"vars": {"lb": "web04"}}, "web02": {"vars": {"lb": "web04"}}}}
+
+
+def test_a_runbook_with_become_runs_its_commands_and_lease_as_root(
+    fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extra = {"defaults": {"user": "deploy", "become": True}}
+    project = Project(
+        tmp_path / "project", fleet.inventory(tmp_path, services=("web05",), extra=extra)
+    )
+    project.recipe(test=[], healthcheck="true")
+    (project.root / "runbooks").mkdir()
+    (project.root / "runbooks" / "who.yaml").write_text(
+        "steps:\n"
+        "  - {name: who, exec: {shell: 'id -un > /srv/who'}}\n"
+        "  - {name: deploy, deploy: {}}\n"
+    )
+    monkeypatch.setenv("HELLO_VERSION", "1.0.0")
+    assert project.run("run", "who") == 0
+    assert fleet.exec("web05", ["cat", "/srv/who"]).stdout == "root\n"
+    owner = fleet.exec("web05", ["stat", "-c", "%U", f"{ROOT}/current/"]).stdout.strip()
+    assert owner == "root"

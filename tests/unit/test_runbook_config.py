@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -76,6 +80,18 @@ def test_the_shipped_runbooks_load() -> None:
             "steps[0].exec.shell: ${host.name} comes after a command substitution inside double",
         ),
         ("  - {name: a, http: {status: 200}}", "steps[0].http.url: missing required field"),
+        (
+            "  - {name: a, exec: {shell: 'true # ${host.name}'}}",
+            "${host.name} comes after the start of a comment",
+        ),
+        (
+            "  - {name: a, exec: {shell: 'echo `echo ${host.name}`'}}",
+            "${host.name} comes after the start of a backquoted command",
+        ),
+        (
+            "  - {name: a, exec: {shell: 'echo \\${host.name} ${host.name}'}}",
+            "${host.name} right after a backslash: drop the backslash",
+        ),
         ("  - {name: a, wait: 1s, timeout: 2s}", "steps[0].timeout: only exec, local and http"),
         ("  - {name: a, http: {url: x, from: lb}}", "steps[0].http.from: must be controller or"),
         ("  - {name: a, exec: [-rf]}", "steps[0].exec[0]: the command must be a program"),
@@ -191,14 +207,13 @@ HOSTILE = "a'b\"c $(touch PWNED) `touch PWNED` ; touch PWNED \\ $HOME\nx"
         "printf '[%s]' ${v}",  # a word of its own
         "printf '[%s]' '${v}'",  # inside single quotes
         "printf '[%s]' \"${v}\"",  # inside double quotes
+        ": # it's a comment\nprintf '[%s]' ${v}",  # a quote in a comment quotes nothing
         "printf '[%s]' pre${v}post",  # part of a word
         "printf '[%s]' \"pre ${v} post\"",
     ],
 )
 def test_a_value_in_a_shell_string_is_always_literal(tmp_path: Path, shell: str) -> None:
     """Run what `subst.shell` makes with sh: the value comes out as written, nothing runs."""
-    import subprocess
-
     t = Template(shell, "rb.yaml: steps[0].exec.shell")
     made = subst.shell(t, subst.Values({"v": HOSTILE}))
     out = subprocess.run(["sh", "-c", made], cwd=tmp_path, capture_output=True, text=True)
@@ -235,3 +250,26 @@ def test_hostile_params_in_argv_and_shell_reach_the_host_as_written(rb_project: 
 def test_a_literal_dollar_brace_is_written_twice(tmp_path: Path) -> None:
     t = Template("echo $${HOME} $$ ${x}", "f: x")
     assert subst.shell(t, subst.Values({"x": "a b"})) == "echo ${HOME} $$ 'a b'"
+
+
+def test_fab_and_inv_run_a_runbook_like_fleetdist(rb_project: Project) -> None:
+    """`fab run RUNBOOK` and `inv run RUNBOOK` are the same verb: same flags, same errors."""
+    from .test_doors import fab
+
+    proc = fab(rb_project, "run", "rb", "--param", "port=eighty")
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        "fleetdist: error: --param port: 'eighty' is not an int\n",
+    )
+    proc = fab(rb_project, "run", "rb", "--param", "port=81", "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["params"] == {"recipe": "hello", "port": "81", "strict": "true"}
+    steps = doc["batches"][0]["hosts"][0]["steps"]
+    assert steps[0]["script"] == "# on web01:\necho web01 81"
+    shutil.copyfile(REPO / "tasks.py", rb_project.root / "tasks.py")
+    inv = Path(sys.executable).with_name("inv")
+    proc = subprocess.run(
+        [str(inv), "--help", "run"], cwd=rb_project.root, capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and "Run RUNBOOK (runbooks/NAME.yaml or a path)" in proc.stdout

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.server
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,7 +27,7 @@ import pytest
 from fleetdist import runbooks
 from fleetdist.transport.base import Transport, TransportFactory
 
-from .conftest import Project
+from .conftest import REPO, Project
 
 FIVE = """\
 defaults: {transport: local, local_root: "{FLEET_ROOT}/{host}", command_timeout: 60}
@@ -195,10 +196,10 @@ def test_resume_after_sigkill_of_the_controller_mid_runbook(project: Project) ->
     stays held by the run; --resume re-runs the wait, skips what was done, finishes."""
     write(
         project,
-        "hosts: web\nstrategy: {batch: 1}\nsteps:\n"
+        "hosts: web\nstrategy: {canary: 1, batch: 2}\nsteps:\n"
         + step("before")
         + "  - {name: deploy, deploy: {}, undo: {rollback: {}}}\n"
-        + "  - {name: nap, wait: 1.5s}\n"
+        + "  - {name: nap, wait: 3s}\n"
         + step("after"),
     )
     env = {**os.environ, "FLEET_ROOT": str(project.fleet)}
@@ -401,3 +402,97 @@ def test_a_plain_rollback_undoes_the_last_runbook_that_deployed(project: Project
     assert project.run("run", "other").code == 0, "a runbook that deploys nothing"
     assert project.run("rollback").code == 0
     assert [project.current(h) for h in ("web01", "web02", "web03")] == [first] * 3
+
+
+def test_a_failed_deploy_step_is_in_the_ledger_and_the_run_keeps_its_lease(
+    project: Project,
+) -> None:
+    project.write_recipe(test=["false"])
+    write(project, "hosts: web01\nsteps:\n  - {name: deploy, deploy: {}}\n" + step("after"))
+    result = project.run("run", "rb", "--json")
+    assert result.code == 1
+    host = result.json()["hosts"][0]
+    assert (host["failed_step"], host["steps"][0]["status"]) == ("deploy", "failed")
+    assert "in-place test failed: false" in host["error"]
+    entries = project.ledger("web01")
+    assert [(e["action"], e["result"], e["run"]) for e in entries][-1:] == [
+        ("deploy", "failed", result.json()["run_id"])
+    ]
+    assert not (project.host_root("web01") / ".fleetdist" / "lock").exists(), (
+        "given back at the end"
+    )
+    assert ran(project, "web01") == []
+
+
+def test_the_shipped_smoke_runbook_runs_on_the_local_fleet(project: Project) -> None:
+    shutil.copytree(REPO / "runbooks", project.root / "runbooks")
+    planned = project.run("run", "smoke", "--dry-run", "--json")
+    assert planned.code == 0, planned.err
+    assert [[h["host"] for h in b["hosts"]] for b in planned.json()["batches"]] == [
+        ["web01"],
+        ["web02", "web03"],
+    ]
+    result = project.run("run", "smoke", "--param", "greeting=hi", "--json")
+    assert result.code == 0, result.err
+    assert {h["status"] for h in result.json()["hosts"]} == {"ok"}
+    assert all(project.current(h) for h in ("web01", "web02", "web03"))
+    assert not list(project.fleet.rglob("maintenance")), "unmarked"
+    log = Path(result.json()["log_dir"]) / "web02.log"
+    assert "hi from web02" in log.read_text() and "web02 done" in log.read_text()
+
+
+def test_hosts_flag_replaces_the_runbooks_hosts_and_exclude_narrows(project: Project) -> None:
+    write(project, "hosts: web01\nsteps:\n" + step("one"))
+    assert project.run("run", "rb", "-H", "web*", "-x", "web02").code == 0
+    assert [ran(project, h) for h in ("web01", "web02", "web03")] == [["one"], [], ["one"]]
+    result = project.run("run", "rb", "-H", "web09")
+    assert result.code == 2 and "web09" in result.err
+
+
+def test_a_rollback_step_flips_to_the_previous_release_or_to(project: Project) -> None:
+    first = project.deploy()
+    project.bump("two")
+    second = project.deploy()
+    write(project, "hosts: web01\nsteps:\n  - {name: back, rollback: {}}\n")
+    result = project.run("run", "rb", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["hosts"][0]["steps"][0]["data"] == {
+        "recipe": "hello",
+        "from": second,
+        "to": first,
+    }
+    assert project.current("web01") == first
+    write(project, f"hosts: web01\nsteps:\n  - {{name: fwd, rollback: {{to: {second}}}}}\n")
+    assert project.run("run", "rb").code == 0 and project.current("web01") == second
+    write(project, "hosts: web01\nsteps:\n  - {name: bad, rollback: {to: '../x'}}\n")
+    result = project.run("run", "rb")
+    assert result.code == 2 and "'../x' cannot be a release id" in result.err
+
+
+def test_resume_uses_the_runs_own_inventory(five: Project) -> None:
+    write(
+        five, "strategy: {batch: 1, max_failures: 0}\nsteps:\n" + step("work", fail_if="fail-here")
+    )
+    fail_on(five, "web03")
+    assert five.run("run", "rb", "-i", "five").code == 3
+    (five.fleet / "web03" / "fail-here").unlink()
+    result = five.run("run", "rb", "--resume", "last", "--json")
+    assert result.code == 0, result.err
+    assert [ran(five, f"web0{n}") for n in range(1, 6)] == [
+        ["work"], ["work"], ["work", "work"], ["work"], ["work"],
+    ]  # fmt: skip
+
+
+def test_a_host_whose_lease_another_run_holds_runs_nothing(project: Project) -> None:
+    lock = project.host_root("web02") / ".fleetdist" / "lock"
+    lock.mkdir(parents=True)
+    for name, value in (("run", "other-run"), ("holder", "someone"), ("expires", "9999999999")):
+        (lock / name).write_text(value + "\n")
+    write(project, "steps:\n" + step("one"))
+    result = project.run("run", "rb", "--json")
+    assert result.code == 4, result.err
+    hosts = {h["host"]: h for h in result.json()["hosts"]}
+    assert (hosts["web02"]["status"], hosts["web02"]["failed_step"]) == ("locked", "lease")
+    assert "locked by someone" in hosts["web02"]["error"]
+    assert [ran(project, h) for h in ("web01", "web02", "web03")] == [["one"], [], ["one"]]
+    assert (lock / "run").read_text() == "other-run\n", "another run's lease is left alone"
