@@ -1,5 +1,5 @@
 """The `fab` door: `fab -H web[01-99] deploy --env=prod`, `fab rollback`, `fab status`,
-`fab -H 'web*' exec 'uptime'`.
+`fab -H 'web*' exec 'uptime'`, `fab run rolling-deploy --param recipe=hello`.
 
 Fabric would run each task once per `-H` host, one after another, after
 splitting the list on commas (which also breaks `web[01-03,07]`).  A rollout
@@ -96,6 +96,26 @@ def exec_(c, command, shell=False, env=None, inventory=None, exclude=None, limit
     run_verb("exec", *words, hosts=_hosts(c), shell=shell, env=env, inventory=inventory,
              exclude=exclude, limit=limit, canary=canary, batch=batch, max_fail=max_fail,
              parallel=parallel, max_connect=max_connect, json=json,
+             accept_new_host_keys=accept_new_host_keys, persist=persist)  # fmt: skip
+
+
+_RUN_HELP = {
+    "runbook": "a runbook name in runbooks/, or a path",
+    "param": "NAME=VALUE for one of the runbook's declared params (repeatable)",
+    "dry-run": "print every step each host would be sent, run nothing",
+    "resume": "finish that run of this runbook (a run id, or `last`)",
+    "yes": "confirm a confirm: true inventory; pause steps go on without asking",
+}
+
+
+@task(name="run", iterable=["exclude", "limit", "param"], help=_RUN_HELP)
+def run_(c, runbook, param=None, env=None, recipe=None, inventory=None, exclude=None, limit=None,
+         dry_run=False, resume=None, yes=False, lock_wait=None, max_connect=None, json=False,
+         accept_new_host_keys=False, persist=None):  # fmt: skip
+    """Run RUNBOOK (runbooks/NAME.yaml or a path): its steps on each host, batch by batch."""
+    run_verb("run", runbook, hosts=_hosts(c), param=param, env=env, recipe=recipe,
+             inventory=inventory, exclude=exclude, limit=limit, dry_run=dry_run, resume=resume,
+             yes=yes, lock_wait=lock_wait, max_connect=max_connect, json=json,
              accept_new_host_keys=accept_new_host_keys, persist=persist)  # fmt: skip
 
 

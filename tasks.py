@@ -54,4 +54,4 @@ def bench(c, sizes="10,50,100"):
 
 
 ns = Collection(init, build, fabfile.deploy, fabfile.rollback, fabfile.status, fabfile.history,
-                fabfile.exec_, fabfile.releases, test, lint, bench)  # fmt: skip
+                fabfile.exec_, fabfile.run_, fabfile.releases, test, lint, bench)  # fmt: skip

@@ -21,7 +21,7 @@ from fleetdist.orchestrate import plan as plans
 from fleetdist.orchestrate.batches import OnFailure
 from fleetdist.orchestrate.runner import Rollout
 from fleetdist.orchestrate.stale import stale_run
-from fleetdist.orchestrate.work import HostJob, RolloutOptions
+from fleetdist.orchestrate.work import BatchHooks, HostJob, RolloutOptions
 from fleetdist.release import steps
 from fleetdist.release.facts import Facts, parse_facts
 from fleetdist.report import ledger
@@ -29,6 +29,8 @@ from fleetdist.report.events import Reporter, fan_out, silent
 from fleetdist.report.journal import Journal, activated_hosts, last_run, new_run_id, read_run
 from fleetdist.report.outcome import FleetOutcome, HostOutcome, Status
 from fleetdist.report.runlog import RunLog
+from fleetdist.runbook.around import AroundBatch
+from fleetdist.runbooks import RunRequest, around_batch, plan_runbook, run_runbook
 from fleetdist.session import (
     DeployOptions,
     Loaded,
@@ -55,6 +57,7 @@ __all__ = [
     "HostReleases",
     "HostStatus",
     "OnFailure",
+    "RunRequest",
     "Selection",
     "build",
     "deploy",
@@ -63,10 +66,12 @@ __all__ = [
     "history",
     "import_archive",
     "plan",
+    "plan_runbook",
     "releases",
     "releases_exit_code",
     "resume",
     "rollback",
+    "run_runbook",
     "runs",
     "status",
     "unlock",
@@ -93,6 +98,7 @@ def _rollout(
     release_id: str | None,
     *,
     allow_untested: bool = False,
+    around: BatchHooks | None = None,
 ) -> tuple[Rollout, Journal]:
     journal = Journal(sel.project.runs, run_id, header)
     runs = sel.project.runs
@@ -100,7 +106,9 @@ def _rollout(
     fleet = FleetOutcome(run_id, action, loaded.recipe.app, sel.env, release_id)
     fleet.log_dir = runlog.dir
     options = _rollout_options(opts, run_id, allow_untested=allow_untested)
-    options = dataclasses.replace(options, stale=lambda message: stale_run(message, runs))
+    options = dataclasses.replace(
+        options, stale=lambda message: stale_run(message, runs), around=around
+    )
     return Rollout(
         fleet=fleet,
         factory=transports(opts),
@@ -140,6 +148,7 @@ def deploy(sel: Selection, opts: DeployOptions, reporter: Reporter = silent) -> 
     loaded = load(sel)
     check_confirmed(sel, loaded.inventory, "deploy")
     jobs(sel, loaded, "")  # every per-host path error, before building or journaling
+    around = around_batch(sel, loaded, opts)  # and every around_batch step's
     artifact = shipment.artifact_for(sel, loaded, opts)
     # checked here: a bad archive leaves no run behind
     with shipped(artifact, sel.project.state / "payloads") as payload:
@@ -153,7 +162,15 @@ def deploy(sel: Selection, opts: DeployOptions, reporter: Reporter = silent) -> 
             options=opts.flags(),
         )
         rollout, journal = _rollout(
-            sel, opts, reporter, run_id, "deploy", header, loaded, artifact.release_id
+            sel,
+            opts,
+            reporter,
+            run_id,
+            "deploy",
+            header,
+            loaded,
+            artifact.release_id,
+            around=around,
         )
         try:
             host_jobs = jobs(sel, loaded, artifact.release_id)
@@ -216,7 +233,7 @@ def rollback(
     to = check_target(to, "--to")
     per_host: dict[str, str | None] | None = None
     if to is None and not step_back:
-        run = _last_run_id(sel) if run in (None, LAST) else run
+        run = _last_run_id(sel, ROLLOUTS) if run in (None, LAST) else run
         header, events = read_run(sel.project.runs, run)
         if header.get("action") not in ("deploy", "rollback"):  # a `dist --hosts` run
             raise ConfigError(
@@ -246,6 +263,7 @@ def rollback(
 
 
 LAST = "last"  # `--run last`, `--resume last`: the newest run of this app and env
+ROLLOUTS = ("deploy", "rollback", "runbook")  # what `rollback` undoes: a runbook that deployed
 
 
 def _last_run_id(
@@ -288,6 +306,7 @@ def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
     """
     loaded = load(sel)
     jobs(sel, loaded, "")  # every per-host path error first, as a deploy checks them
+    around = around_batch(sel, loaded, opts)
     artifact, payload = shipment.planned(sel, loaded, opts)
     host_jobs = jobs(sel, loaded, artifact.release_id)
     options = _rollout_options(opts, DRY_RUN)
@@ -301,12 +320,21 @@ def plan(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
                 "root": job.ctx.layout.root,
                 "release_id": job.ctx.release_id,
                 "facts": note,
-                "steps": [
-                    {"name": st.name, "script": st.for_host(job.host).render()} for st in planned
-                ],
+                "steps": _around(
+                    around,
+                    job.host.name,
+                    [{"name": st.name, "script": st.for_host(job.host).render()} for st in planned],
+                ),
             }
         )
     return out
+
+
+def _around(
+    around: AroundBatch | None, host: str, entries: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """A dry run's steps of `host`, with its around_batch steps around the flip."""
+    return around.shown(host, entries) if around else entries
 
 
 def _probed(

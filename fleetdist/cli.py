@@ -30,6 +30,8 @@ from fleetdist.report.adhoc import OutputPrinter, print_exec_recap
 from fleetdist.report.console import ConsoleReporter, print_recap, print_table, reporter_for
 from fleetdist.report.lists import print_releases, print_runs
 from fleetdist.report.outcome import FleetOutcome
+from fleetdist.runbook.show import print_plan
+from fleetdist.runbook.show import print_recap as print_runbook_recap
 
 INTERRUPTED = 130
 INTERRUPTED_MESSAGE = "interrupted; hosts keep their current release"
@@ -119,6 +121,8 @@ def run(args: argparse.Namespace, reporter: ConsoleReporter) -> int:
     sel, opts = _selection(args), _options(args)
     if args.verb == "exec":
         return _exec(args, sel, opts, reporter)
+    if args.verb == "run":
+        return _runbook(args, sel, opts, reporter)
     if args.verb == "releases":
         return _releases(args, api.releases(sel, opts))
     if args.verb == "build":
@@ -204,6 +208,24 @@ def _exec(
         jsonout.emit(jsonout.document(outcome.exit_code(), outcome.to_json()))
     else:
         print_exec_recap(outcome)
+    return outcome.exit_code()
+
+
+def _runbook(
+    args: argparse.Namespace, sel: api.Selection, opts: api.DeployOptions, reporter: ConsoleReporter
+) -> int:
+    """`run RUNBOOK`: the dry run's steps, or the run's recap (or their JSON documents)."""
+    req = api.RunRequest(args.runbook, tuple(args.param), args.resume, args.parallel)
+    if args.dry_run:
+        planned = api.plan_runbook(sel, req, opts)
+        if not args.json:
+            print_plan(planned)
+        return _done(args, **planned)
+    outcome = api.run_runbook(sel, req, opts, reporter)
+    if args.json:
+        jsonout.emit(jsonout.document(outcome.exit_code(), outcome.to_json()))
+    else:
+        print_runbook_recap(outcome)
     return outcome.exit_code()
 
 

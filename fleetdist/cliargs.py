@@ -32,6 +32,7 @@ VERBS = (
     "runs",
     "init",
     "import",
+    "run",
 )
 
 
@@ -159,6 +160,7 @@ def parser() -> argparse.ArgumentParser:
         if name in ("status", "history"):
             distman_args.add_view_flag(verb)
     _exec_parser(sub.add_parser("exec", help="run a command on each host"))
+    _run_parser(sub.add_parser("run", help="run a runbook: steps on each host, batch by batch"))
     runs = sub.add_parser("runs", help="the runs recorded on this controller, newest first")
     runs.add_argument("--json", action="store_true", help="one JSON document on stdout")
     runs.add_argument("-n", "--count", type=int, default=20, help="how many (default 20)")
@@ -196,3 +198,27 @@ def _exec_parser(e: argparse.ArgumentParser) -> None:
         "--shell", action="store_true", help="COMMAND is one shell string, run with sh -c"
     )
     e.add_argument("command", nargs="*", metavar="COMMAND", help="after --: the argv to run")
+
+
+def _run_parser(p: argparse.ArgumentParser) -> None:
+    """`fleetdist run RUNBOOK [flags]`: a runbook in runbooks/ (README, "Runbooks")."""
+    p.add_argument("runbook", metavar="RUNBOOK", help="a runbook name in runbooks/, or a path")
+    p.add_argument(
+        "-r", "--recipe", help="the recipe of deploy steps that name none (default: the only one)"
+    )
+    _targets(p)
+    p.add_argument("--lock-wait", type=float, metavar="SECONDS")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a value for one of the runbook's declared params (repeatable)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print every step, run nothing")
+    p.add_argument("--resume", metavar="RUN", help="finish that run of this runbook (or `last`)")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm an inventory with confirm: true; pause steps go on without asking",
+    )

@@ -37,6 +37,7 @@ from fleetdist.release.layout import ReleaseLayout, host_root
 from fleetdist.release.lease import LockSpec
 from fleetdist.release.steps import Context, Step
 from fleetdist.report import ledger
+from fleetdist.runbook.load import Around, load_around
 from fleetdist.shipping.artifact import Artifact
 from fleetdist.transport.base import Result, TransportFactory
 from fleetdist.transport.factory import transport_factory
@@ -127,6 +128,7 @@ class Loaded:
     inventory: Inventory
     env: dict[str, str]
     hosts: list[Host]
+    around: Around = ((), ())  # the recipe's around_batch: (before, after) steps
 
 
 def read_recipe(sel: Selection) -> Recipe:
@@ -163,10 +165,11 @@ def load(sel: Selection, *, need_hosts: bool = True) -> Loaded:
     """Recipe (version as written: see `resolve_version`), env, inventory, selected hosts."""
     env, inventory = read_inventory(sel)
     recipe = read_recipe(sel)
+    around = load_around(recipe.around_batch, recipe.source_file, "around_batch")
     names = selected(sel, inventory)
     if need_hosts and not names:
         raise ConfigError(f"{inventory.source}: no hosts selected")
-    return Loaded(recipe, inventory, env, [inventory.hosts[n] for n in names])
+    return Loaded(recipe, inventory, env, [inventory.hosts[n] for n in names], around)
 
 
 def read_inventory(sel: Selection) -> tuple[dict[str, str], Inventory]:

@@ -82,6 +82,9 @@ def load_recipe(path: Path) -> Recipe:
     if build is not None and not isinstance(build, dict):
         raise f.error("build", "expected a mapping")
     parse_build(build, source, path.parent, source_dir)  # validated now, parsed again by builders
+    around = f.raw("around_batch")
+    if around is not None and not isinstance(around, dict):
+        raise f.error("around_batch", "expected a mapping: {before: [steps], after: [steps]}")
     formats = f.strings("formats") or ("tar.gz",)
     check_formats(formats, source)
     recipe = Recipe(
@@ -100,6 +103,7 @@ def load_recipe(path: Path) -> Recipe:
         formats=formats,
         build=build or {},
         version_from=version_from,
+        around_batch=around or {},
     )
     f.done()
     return recipe

@@ -111,3 +111,6 @@ class Recipe:
     formats: tuple[str, ...] = ("tar.gz",)
     build: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
     version_from: Literal["recipe", "pyproject", "wheel"] = "recipe"
+    # `around_batch: {before: [...], after: [...]}` as written: runbook steps, validated
+    # into `runbook.model` values by `session.load` (config does not know step kinds)
+    around_batch: dict[str, object] = field(default_factory=dict, hash=False, compare=False)

@@ -160,7 +160,9 @@ class Rollout(HostRun):
         for index, names in enumerate(batches):
             batch = [by_name[n] for n in names]
             self.emit(Event("batch_started", data={"index": index, "hosts": names}))
+            batch = self._around(batch, "before")
             parallel(self._cut_over, batch, self.options.parallel)
+            self._around(batch, "after")
             self.emit(Event("batch_finished", data={"index": index}))
             canary = self.options.batches.canary
             if index == 0 and canary and any(lv.outcome.failed for lv in batch):
@@ -169,6 +171,20 @@ class Rollout(HostRun):
             if not self._within(budget):
                 self.fleet.aborted = "failure budget exceeded (--max-fail)"
                 return
+
+    def _around(self, batch: list[Live], when: str) -> list[Live]:
+        """The recipe's `around_batch` steps (`options.around`) for this batch's hosts; a
+        host whose steps failed fails; the others are returned (to be cut over)."""
+        hooks = self.options.around
+        if hooks is None or not batch:
+            return batch
+        run = hooks.before if when == "before" else hooks.after
+        failed = run(batch, self.factory, self.emit)
+        for live in batch:
+            if live.job.host.name in failed:
+                error = f"host {live.job.host.name}: {failed[live.job.host.name]}"
+                self._fail(live, f"around_batch.{when}", error)
+        return [lv for lv in batch if lv.job.host.name not in failed]
 
     def _within(self, budget: int | None) -> bool:
         failed = sum(1 for o in self.fleet.hosts.values() if o.failed)

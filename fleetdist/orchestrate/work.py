@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from fleetdist.config.schema import Host
 from fleetdist.orchestrate.batches import (
@@ -23,8 +23,9 @@ from fleetdist.orchestrate.batches import (
 from fleetdist.release.facts import Facts
 from fleetdist.release.lease import LockSpec
 from fleetdist.release.steps import Context
+from fleetdist.report.events import Reporter
 from fleetdist.report.outcome import HostOutcome
-from fleetdist.transport.base import Transport
+from fleetdist.transport.base import Transport, TransportFactory
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -42,6 +43,23 @@ def _never_stale(message: str) -> str | None:
     return None
 
 
+class BatchHooks(Protocol):
+    """A recipe's `around_batch` (see `runbook.around`): steps run on each host of a
+    cut-over batch, `before` just before its flip, `after` once its healthcheck passed.
+
+    Each returns the hosts whose steps failed, with why (the rollout fails them);
+    `after` is given every host of the batch that was flipped, and undoes the
+    `before` steps of those whose flip failed."""
+
+    def before(
+        self, lives: Sequence[Live], factory: TransportFactory, reporter: Reporter
+    ) -> dict[str, str]: ...
+
+    def after(
+        self, lives: Sequence[Live], factory: TransportFactory, reporter: Reporter
+    ) -> dict[str, str]: ...
+
+
 @dataclass(frozen=True)
 class RolloutOptions:
     """How a rollout runs, every flag already parsed (`session.DeployOptions.parse`).
@@ -57,6 +75,7 @@ class RolloutOptions:
     operator: str = "unknown"
     allow_untested: bool = False
     stale: Callable[[str], str | None] = _never_stale
+    around: BatchHooks | None = None  # the recipe's around_batch steps, if it has any
 
 
 class StepFailed(Exception):

@@ -270,6 +270,13 @@ def rollback(
     return Step("rollback", script(parts), ends=ACTIVATION_ENDS)
 
 
+def take_lease(layout: ReleaseLayout, lock: LockSpec) -> Step:
+    """Take (or renew) the per-app lease and keep it: a runbook holds it for its whole run,
+    and its deploy steps find it their own (same run id); `finish` gives it back."""
+    parts = [*_preamble(layout), *variables(lock), library("lease"), raw("lease_take")]
+    return Step("lease", script(parts), ends=((0, "held"), LOCKED_END))
+
+
 def finish(layout: ReleaseLayout, lock: LockSpec | None, ledger_lines: Iterable[str]) -> Step:
     """Append ledger lines and give the lease back (only if it is still ours)."""
     parts = [*_preamble(layout)]

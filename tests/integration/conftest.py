@@ -4,7 +4,8 @@ Session fixtures bring the fleet up once with pytest-docker and yield `fleet`
 (a `Fleet`): ports, client key, a known_hosts written *before* the first
 connection (no trust on first use), and helpers to write inventories and to
 look at the hosts through `docker exec`.  Every test that uses `fleet` starts
-with an empty /srv on every host.
+with an empty /srv on every host.  `lb` adds a real HAProxy in front of the
+web hosts (lb.py), started once per session by the first test that asks.
 
 Docker missing or unusable: the session is skipped locally, but fails when the
 CI environment variable is set, so CI never goes green by skipping.
@@ -27,6 +28,7 @@ import pytest
 
 from fleetdist import api
 
+from . import lb as lbfleet
 from .fleet import SERVICES, Fleet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,8 +160,8 @@ def _compose(project: str, *args: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def _containers(project: str) -> dict[str, tuple[str, int]]:
-    """Service -> (container id, host port of 22), in two docker calls.
+def _containers(project: str) -> dict[str, tuple[str, int, int]]:
+    """Service -> (container id, host port of 22, host port of 8000), in two docker calls.
 
     (`docker-compose port` and `ps` would cost a Python start-up each, seconds
     in total.)
@@ -180,9 +182,10 @@ def _containers(project: str) -> dict[str, tuple[str, int]]:
     found = {}
     for info in json.loads(inspect.stdout):
         service = info["Config"]["Labels"]["com.docker.compose.service"]
-        binding = info["NetworkSettings"]["Ports"]["22/tcp"][0]
-        assert binding["HostIp"] == "127.0.0.1", f"{service}: published beyond loopback"
-        found[service] = (info["Id"], int(binding["HostPort"]))
+        ssh, app = (info["NetworkSettings"]["Ports"][p][0] for p in ("22/tcp", "8000/tcp"))
+        for binding in (ssh, app):
+            assert binding["HostIp"] == "127.0.0.1", f"{service}: published beyond loopback"
+        found[service] = (info["Id"], int(ssh["HostPort"]), int(app["HostPort"]))
     return found
 
 
@@ -223,7 +226,37 @@ def fleet(
         host_key=fleet_keys.host_key,
         containers=containers,
         env=dict(os.environ),
+        app_ports={service: running[service][2] for service in SERVICES},
     )
+
+
+@pytest.fixture(scope="session")
+def lb_session(
+    fleet: Fleet,
+    fleet_keys: FleetKeys,
+    docker_compose_project_name: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[lbfleet.LoadBalancer]:
+    """HAProxy in front of web01..web05 (see lb.py), once per session, on first use."""
+    conf = tmp_path_factory.mktemp("fleet-lb")
+    conf.chmod(0o755)  # read by the container's root through a bind mount
+    try:
+        lb = lbfleet.start(
+            fleet, f"{docker_compose_project_name}lb", conf, lambda p: _Handshake(p, fleet_keys)()
+        )
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        _unusable(f"load balancer: {exc}")
+        raise
+    yield lb
+    lbfleet.stop(lb)
+
+
+@pytest.fixture
+def lb(lb_session: lbfleet.LoadBalancer, fleet: Fleet) -> Iterator[lbfleet.LoadBalancer]:
+    """The session's lb with every server `ready`; the hello servers stop afterwards."""
+    lb_session.reset()
+    yield lb_session
+    lbfleet.stop_apps(fleet)
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,9 @@ class Fleet:
     """The running fleet, as tests see it.
 
     `ports` maps compose service -> host port on 127.0.0.1; inventory host
-    names node01..node20 all live on the "crowded" service.
+    names node01..node20 all live on the "crowded" service.  `app_ports`
+    maps service -> the host port on 127.0.0.1 of its port 8000, where the
+    example app serves HTTP in the load balancer tests (lb.py).
     """
 
     ports: dict[str, int]
@@ -31,6 +33,7 @@ class Fleet:
     host_key: paramiko.PKey
     containers: dict[str, str]
     env: dict[str, str] = field(repr=False)
+    app_ports: dict[str, int] = field(default_factory=dict)
 
     @staticmethod
     def service_of(name: str) -> str:

@@ -25,6 +25,9 @@ ALLOWED: dict[str, set[str]] = {
     # OS package maintainer scripts are made of the release scripts' own functions
     "builders": {"config", "errors", "shipping", "release"},
     "orchestrate": {"config", "errors", "release", "report", "transport"},
+    # runbooks drive the orchestrator's per-host rollout; the verb that wires them to a
+    # project (`runbooks.py`) sits beside `api`
+    "runbook": {"config", "errors", "orchestrate", "release", "report", "transport"},
 }
 
 

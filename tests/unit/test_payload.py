@@ -285,7 +285,7 @@ def test_preview_writes_nothing_and_matches_the_deploy(
 
 def test_incompressible_app_deploys_from_its_canonical_plain_tar(project: Project) -> None:
     """Unpacked with `tar -xf` on every host; the marker still names the artifact's sha256."""
-    blob = os.urandom(400_000)
+    blob = os.urandom(1_000_000)  # dwarfs the app itself, so its tar stays incompressible
     (project.app_dir / "hello" / "blob.bin").write_bytes(blob)
     assert project.run("build").code == 0  # a dry run builds nothing: it plans what is built
     plan = project.run("deploy", "--dry-run")

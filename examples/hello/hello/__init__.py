@@ -3,5 +3,5 @@
 __version__ = "1.0.0"
 
 
-def greet(name: str) -> str:
-    return f"hello, {name}"
+def greet(name: str, greeting: str = "hello") -> str:
+    return f"{greeting}, {name}"

@@ -1,0 +1,219 @@
+"""Run a planned runbook: leases, batches, one failure budget, undo, and what `--resume` skips.
+
+Host-first rolling: the hosts of a batch (canary first) each run every
+step in order, `parallel` hosts at once.  Before the first batch the run
+takes the per-app lease on every target host with its own run id (see
+`deploying`), and gives it back when the run ends.  When a step fails on a
+host, that host's completed steps that have an `undo` are undone in
+reverse order, the host counts against the budget and stops.  The budget
+(`max_failures`) is ONE count for the whole run: once more hosts failed
+than it allows, no further host starts (hosts already running finish) and
+no further batch either.
+
+Every step's `started`, `ok`, `failed`, `undone` is an event the journal
+keeps (durably, before the next step), so `--resume` (see `resume`) knows
+per host which step to start from.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fleetdist.config.schema import Host
+from fleetdist.errors import FleetdistError, TransportError
+from fleetdist.orchestrate.work import parallel
+from fleetdist.release.lease import LOCK_HELD
+from fleetdist.report.events import Event, Reporter
+from fleetdist.report.outcome import FleetOutcome
+from fleetdist.runbook.actions import Planned
+from fleetdist.runbook.deploying import HostDeploy, RecipeRun
+from fleetdist.runbook.hoststeps import HostSteps, Prior
+from fleetdist.runbook.model import Strategy
+from fleetdist.runbook.outcome import HostResult, RunbookOutcome, StepResult
+from fleetdist.transport.base import Transport, TransportFactory
+
+
+def _never_stale(message: str) -> str | None:
+    return None
+
+
+@dataclass
+class Setup:
+    """Everything a run needs, resolved and checked before any host is touched."""
+
+    hosts: dict[str, Host]  # the target hosts, in order
+    plans: dict[str, list[Planned]]
+    strategy: Strategy
+    recipes: dict[str, RecipeRun]
+    leases: tuple[str, ...]  # the recipes whose lease the run holds on every target host
+    factory: TransportFactory
+    reporter: Reporter
+    cwd: Path  # where `local` steps run: the project directory
+    yes: bool = False  # --yes: `pause` steps go on without asking
+    prior: dict[str, Prior] = field(default_factory=dict)
+    stale: Callable[[str], str | None] = _never_stale
+
+
+class Engine:
+    """One run of a runbook.  Create one per run."""
+
+    def __init__(self, setup: Setup, outcome: RunbookOutcome) -> None:
+        self.s, self.outcome, self.emit = setup, outcome, setup.reporter
+        self.transports: dict[str, Transport] = {}
+        self.held: dict[str, list[str]] = {}  # host -> recipes whose lease it holds
+        self.ready: set[str] = set()  # hosts connected with every lease taken
+        self._lock = threading.Lock()
+        self.allowed = setup.strategy.max_failures.allowed(len(setup.hosts))
+        deployers = {
+            key: HostDeploy(
+                run,
+                fleet=FleetOutcome(run.run_id, "deploy", run.app, outcome.env, run.release_id),
+                factory=setup.factory,
+                reporter=setup.reporter,
+            )
+            for key, run in setup.recipes.items()
+        }
+        self.steps = HostSteps(
+            factory=setup.factory,
+            reporter=setup.reporter,
+            transports=self.transports,
+            cwd=setup.cwd,
+            yes=setup.yes,
+            deployers=deployers,
+        )
+        for name in setup.hosts:
+            outcome.hosts[name] = HostResult(name)
+
+    # -- the fleet ---------------------------------------------------------------
+
+    def run(self) -> RunbookOutcome:
+        names = list(self.s.hosts)
+        todo = [n for n in names if self._prior(n).start < len(self.s.plans[n])]
+        for name in names:
+            if name not in todo:
+                self._all_done(name)
+        self.emit(Event("run_started", data={"hosts": names, "phase": "runbook"}))
+        try:
+            parallel(self._open, todo, self.s.strategy.parallel)
+            if self._spent():
+                self._abort("failure budget exceeded while taking the leases")
+            else:
+                self._batches(names, set(todo))
+        finally:
+            parallel(self._close, list(self.transports), self.s.strategy.parallel)
+            self.emit(Event("run_finished", data=self.outcome.to_json()))
+        return self.outcome
+
+    def _batches(self, names: list[str], todo: set[str]) -> None:
+        batches = [
+            [n for n in batch if n in todo and n in self.ready]
+            for batch in self.s.strategy.batches.split(names)
+        ]
+        batches = [b for b in batches if b]
+        for index, batch in enumerate(batches):
+            if index and self.s.strategy.pause:
+                time.sleep(self.s.strategy.pause)
+            self.emit(Event("batch_started", data={"index": index, "hosts": batch}))
+            parallel(self._host, batch, self.s.strategy.parallel)
+            self.emit(Event("batch_finished", data={"index": index}))
+            if self._spent():
+                self._abort("failure budget exceeded (max_failures)")
+                return
+
+    def _spent(self) -> bool:
+        """True once more hosts failed than the one budget of the run allows."""
+        failed = sum(1 for h in self.outcome.hosts.values() if h.failed)
+        return self.allowed is not None and failed > self.allowed
+
+    def _abort(self, why: str) -> None:
+        spec = self.s.strategy.max_failures.spec
+        self.outcome.aborted = f"{why}: more than {spec} host(s) failed" if spec else why
+        self.emit(Event("aborted", message=self.outcome.aborted))
+
+    def _prior(self, name: str) -> Prior:
+        return self.s.prior.get(name) or Prior()
+
+    def _all_done(self, name: str) -> None:
+        """A host an earlier run of this run finished: reported, not touched."""
+        result = self.outcome.hosts[name]
+        result.status = "ok"
+        result.steps = [StepResult(p.name, "done") for p in self.s.plans[name]]
+
+    # -- leases ------------------------------------------------------------------
+
+    def _open(self, name: str) -> None:
+        """Connect to a target host and take the run's leases there."""
+        host, result = self.s.hosts[name], self.outcome.hosts[name]
+        try:
+            transport = self.s.factory(host)
+        except TransportError as exc:
+            result.status, result.error = "unreachable", str(exc)
+            return
+        self.transports[name] = transport
+        self.held[name] = []
+        for key in self.s.leases:
+            problem = self._lease(host, transport, self.s.recipes[key])
+            if problem:
+                result.status, result.failed_step, result.error = problem
+                self.emit(Event("stage", name, "failed", result.error, {"step": "lease"}))
+                return
+            self.held[name].append(key)
+        self.ready.add(name)
+
+    def _lease(
+        self, host: Host, transport: Transport, run: RecipeRun
+    ) -> tuple[str, str, str] | None:
+        """Take one lease (taking over a provably dead run's); (status, step, error) if not."""
+        try:
+            ran = transport.run(run.lease_step(host.name).for_host(host).text)
+            stale = self.s.stale(ran.stderr) if ran.exit_code == LOCK_HELD else None
+            if stale:
+                self.emit(Event("stage", host.name, "takeover", f"stale lease of run {stale}"))
+                ran = transport.run(run.lease_step(host.name, stale).for_host(host).text)
+        except TransportError as exc:
+            return "unreachable", "lease", str(exc)
+        if ran.exit_code == LOCK_HELD:
+            return "locked", "lease", f"host {host.name}: {ran.tail()}"
+        if not ran.ok:
+            return "failed", "lease", f"host {host.name}: lease: {ran.tail()}"
+        return None
+
+    def _close(self, name: str) -> None:
+        """Give the run's leases back (only if still ours), then close; best effort."""
+        transport = self.transports[name]
+        try:
+            for key in self.held.get(name, []):
+                transport.run(
+                    self.s.recipes[key].release_step(name).for_host(self.s.hosts[name]).text
+                )
+        except FleetdistError:
+            pass
+        finally:
+            transport.close()
+            status = self.outcome.hosts[name].status
+            self.emit(Event("host_done", name, data={"status": status}))
+
+    # -- one host ------------------------------------------------------------------
+
+    def _host(self, name: str) -> None:
+        """Every step of one host from where it stands, undoing them if one fails."""
+        result = self.outcome.hosts[name]
+        with self._lock:
+            if self._spent():
+                return  # skipped: the budget was spent before this host started
+            result.status = "running"
+        started = time.monotonic()
+        try:
+            records, done, failed = self.steps.run(name, self.s.plans[name], self._prior(name))
+            result.steps = records
+            if failed is None:
+                result.status = "ok"
+                return
+            result.status, result.failed_step, result.error = "failed", failed.name, failed.error
+            self.steps.undo(name, done)
+        finally:
+            result.seconds = round(time.monotonic() - started, 3)
