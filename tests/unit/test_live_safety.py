@@ -127,9 +127,14 @@ def test_controller_killed_during_the_healthcheck(project: Project) -> None:
     os.kill(proc.pid, signal.SIGKILL)  # the controller only: its host script lives on
     proc.wait(timeout=30)
     pending = project.host_root("web01") / ".fleetdist" / "pending"
-    wait_for(lambda: not pending.exists(), "the orphaned script to revert", timeout=30)
+    # The revert drops the pending record, then writes its ledger line: wait for the last.
+    wait_for(
+        lambda: [e["result"] for e in project.ledger("web01")][-1:] == ["reverted"],
+        "the orphaned script to revert",
+        timeout=30,
+    )
+    assert not pending.exists()
     assert project.current("web01") == v1
-    assert project.ledger("web01")[-1]["result"] == "reverted"
     resumed = project.run("deploy", "--resume", run, "--json")
     assert resumed.code == 1, "the release failed its healthcheck: resume must not succeed"
     assert resumed.json()["hosts"][0]["status"] == "reverted"
