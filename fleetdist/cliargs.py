@@ -207,6 +207,9 @@ def _run_parser(p: argparse.ArgumentParser) -> None:
         "-r", "--recipe", help="the recipe of deploy steps that name none (default: the only one)"
     )
     _targets(p)
+    for action in p._actions:
+        if action.dest == "parallel":
+            action.help = "hosts of a batch at once (default: the runbook's strategy.parallel)"
     p.add_argument("--lock-wait", type=float, metavar="SECONDS")
     p.add_argument(
         "--param",

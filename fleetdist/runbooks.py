@@ -111,21 +111,7 @@ class _Prepared:
 
 def _prepare(sel: Selection, req: RunRequest, header: dict[str, Any] | None) -> _Prepared:
     rb = load_runbook(runbook_path(sel.project, req.runbook))
-    if header is not None:
-        if header.get("runbook") != rb.name or header.get("digest") != rb.digest:
-            raise ConfigError(
-                f"--resume: {rb.source} changed since run {header.get('run_id')} started "
-                "(or is another runbook): resume it with the file as it was, or start a new run"
-            )
-        values, patterns = dict(header.get("params") or {}), tuple(header["hosts"])
-        values = params.resolve(rb, [f"{k}={v}" for k, v in values.items()])
-    else:
-        values, patterns = params.resolve(rb, req.params), sel.hosts or rb.hosts
-    run_sel = dataclasses.replace(sel, hosts=tuple(patterns))
-    if header is not None:  # the run's own inventory and recipe, whatever -i and -r say now
-        run_sel = dataclasses.replace(
-            run_sel, inventory=header["inventory"], recipe=header.get("default_recipe")
-        )
+    values, run_sel = _scope(sel, req, rb, header)
     env, inventory = read_inventory(run_sel)
     names = selected(run_sel, inventory)
     if not names:
@@ -136,8 +122,7 @@ def _prepare(sel: Selection, req: RunRequest, header: dict[str, Any] | None) -> 
     scope = Scope(values, inventory, default, deployed[0] if len(deployed) == 1 else default)
     hosts = {n: inventory.hosts[n] for n in names}
     plans = {n: plan_host(rb.steps, hosts[n], scope) for n in names}
-    used = _used(plans)
-    leases = used or ((default,) if default else ())
+    leases = _used(plans) or ((default,) if default else ())
     loaded = {
         key: Loaded(load_recipe(sel.project.recipe_path(key)), inventory, env, list(hosts.values()))
         for key in leases
@@ -147,6 +132,29 @@ def _prepare(sel: Selection, req: RunRequest, header: dict[str, Any] | None) -> 
     return _Prepared(
         rb, values, run_sel, inventory, hosts, plans, loaded, tuple(deployed), leases, default
     )
+
+
+def _scope(
+    sel: Selection, req: RunRequest, rb: Runbook, header: dict[str, Any] | None
+) -> tuple[dict[str, str], Selection]:
+    """The params and the run's own selection: as given, or (resuming) as the journal
+    recorded them, with the run's inventory and recipe whatever -i and -r say now."""
+    if header is None:
+        return params.resolve(rb, req.params), dataclasses.replace(sel, hosts=sel.hosts or rb.hosts)
+    if header.get("runbook") != rb.name or header.get("digest") != rb.digest:
+        raise ConfigError(
+            f"--resume: {rb.source} changed since run {header.get('run_id')} started "
+            "(or is another runbook): resume it with the file as it was, or start a new run"
+        )
+    saved = dict(header.get("params") or {})
+    values = params.resolve(rb, [f"{k}={v}" for k, v in saved.items()])
+    run_sel = dataclasses.replace(
+        sel,
+        hosts=tuple(header["hosts"]),
+        inventory=header["inventory"],
+        recipe=header.get("default_recipe"),
+    )
+    return values, run_sel
 
 
 def _default_recipe(sel: Selection) -> str | None:

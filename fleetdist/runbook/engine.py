@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,11 +119,23 @@ class Engine:
             if index and self.s.strategy.pause:
                 time.sleep(self.s.strategy.pause)
             self.emit(Event("batch_started", data={"index": index, "hosts": batch}))
-            parallel(self._host, batch, self.s.strategy.parallel)
+            self._run_batch(batch)
             self.emit(Event("batch_finished", data={"index": index}))
             if self._spent():
                 self._abort("failure budget exceeded (max_failures)")
                 return
+
+    def _run_batch(self, batch: list[str]) -> None:
+        """The batch's hosts, `parallel` at once.  On Ctrl-C each host finishes the step
+        under way and stops there (the journal says so: `--resume` goes on from it)."""
+        with ThreadPoolExecutor(max_workers=min(self.s.strategy.parallel, len(batch))) as pool:
+            futures = [pool.submit(self._host, name) for name in batch]
+            try:
+                for future in futures:
+                    future.result()
+            except KeyboardInterrupt:
+                self.steps.stop.set()
+                raise
 
     def _spent(self) -> bool:
         """True once more hosts failed than the one budget of the run allows."""
@@ -203,8 +216,8 @@ class Engine:
         """Every step of one host from where it stands, undoing them if one fails."""
         result = self.outcome.hosts[name]
         with self._lock:
-            if self._spent():
-                return  # skipped: the budget was spent before this host started
+            if self._spent() or self.steps.stop.is_set():
+                return  # skipped: the budget was spent (or Ctrl-C) before this host started
             result.status = "running"
         started = time.monotonic()
         try:
@@ -212,6 +225,9 @@ class Engine:
             result.steps = records
             if failed is None:
                 result.status = "ok"
+                return
+            if failed.status == "interrupted":  # Ctrl-C: left as it is for --resume
+                result.status = "interrupted"
                 return
             result.status, result.failed_step, result.error = "failed", failed.name, failed.error
             self.steps.undo(name, done)

@@ -9,6 +9,7 @@ or breaks, comes back as a failed `Done`.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,19 +73,23 @@ class HostSteps:
     ) -> None:
         self.factory, self.emit, self.transports = factory, reporter, transports
         self.cwd, self.yes, self.deployers = cwd, yes, dict(deployers or {})
+        self.stop = threading.Event()  # set on Ctrl-C: no further step starts
 
     def run(
         self, name: str, plans: Sequence[Planned], prior: Prior = NO_PRIOR
     ) -> tuple[list[StepResult], list[Completed], StepResult | None]:
         """Run `plans` on host `name` in order, from `prior.start` (the steps before it are
         reported `done`), until one fails.  Returns every step's record, the completed
-        ones (what `undo` may undo) and the failed one, if any; undoing is the caller's."""
+        ones (what `undo` may undo) and the failed one, if any; undoing is the caller's.
+        After Ctrl-C (`stop`) no further step starts: the one returned is `interrupted`."""
         records: list[StepResult] = []
         done: list[Completed] = []
         for index, planned in enumerate(plans):
             if index < prior.start:
                 kept = dict(prior.data.get(planned.name, {}))
                 record = StepResult(planned.name, "done", data=kept)
+            elif self.stop.is_set():  # not started, and not undone: --resume goes on here
+                return records, done, StepResult(planned.name, "interrupted")
             else:
                 record = self.step(name, planned, prior)
             records.append(record)

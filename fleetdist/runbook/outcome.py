@@ -15,7 +15,8 @@ from fleetdist.errors import ExitCode
 
 # Host statuses: ok (every step done), failed (a step failed: undone as the
 # runbook says), skipped (never started: the budget was spent), locked,
-# unreachable (before its first step).
+# unreachable (before its first step), interrupted (Ctrl-C: it stopped after
+# the step under way, nothing undone).
 FAILED = frozenset({"failed", "locked", "unreachable"})
 
 

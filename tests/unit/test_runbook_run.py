@@ -496,3 +496,38 @@ def test_a_host_whose_lease_another_run_holds_runs_nothing(project: Project) -> 
     assert "locked by someone" in hosts["web02"]["error"]
     assert [ran(project, h) for h in ("web01", "web02", "web03")] == [["one"], [], ["one"]]
     assert (lock / "run").read_text() == "other-run\n", "another run's lease is left alone"
+
+
+def test_ctrl_c_stops_each_host_after_its_step_and_resume_goes_on(project: Project) -> None:
+    """SIGINT during a wait: that step ends, nothing else starts, nothing is undone, the
+    leases are given back, exit 130; --resume runs what is left."""
+    write(
+        project,
+        "hosts: web\nstrategy: {canary: 1, batch: 2}\nsteps:\n"
+        + step("before", undo=True)
+        + "  - {name: nap, wait: 2s}\n"
+        + step("after"),
+    )
+    env = {**os.environ, "FLEET_ROOT": str(project.fleet)}
+    argv = [sys.executable, "-m", "fleetdist.cli", "run", "rb", "--project", str(project.root)]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    runs = project.root / ".fleetdist" / "runs"
+    deadline = time.monotonic() + 60
+    while not list(runs.glob("*.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    journal = next(runs.glob("*.jsonl"))
+    _wait_for(journal, '"stage": "nap: started"')
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"interrupted" in err
+    assert ran(project, "web01") == ["before"], "the wait ended, nothing after it, no undo"
+    assert ran(project, "web02") == ran(project, "web03") == []
+    assert states(project, journal.stem, "web01")[-1] == "nap:ok"
+    result = project.run("run", "rb", "--resume", "last")
+    assert result.code == 0, result.err
+    assert [ran(project, h) for h in ("web01", "web02", "web03")] == [
+        ["before", "after"],
+        ["before", "after"],
+        ["before", "after"],
+    ]
