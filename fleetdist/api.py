@@ -235,9 +235,9 @@ def rollback(
     if to is None and not step_back:
         run = _last_run_id(sel, ROLLOUTS) if run in (None, LAST) else run
         header, events = read_run(sel.project.runs, run)
-        if header.get("action") not in ("deploy", "rollback"):  # a `dist --hosts` run
+        if header.get("action") not in ROLLOUTS:  # a `dist --hosts` run
             raise ConfigError(
-                f"--run: run {run} was a {header.get('action')}, not a deploy or rollback"
+                f"--run: run {run} was a {header.get('action')}, not a deploy, rollback or runbook"
                 " (move dist links back with fleetdist dist -n/-c/--reset --hosts)"
             )
         per_host = _narrowed(sel, activated_hosts(events), run)

@@ -8,7 +8,8 @@ host, that host's completed steps that have an `undo` are undone in
 reverse order, the host counts against the budget and stops.  The budget
 (`max_failures`) is ONE count for the whole run: once more hosts failed
 than it allows, no further host starts (hosts already running finish) and
-no further batch either.
+no further batch either.  A failing canary stops the run too, as it stops
+`deploy --canary`, however much budget is left.
 
 Every step's `started`, `ok`, `failed`, `undone` is an event the journal
 keeps (durably, before the next step), so `--resume` (see `resume`) knows
@@ -124,6 +125,9 @@ class Engine:
             if self._spent():
                 self._abort("failure budget exceeded (max_failures)")
                 return
+            if index == 0 and self._canary_failed(batch):
+                self._abort("canary failed", budget=False)
+                return
 
     def _run_batch(self, batch: list[str]) -> None:
         """The batch's hosts, `parallel` at once.  On Ctrl-C each host finishes the step
@@ -137,14 +141,21 @@ class Engine:
                 self.steps.stop.set()
                 raise
 
+    def _canary_failed(self, batch: list[str]) -> bool:
+        """The canary batch is the run's probe, as for `deploy --canary`: any failure
+        there stops the run whatever the budget still allows."""
+        return bool(self.s.strategy.batches.canary) and any(
+            self.outcome.hosts[n].failed for n in batch
+        )
+
     def _spent(self) -> bool:
         """True once more hosts failed than the one budget of the run allows."""
         failed = sum(1 for h in self.outcome.hosts.values() if h.failed)
         return self.allowed is not None and failed > self.allowed
 
-    def _abort(self, why: str) -> None:
+    def _abort(self, why: str, *, budget: bool = True) -> None:
         spec = self.s.strategy.max_failures.spec
-        self.outcome.aborted = f"{why}: more than {spec} host(s) failed" if spec else why
+        self.outcome.aborted = f"{why}: more than {spec} host(s) failed" if budget and spec else why
         self.emit(Event("aborted", message=self.outcome.aborted))
 
     def _prior(self, name: str) -> Prior:

@@ -466,7 +466,7 @@ def test_rollback_of_a_dist_run_is_refused_in_one_line(fleet: Fleet) -> None:
     fleet.capsys.readouterr()
     code = main(["rollback", "--project", str(fleet.project), "--run", done.json()["run_id"]])
     err = fleet.capsys.readouterr().err
-    assert code == 2 and "was a dist, not a deploy or rollback" in err
+    assert code == 2 and "was a dist, not a deploy, rollback or runbook" in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -115,7 +115,7 @@ def test_one_budget_for_the_whole_run_across_batches(
     """max_failures 1 over 5 hosts: web01 fails in batch 1 (within budget), web02 in batch 2
     spends it: no further host starts (with 2 workers web03 was already running and
     finishes), batch 3 never starts, exit 3.  A per-batch budget would have gone on."""
-    strategy = f"{{canary: 1, batch: 2, max_failures: 1, parallel: {parallel}}}"
+    strategy = f"{{batch: '1,2', max_failures: 1, parallel: {parallel}}}"
     write(five, f"hosts: web\nstrategy: {strategy}\nsteps:\n" + step("work", fail_if="fail-here"))
     fail_on(five, "web01", "web02")
     result = five.run("run", "rb", "-i", "five", "--json")
@@ -127,6 +127,20 @@ def test_one_budget_for_the_whole_run_across_batches(
     assert status["web01"] == status["web02"] == "failed"
     assert status["web04"] == status["web05"] == "skipped"
     assert status["web03"] == ("ok" if parallel == 2 else "skipped")
+
+
+def test_a_failing_canary_stops_the_run_whatever_the_budget(five: Project) -> None:
+    """As `deploy --canary`: the canary is the run's probe, not budget to spend."""
+    write(
+        five,
+        "strategy: {canary: 1, batch: 2, max_failures: 3}\nsteps:\n"
+        + step("work", fail_if="fail-here"),
+    )
+    fail_on(five, "web01")
+    result = five.run("run", "rb", "-i", "five", "--json")
+    assert result.code == 3, result.err
+    assert result.json()["aborted"] == "canary failed"
+    assert [h for h in ("web01", "web02", "web03", "web04", "web05") if ran(five, h)] == ["web01"]
 
 
 def test_failures_within_the_budget_do_not_stop_the_run(five: Project) -> None:
