@@ -15,7 +15,7 @@ shell string by hand.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 MASK = "***"
@@ -124,6 +124,14 @@ def as_user(sh: Sh, user: str, *, mark: str = "") -> Sh:
 
 # What `sudo -n` says when it would have to ask for a password.
 SUDO_NEEDS_PASSWORD = "sudo: a password is required"
+
+
+def function(name: str, body: Sequence[Sh], *, joiner: str = " &&\n") -> Sh:
+    """`name() { body }`; an empty body is `:`."""
+    text = joiner.join(p.text for p in body) or ":"
+    shown = joiner.join(p.shown for p in body) or ":"
+    secrets = tuple(s for p in body for s in p.secrets)
+    return Sh(f"{name}() {{\n{text}\n}}", f"{name}() {{\n{shown}\n}}", secrets)
 
 
 def script(parts: Iterable[Sh]) -> Sh:

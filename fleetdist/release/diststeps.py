@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from fleetdist.config.names import dist_name_problem, dist_path_problem
 from fleetdist.errors import ConfigError
 from fleetdist.release import packages
-from fleetdist.release.command import Sh, assign, cmd, raw, script, user_shell
+from fleetdist.release.command import Sh, assign, cmd, function, raw, script, user_shell
 from fleetdist.release.distlayout import DistLayout, epoch_path
 from fleetdist.release.layout import ReleaseLayout
 from fleetdist.release.lease import LockSpec, variables
@@ -47,7 +47,7 @@ from fleetdist.release.step import (
     Step,
     Upload,
 )
-from fleetdist.release.steps import _function, _preamble
+from fleetdist.release.steps import preamble
 
 _COMMIT = re.compile(r"(?:[0-9a-f]{4,40}(?:-dirty)?)?")
 STATE = ".fleetdist/dist"  # under DEPLOY_ROOT: fleetdist's own records of its dists
@@ -115,7 +115,7 @@ class Placement:
 
 def _dist_preamble(deploy_root: str, local: ReleaseLayout) -> list[Sh]:
     return [
-        *_preamble(local),
+        *preamble(local),
         assign("DPEND", posixpath.join(local.root, ".fleetdist", "switching")),
         assign("EPOCHF", epoch_path(deploy_root)),
     ]
@@ -123,7 +123,7 @@ def _dist_preamble(deploy_root: str, local: ReleaseLayout) -> list[Sh]:
 
 def _user_env(host: str, root: str) -> Sh:
     """`user_env` for the in-place tests: which host, root, target and version."""
-    return _function(
+    return function(
         "user_env",
         [
             raw('export FLEETDIST_DIST_VERSION="$VER" FLEETDIST_DIST_TARGET="$TGT"'),
@@ -174,7 +174,7 @@ def stage(
         assign("VER", ""),
         assign("TGT", ""),
         _user_env(host, deploy_root),
-        _function("dist_unmake", guarded, joiner="\n"),
+        function("dist_unmake", guarded, joiner="\n"),
     ]
     if upload is not None:
         parts += [
@@ -277,7 +277,7 @@ def switch(
         assign("ID", dist_id),
         assign("UNTESTED_OK", "1" if untested_ok else "0"),
         *ledgers.variables(),
-        _function("dist_switch", body, joiner="\n"),
+        function("dist_switch", body, joiner="\n"),
         library("lease", "dist"),
         raw("lease_renew\ndist_recover\ndist_activate\nlease_give_back"),
     ]
@@ -287,7 +287,7 @@ def switch(
 def read_ledger(deploy_root: str) -> Step:
     """Print the host's dist ledger (nothing if it has none yet)."""
     text = raw('cat "$LEDGER" 2>/dev/null >&3 || true')
-    return Step("ledger", script([*_preamble(state_layout(deploy_root)), text]))
+    return Step("ledger", script([*preamble(state_layout(deploy_root)), text]))
 
 
 def look(deploy_root: str, targets: Sequence[HostTarget]) -> Step:

@@ -12,7 +12,7 @@ NOT_TESTED on purpose, and the runner maps those to outcomes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from fleetdist.release import packages
 from fleetdist.release.command import (
@@ -20,6 +20,7 @@ from fleetdist.release.command import (
     assign,
     cmd,
     export,
+    function,
     raw,
     script,
     user_shell,
@@ -72,7 +73,7 @@ __all__ = [
 ]
 
 
-def _preamble(layout: ReleaseLayout) -> list[Sh]:
+def preamble(layout: ReleaseLayout) -> list[Sh]:
     """The protocol channel, then every path of the layout and every exit code, as the
     variables `sh/` uses.  `exec 3>&1 1>&2`: from here on only `say` (and the facts)
     reach the controller's stdout; anything else any program prints goes to stderr."""
@@ -106,15 +107,7 @@ def _user_env(ctx: Context) -> Sh:
         raw('export FLEETDIST_ACTION="$ACT"'),
         *(export(k, v, secret=k in ctx.secret_env) for k, v in ctx.env),
     ]
-    return _function("user_env", parts, joiner="\n")
-
-
-def _function(name: str, body: Sequence[Sh], *, joiner: str = " &&\n") -> Sh:
-    """`name() { body }`; an empty body is `:`."""
-    text = joiner.join(p.text for p in body) or ":"
-    shown = joiner.join(p.shown for p in body) or ":"
-    secrets = tuple(s for p in body for s in p.secrets)
-    return Sh(f"{name}() {{\n{text}\n}}", f"{name}() {{\n{shown}\n}}", secrets)
+    return function("user_env", parts, joiner="\n")
 
 
 def _in(where: str, command: str) -> Sh:
@@ -127,9 +120,9 @@ def _hooks(ctx: Context) -> list[Sh]:
     """The recipe's hooks and healthcheck as the functions sh/activate.sh calls."""
     check = (ctx.healthcheck,) if ctx.healthcheck else ()
     return [
-        _function("hooks_before", [_in('"$REL/$ID"', c) for c in ctx.before_activate]),
-        _function("hooks_after", [_in('"$CUR"', c) for c in ctx.after_activate]),
-        _function("healthcheck", [_in('"$CUR"', c) for c in check]),
+        function("hooks_before", [_in('"$REL/$ID"', c) for c in ctx.before_activate]),
+        function("hooks_after", [_in('"$CUR"', c) for c in ctx.after_activate]),
+        function("healthcheck", [_in('"$CUR"', c) for c in check]),
     ]
 
 
@@ -146,7 +139,7 @@ def _activating(ctx: Context, ledgers: Ledgers, *, action: str, untested_ok: boo
 
 def probe(layout: ReleaseLayout) -> Step:
     """Print the host's facts, read-only (see sh/facts.sh and `facts.parse_facts`)."""
-    return Step("probe", script([*_preamble(layout), library("lease", "facts"), raw("facts")]))
+    return Step("probe", script([*preamble(layout), library("lease", "facts"), raw("facts")]))
 
 
 def prepare(ctx: Context, lock: LockSpec, upload: Upload, *, ledgers: Ledgers) -> Step:
@@ -167,7 +160,7 @@ def prepare(ctx: Context, lock: LockSpec, upload: Upload, *, ledgers: Ledgers) -
     runner how far it got.
     """
     parts = [
-        *_preamble(ctx.layout),
+        *preamble(ctx.layout),
         *variables(lock),
         assign("ID", ctx.release_id),
         assign("OLD", ""),
@@ -217,7 +210,7 @@ def activate(
     script confirms it with `test -ef` (a builtin) before it looks further.
     """
     ledgers = Ledgers(ledger_ok, ledger_reverted, ledger_recovered or ledger_reverted)
-    parts = [*_preamble(ctx.layout)]
+    parts = [*preamble(ctx.layout)]
     parts += variables(lock) if lock is not None else [assign("WAIT", "0"), assign("RUN", "-")]
     parts += [
         assign("ID", target),
@@ -251,7 +244,7 @@ def rollback(
     `finish` does it then, after recording the failure).
     """
     parts = [
-        *_preamble(ctx.layout),
+        *preamble(ctx.layout),
         *variables(lock),
         assign("TO", to or ""),
         assign("ID", ""),
@@ -273,13 +266,13 @@ def rollback(
 def take_lease(layout: ReleaseLayout, lock: LockSpec) -> Step:
     """Take (or renew) the per-app lease and keep it: a runbook holds it for its whole run,
     and its deploy steps find it their own (same run id); `finish` gives it back."""
-    parts = [*_preamble(layout), *variables(lock), library("lease"), raw("lease_take")]
+    parts = [*preamble(layout), *variables(lock), library("lease"), raw("lease_take")]
     return Step("lease", script(parts), ends=((0, "held"), LOCKED_END))
 
 
 def finish(layout: ReleaseLayout, lock: LockSpec | None, ledger_lines: Iterable[str]) -> Step:
     """Append ledger lines and give the lease back (only if it is still ours)."""
-    parts = [*_preamble(layout)]
+    parts = [*preamble(layout)]
     parts += variables(lock) if lock is not None else [assign("WAIT", "0")]
     parts += [library("lease"), raw('mkdir -p "$FD"')]
     parts += [append_ledger(line) for line in ledger_lines]
@@ -321,13 +314,13 @@ def prune_candidates(facts: Facts, target: str, keep: int) -> list[str]:
 def read_ledger(layout: ReleaseLayout) -> Step:
     """Print the host's ledger (nothing if it has none yet)."""
     text = raw('cat "$LEDGER" 2>/dev/null >&3 || true')
-    return Step("ledger", script([*_preamble(layout), text]))
+    return Step("ledger", script([*preamble(layout), text]))
 
 
 def force_unlock(layout: ReleaseLayout, ledger_line: str, wait: float = 0.0) -> Step:
     """Break the lease whoever holds it (once no script runs there), and say so in the ledger."""
     parts = [
-        *_preamble(layout),
+        *preamble(layout),
         assign("WAIT", str(int(wait))),
         library("lease"),
         raw("lease_break"),

@@ -3,7 +3,7 @@
 # assigned the layout's paths (R, REL, CUR, FD, LEDGER, ...) and the exit codes
 # (EX_LOCKED, EX_REVERTED, EX_NOT_STAGED, EX_NOT_TESTED) as quoted variables.
 
-# Every script starts with `exec 3>&1 1>&2` (see steps._preamble): fd 3 is the
+# Every script starts with `exec 3>&1 1>&2` (see steps.preamble): fd 3 is the
 # protocol channel to the controller, and everything else that writes to
 # stdout, fleetdist's own commands or anything a release runs, lands on
 # stderr, so no program can print a line the controller would act on.
