@@ -40,6 +40,7 @@ from fleetdist.session import (
     jobs,
     load,
     lock_spec,
+    look_on_each,
     read_recipe,
     resolve_recipe,
     run_on_each,
@@ -343,12 +344,11 @@ def _probed(
     """Each host's facts from the read-only probe; an unreachable one plans as empty."""
     probe = lambda job: steps.probe(job.ctx.layout)  # noqa: E731
     out = []
-    for job, result in run_on_each(sel, opts, host_jobs, probe):
-        if isinstance(result, Result) and result.ok:
-            out.append((job, parse_facts(result.stdout), "probed"))
+    for seen in look_on_each(sel, opts, host_jobs, probe):
+        if seen.stdout is not None:
+            out.append((seen.job, parse_facts(seen.stdout), "probed"))
         else:
-            why = str(result) if not isinstance(result, Result) else result.tail()
-            out.append((job, Facts(), f"unknown ({why}): planned as an empty host"))
+            out.append((seen.job, Facts(), f"unknown ({seen.error}): planned as an empty host"))
     return out
 
 

@@ -52,13 +52,12 @@ from fleetdist.session import (
     check_confirmed,
     jobs,
     lock_spec,
+    look_on_each,
     read_inventory,
-    run_on_each,
     selected,
     transports,
 )
 from fleetdist.shipping.payload import shipped
-from fleetdist.transport.base import Result
 
 
 def around_batch(sel: Selection, loaded: Loaded, opts: DeployOptions) -> AroundBatch | None:
@@ -354,7 +353,7 @@ def _probed(
     for key in keys:
         host_jobs = list(recipes[key].jobs.values())
         probe = lambda job: steps.probe(job.ctx.layout)  # noqa: E731
-        for job, result in run_on_each(p.sel, opts, host_jobs, probe):
-            if isinstance(result, Result) and result.ok:
-                out[(key, job.host.name)] = parse_facts(result.stdout)
+        for seen in look_on_each(p.sel, opts, host_jobs, probe):
+            if seen.stdout is not None:
+                out[(key, seen.job.host.name)] = parse_facts(seen.stdout)
     return out

@@ -3,7 +3,7 @@
 `load` reads recipe, env stack and inventory into typed objects and selects
 the hosts; `jobs` resolves the recipe for each host (`{VAR}` in paths may
 differ per host).  `run_on_each` is the one-script-per-host fan-out the
-read-only verbs share.
+read-only verbs share; `look_on_each` and `merged_ledgers` are its two uses.
 """
 
 from __future__ import annotations
@@ -338,3 +338,48 @@ def run_on_each(
             transport.close()
 
     return parallel(one, host_jobs, opts.parallel)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What one host's read-only script printed, or why there is nothing to read."""
+
+    job: HostJob
+    stdout: str | None  # None: unreachable, or the script failed
+    reachable: bool = True
+    error: str | None = None
+
+
+def look_on_each(
+    sel: Selection,
+    opts: DeployOptions,
+    host_jobs: Sequence[HostJob],
+    step: Callable[[HostJob], Step],
+) -> list[Seen]:
+    """`run_on_each` for the verbs that report per host (status, releases, plans): an
+    unreachable host or a failed script is a row with its error, not an exception."""
+    seen = []
+    for job, result in run_on_each(sel, opts, host_jobs, step):
+        if not isinstance(result, Result):
+            seen.append(Seen(job, None, reachable=False, error=str(result)))
+        elif not result.ok:
+            seen.append(Seen(job, None, error=result.tail()))
+        else:
+            seen.append(Seen(job, result.stdout))
+    return seen
+
+
+def merged_ledgers(
+    sel: Selection,
+    opts: DeployOptions,
+    host_jobs: Sequence[HostJob],
+    read: Callable[[HostJob], Step],
+) -> list[dict[str, Any]]:
+    """Every host's ledger (`read` prints it), merged by time; an unreachable host is an
+    error, as a history with a hole in it would mislead."""
+    merged: list[dict[str, Any]] = []
+    for job, result in run_on_each(sel, opts, host_jobs, read):
+        if not isinstance(result, Result):
+            raise result
+        merged += [{"host": job.host.name, **entry} for entry in ledger.parse(result.stdout)]
+    return sorted(merged, key=lambda e: (str(e.get("time", "")), e["host"]))

@@ -6,9 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleetdist.release import steps
-from fleetdist.report import ledger
-from fleetdist.session import DeployOptions, Selection, jobs, load, run_on_each
-from fleetdist.transport.base import Result
+from fleetdist.session import DeployOptions, Selection, jobs, load, look_on_each, merged_ledgers
 
 
 @dataclass
@@ -30,15 +28,13 @@ def status(sel: Selection, opts: DeployOptions) -> list[HostStatus]:
     loaded = load(sel)
     probe = lambda job: steps.probe(job.ctx.layout)  # noqa: E731
     rows = []
-    for job, result in run_on_each(sel, opts, jobs(sel, loaded, ""), probe):
-        row = HostStatus(job.host.name, loaded.recipe.app, list(job.host.groups))
+    for seen in look_on_each(sel, opts, jobs(sel, loaded, ""), probe):
+        host = seen.job.host
+        row = HostStatus(host.name, loaded.recipe.app, list(host.groups))
+        row.reachable, row.error = seen.reachable, seen.error
         rows.append(row)
-        if not isinstance(result, Result):
-            row.reachable, row.error = False, str(result)
-        elif not result.ok:
-            row.error = result.tail()
-        else:
-            facts = steps.parse_facts(result.stdout)
+        if seen.stdout is not None:
+            facts = steps.parse_facts(seen.stdout)
             row.current, row.previous, row.lock = facts.current, facts.previous, facts.lock
             row.releases = facts.release_ids
     _flag_drift(rows)
@@ -59,9 +55,4 @@ def history(sel: Selection, opts: DeployOptions) -> list[dict[str, Any]]:
     """Every host's ledger, merged and sorted by time; an unreachable host is an error."""
     loaded = load(sel)
     read = lambda job: steps.read_ledger(job.ctx.layout)  # noqa: E731
-    merged: list[dict[str, Any]] = []
-    for job, result in run_on_each(sel, opts, jobs(sel, loaded, ""), read):
-        if not isinstance(result, Result):
-            raise result
-        merged += [{"host": job.host.name, **entry} for entry in ledger.parse(result.stdout)]
-    return sorted(merged, key=lambda e: (str(e.get("time", "")), e["host"]))
+    return merged_ledgers(sel, opts, jobs(sel, loaded, ""), read)

@@ -29,10 +29,9 @@ from fleetdist.session import (
     jobs,
     load,
     load_hosts,
-    run_on_each,
+    look_on_each,
     transports,
 )
-from fleetdist.transport.base import Result
 
 
 def exec_command(
@@ -105,15 +104,11 @@ def releases(sel: Selection, opts: DeployOptions) -> list[HostReleases]:
     loaded = load(sel)
     probe = lambda job: steps.probe(job.ctx.layout)  # noqa: E731
     rows = []
-    for job, result in run_on_each(sel, opts, jobs(sel, loaded, ""), probe):
-        row = HostReleases(job.host.name)
+    for seen in look_on_each(sel, opts, jobs(sel, loaded, ""), probe):
+        row = HostReleases(seen.job.host.name, seen.reachable, seen.error)
         rows.append(row)
-        if not isinstance(result, Result):
-            row.reachable, row.error = False, str(result)
-        elif not result.ok:
-            row.error = result.tail()
-        else:
-            row.releases = kept(parse_facts(result.stdout))
+        if seen.stdout is not None:
+            row.releases = kept(parse_facts(seen.stdout))
     return rows
 
 

@@ -21,8 +21,7 @@ from fleetdist.orchestrate.work import HostJob, RolloutOptions
 from fleetdist.release import distfacts, diststeps, steps
 from fleetdist.release.distfacts import TargetFacts
 from fleetdist.report import ledger
-from fleetdist.session import lock_spec, run_on_each
-from fleetdist.transport.base import Result
+from fleetdist.session import lock_spec, look_on_each
 
 DRY_RUN = "DRY-RUN"
 UNKNOWN = "<sha256 known once the pipeline ran>"
@@ -44,14 +43,13 @@ def plan_hosts(args: DistArgs, hosts: hostplan.FleetArgs) -> list[dict[str, Any]
         return diststeps.look(mine.deploy_root, mine.targets)
 
     out = []
-    for job, result in run_on_each(ready.hosts.sel, hosts.options, jobs, look):
-        mine = by_name[job.host.name]
-        if isinstance(result, Result) and result.ok:
-            facts, note = distfacts.parse_facts(result.stdout, len(mine.targets)), "probed"
+    for seen in look_on_each(ready.hosts.sel, hosts.options, jobs, look):
+        mine = by_name[seen.job.host.name]
+        if seen.stdout is not None:
+            facts, note = distfacts.parse_facts(seen.stdout, len(mine.targets)), "probed"
         else:
-            why = str(result) if not isinstance(result, Result) else result.tail()
             facts = [TargetFacts() for _ in mine.targets]
-            note = f"unknown ({why}): planned as an empty host"
+            note = f"unknown ({seen.error}): planned as an empty host"
         out.append(_host(mine, facts, note, ready, options))
     return out
 

@@ -18,9 +18,7 @@ from fleetdist.distman import env, hostplan
 from fleetdist.distman.targets import Request, plan_targets
 from fleetdist.orchestrate.work import HostJob
 from fleetdist.release import distfacts, diststeps, steps
-from fleetdist.report import ledger
-from fleetdist.session import DeployOptions, run_on_each
-from fleetdist.transport.base import Result
+from fleetdist.session import DeployOptions, look_on_each, merged_ledgers
 
 APP = "dist"
 
@@ -61,16 +59,12 @@ def status(location: Path, fleet: hostplan.FleetArgs, opts: DeployOptions) -> li
         return diststeps.look(plan.root, plan.targets)
 
     rows = []
-    for job, result in run_on_each(chosen.sel, opts, jobs, look):
-        plan = plans[job.host.name]
-        row = DistStatus(job.host.name, plan.root)
+    for seen in look_on_each(chosen.sel, opts, jobs, look):
+        plan = plans[seen.job.host.name]
+        row = DistStatus(seen.job.host.name, plan.root, seen.reachable, seen.error)
         rows.append(row)
-        if not isinstance(result, Result):
-            row.reachable, row.error = False, str(result)
-        elif not result.ok:
-            row.error = result.tail()
-        else:
-            facts = distfacts.parse_facts(result.stdout, len(plan.targets))
+        if seen.stdout is not None:
+            facts = distfacts.parse_facts(seen.stdout, len(plan.targets))
             for t, f in zip(plan.targets, facts, strict=True):
                 version = "?" if f.elsewhere or f.blocked else f.linked
                 row.targets.append(
@@ -88,9 +82,4 @@ def history(location: Path, fleet: hostplan.FleetArgs, opts: DeployOptions) -> l
     """Every host's dist ledger, merged and sorted by time; an unreachable host is an error."""
     chosen, plans, jobs = _jobs(location, fleet)
     read = lambda job: diststeps.read_ledger(plans[job.host.name].root)  # noqa: E731
-    merged: list[dict[str, Any]] = []
-    for job, result in run_on_each(chosen.sel, opts, jobs, read):
-        if not isinstance(result, Result):
-            raise result
-        merged += [{"host": job.host.name, **entry} for entry in ledger.parse(result.stdout)]
-    return sorted(merged, key=lambda e: (str(e.get("time", "")), e["host"]))
+    return merged_ledgers(chosen.sel, opts, jobs, read)
