@@ -105,25 +105,10 @@ switch() {
     done
 }
 
-# activate: run `switch` detached from the controller.  SIGHUP and SIGPIPE
-# are ignored and its output goes to files, replayed afterwards, so if the
-# connection drops the script still finishes (confirms or reverts) and only
-# the replay is lost.
+# activate: run `switch` detached from the controller (see `detached`).
 activate() {
-    out="$FD/activate.$$.out"
-    err="$FD/activate.$$.err"
-    trap '' HUP PIPE
-    set +e
-    (
-        set -e
-        switch
-    ) > "$out" 2> "$err" 3>&-
-    rc=$?
-    set -e
-    # Replayed only if there is anything to say: each fork counts on a hundred hosts.
-    if [ -s "$out" ] || [ -s "$err" ]; then cat "$out" "$err" >&2 2> /dev/null || true; fi
-    rm -f "$out" "$err"
-    return "$rc"
+    detached switch
+    return "$RC"
 }
 
 # drop ID: delete a release; one an OS package installed is purged through

@@ -206,26 +206,15 @@ dist_recover() {
 }
 
 # dist_activate: run dist_switch (rendered by fleetdist) detached from the
-# controller, as activate.sh's `activate`; if it stops half way, the links it
-# recorded go straight back (EX_REVERTED).
+# controller (see `detached`); if it stops half way, the links it recorded go
+# straight back (EX_REVERTED).
 dist_activate() {
-    out="$FD/activate.$$.out"
-    err="$FD/activate.$$.err"
-    trap '' HUP PIPE
-    set +e
-    (
-        set -e
-        dist_switch
-    ) > "$out" 2> "$err" 3>&-
-    rc=$?
-    set -e
-    if [ -s "$out" ] || [ -s "$err" ]; then cat "$out" "$err" >&2 2> /dev/null || true; fi
-    rm -f "$out" "$err"
-    if [ "$rc" -ne 0 ] && [ -d "$DPEND" ]; then
+    detached dist_switch
+    if [ "$RC" -ne 0 ] && [ -d "$DPEND" ]; then
         dist_recover 3> /dev/null
         exit "$EX_REVERTED"
     fi
-    return "$rc"
+    return "$RC"
 }
 
 # -- `fleetdist cache --hosts`: the host's CACHE_ROOT from its DEPLOY_ROOT ---------

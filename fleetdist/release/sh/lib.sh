@@ -115,3 +115,24 @@ read_previous() {
     if [ -f "$PREVF" ]; then read -r PREV < "$PREVF" || true; fi
     is_id "$PREV" || PREV=""
 }
+
+# detached FUNC: run FUNC (a flip and its checks) detached from the
+# controller.  SIGHUP and SIGPIPE are ignored and its output goes to files,
+# replayed afterwards, so if the connection drops the script still finishes
+# (confirms or reverts) and only the replay is lost.  Sets RC to FUNC's status.
+# shellcheck disable=SC2034 # RC is this function's result
+detached() {
+    out="$FD/activate.$$.out"
+    err="$FD/activate.$$.err"
+    trap '' HUP PIPE
+    set +e
+    (
+        set -e
+        "$1"
+    ) > "$out" 2> "$err" 3>&-
+    RC=$?
+    set -e
+    # Replayed only if there is anything to say: each fork counts on a hundred hosts.
+    if [ -s "$out" ] || [ -s "$err" ]; then cat "$out" "$err" >&2 2> /dev/null || true; fi
+    rm -f "$out" "$err"
+}
