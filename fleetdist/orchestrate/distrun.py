@@ -18,18 +18,17 @@ made or tested, only links move (each `.dist` file keeps its repo fields).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
 from fleetdist.orchestrate.hostrun import check
 from fleetdist.orchestrate.runner import Rollout, Uploads
-from fleetdist.orchestrate.work import HostJob, Live, RolloutOptions, StepFailed
+from fleetdist.orchestrate.work import HostJob, Live, RolloutOptions
 from fleetdist.release import distfacts, diststeps, steps
 from fleetdist.release.distfacts import TargetFacts
 from fleetdist.release.diststeps import HostTarget, Placement
-from fleetdist.release.lease import LOCK_HELD, LockSpec
+from fleetdist.release.lease import LockSpec
 from fleetdist.report.events import Reporter
 from fleetdist.report.outcome import FleetOutcome, Status
 from fleetdist.transport.base import Result, TransportFactory
@@ -82,13 +81,7 @@ class DistRollout(Rollout):
         def attempt(lock: LockSpec) -> Result:
             return self._send(live, diststeps.probe(job.deploy_root, job.targets, lock, ledgers))
 
-        result = attempt(self.options.lock)
-        stale = self.options.stale(result.stderr) if result.exit_code == LOCK_HELD else None
-        if stale:
-            result = attempt(dataclasses.replace(self.options.lock, takeover=stale))
-        if result.exit_code == LOCK_HELD:
-            live.step = "lock"
-            raise StepFailed(result.tail())
+        result = self._leased(live, attempt)
         live.locked = True
         check(live, result)
         return result

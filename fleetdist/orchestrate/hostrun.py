@@ -9,6 +9,7 @@ escapes, and the ledger lines the controller must write itself.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Iterable
 
@@ -18,7 +19,7 @@ from fleetdist.orchestrate.work import HostJob, Live, RolloutOptions, StepFailed
 from fleetdist.release import steps
 from fleetdist.release.command import SUDO_NEEDS_PASSWORD
 from fleetdist.release.facts import BECAME
-from fleetdist.release.lease import LOCK_HELD
+from fleetdist.release.lease import LOCK_HELD, LockSpec
 from fleetdist.report import ledger
 from fleetdist.report.events import Event, Reporter
 from fleetdist.report.outcome import FleetOutcome, HostOutcome, Status
@@ -80,6 +81,20 @@ class HostRun:
                     f"`sudo -n`: give {host.user or 'the SSH user'} passwordless sudo there"
                 )
             raise StepFailed(f"sudo did not run the script: {result.tail()}")
+        return result
+
+    def _leased(self, live: Live, attempt: Callable[[LockSpec], Result]) -> Result:
+        """Run a script that takes the lease; if the host names a holder this controller
+        proves dead (`options.stale`), say so and run it once more taking that lease over.
+        A lease still held after that fails the host at step "lock"."""
+        result = attempt(self.options.lock)
+        stale = self.options.stale(result.stderr) if result.exit_code == LOCK_HELD else None
+        if stale:
+            self.emit(Event("stage", live.job.host.name, "takeover", f"stale lease of run {stale}"))
+            result = attempt(dataclasses.replace(self.options.lock, takeover=stale))
+        if result.exit_code == LOCK_HELD:
+            live.step = "lock"
+            raise StepFailed(result.tail())
         return result
 
     def _run(self, live: Live, step: steps.Step, allow: tuple[int, ...] = ()) -> Result:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from fleetdist.orchestrate import plan
 from fleetdist.orchestrate.batches import OnFailure
 from fleetdist.orchestrate.hostrun import HostRun, check
-from fleetdist.orchestrate.work import HostJob, Live, RolloutOptions, StepFailed, parallel
+from fleetdist.orchestrate.work import HostJob, Live, StepFailed, parallel
 from fleetdist.release import steps
 from fleetdist.release.lease import LOCK_HELD, LockSpec
 from fleetdist.report.events import Event
@@ -51,25 +51,19 @@ class Rollout(HostRun):
             self._stage(live, "connected")
             upload = uploads(live.job)
 
-            def attempt(options: RolloutOptions) -> Result:
+            def attempt(lock: LockSpec) -> Result:
                 live.step = "prepare"  # until its output tells which part failed
+                options = dataclasses.replace(self.options, lock=lock)
                 step = plan.prepare_step(live.job, options, upload, self.fleet.run_id)
                 return self._send(live, step)
 
-            result = attempt(self.options)
-            stale = self.options.stale(result.stderr) if result.exit_code == LOCK_HELD else None
-            if stale:
-                self.emit(
-                    Event("stage", live.job.host.name, "takeover", f"stale lease of run {stale}")
-                )
-                lock = dataclasses.replace(self.options.lock, takeover=stale)
-                result = attempt(dataclasses.replace(self.options, lock=lock))
-            self._prepared(live, result)
+            self._prepared(live, self._leased(live, attempt))
 
         return self._guard(live, work) and live.outcome.status != Status.UNCHANGED
 
     def _prepared(self, live: Live, result: Result) -> None:
-        """Read the prepare script's facts and markers into the host's state and events."""
+        """Read the prepare script's facts and markers into the host's state and events
+        (a runbook's deploy step sends its prepare under the run's lease: no retry)."""
         if result.exit_code == LOCK_HELD:
             live.step = "lock"
             raise StepFailed(result.tail())
@@ -224,13 +218,7 @@ class Rollout(HostRun):
                 self._stage(live, "activating", release=to)
             return self._run(live, script, allow=_ROLLBACK_ENDS)
 
-        result = attempt(self.options.lock)
-        stale = self.options.stale(result.stderr) if result.exit_code == LOCK_HELD else None
-        if stale:
-            result = attempt(dataclasses.replace(self.options.lock, takeover=stale))
-        if result.exit_code == LOCK_HELD:
-            live.step = "lock"
-            raise StepFailed(result.tail())
+        result = self._leased(live, attempt)
         live.locked = not result.ok  # the script gave the lease back unless it stopped early
         live.facts = steps.parse_facts(result.stdout)
         live.outcome.from_release = live.facts.current
