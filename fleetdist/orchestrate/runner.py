@@ -13,6 +13,7 @@ over so it can still undo a host that was cut over early.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from fleetdist.orchestrate import plan
@@ -34,6 +35,8 @@ _ROLLBACK_ENDS = (0, LOCK_HELD, steps.REVERTED)
 
 class Rollout(HostRun):
     """One deploy or rollback across many hosts.  Create one per run."""
+
+    _leased_since = 0.0  # monotonic time of the last take or renewal of this run's leases
 
     # -- deploy --------------------------------------------------------------
 
@@ -130,6 +133,7 @@ class Rollout(HostRun):
         """Prepare `release_id` on every host (each sent `uploads(job)`), then cut over."""
         lives = [self._live(job, release_id) for job in jobs]
         budget = self.options.max_fail.allowed(len(lives))
+        self._leased_since = time.monotonic()  # no lease of this run is older
         self.emit(
             Event("run_started", data={"hosts": [j.host.name for j in jobs], "phase": "prepare"})
         )
@@ -152,7 +156,8 @@ class Rollout(HostRun):
         by_name = {lv.job.host.name: lv for lv in candidates}
         batches = self.options.batches.split(list(by_name), total)
         for index, names in enumerate(batches):
-            batch = [by_name[n] for n in names]
+            self._renew_waiting([by_name[n] for later in batches[index:] for n in later])
+            batch = [lv for lv in (by_name[n] for n in names) if not lv.outcome.failed]
             self.emit(Event("batch_started", data={"index": index, "hosts": names}))
             batch = self._around(batch, "before")
             parallel(self._cut_over, batch, self.options.parallel)
@@ -165,6 +170,32 @@ class Rollout(HostRun):
             if not self._within(budget):
                 self.fleet.aborted = "failure budget exceeded (--max-fail)"
                 return
+
+    def _renew_waiting(self, waiting: list[Live]) -> None:
+        """Renew the leases of the hosts not cut over yet once a third of the lease has
+        gone by: slow healthchecks or many batches must not let them expire and another
+        rollout take a host this one has prepared.  A host whose lease was taken over
+        fails at "renew" and is not cut over."""
+        if time.monotonic() - self._leased_since < self.options.lock.lease / 3:
+            return
+        self._leased_since = time.monotonic()
+
+        def renew(live: Live) -> None:
+            def work() -> None:
+                self._renewed(live, self._run(live, self._renewal(live), allow=(LOCK_HELD,)))
+
+            self._guard(live, work)
+
+        parallel(renew, waiting, self.options.parallel)
+
+    def _renewal(self, live: Live) -> steps.Step:
+        return steps.renew_lease(live.job.ctx.layout, self.options.lock)
+
+    def _renewed(self, live: Live, result: Result) -> None:
+        if result.exit_code == LOCK_HELD:
+            live.step = "lock"
+            raise StepFailed(result.tail())
+        self._stage(live, "renewed")
 
     def _around(self, batch: list[Live], when: str) -> list[Live]:
         """The recipe's `around_batch` steps (`options.around`) for this batch's hosts; a

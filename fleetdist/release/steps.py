@@ -270,6 +270,14 @@ def take_lease(layout: ReleaseLayout, lock: LockSpec) -> Step:
     return Step("lease", script(parts), ends=((0, "held"), LOCKED_END))
 
 
+def renew_lease(layout: ReleaseLayout, lock: LockSpec) -> Step:
+    """Push out the expiry of the lease this run holds on a host still waiting for its
+    batch, so a long rollout never leaves it to expire; `lease_renew` stops (EX_LOCKED)
+    if another run took it over meanwhile."""
+    parts = [*preamble(layout), *variables(lock), library("lease"), raw("lease_renew")]
+    return Step("renew", script(parts), ends=((0, "renewed"), LOCKED_END))
+
+
 def finish(layout: ReleaseLayout, lock: LockSpec | None, ledger_lines: Iterable[str]) -> Step:
     """Append ledger lines and give the lease back (only if it is still ours)."""
     parts = [*preamble(layout)]

@@ -510,3 +510,24 @@ def test_the_lease_of_a_dead_run_is_taken_over(fleet: Fleet) -> None:
     done = fleet.dist("--hosts", "web01", "--json")
     assert done.code == 0, done.err
     assert fleet.link("web01") is not None
+
+
+def test_hosts_waiting_for_their_batch_have_their_dist_lease_renewed(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The renewal a slow rollout sends reaches the dist lease (in the host's dist state),
+    not a release layout's: with a lease that is always a third gone, every batch first
+    renews every host still waiting (web03 three times), and all still switch."""
+    from fleetdist.distman import fleet as distfleet
+    from fleetdist.release.lease import LockSpec
+
+    always = lambda run_id, wait: LockSpec(run_id, f"test run={run_id}", lease=0, wait=wait)  # noqa: E731
+    monkeypatch.setattr(distfleet, "lock_spec", always)
+    fleet.inventory()
+    done = fleet.dist("--hosts", "web*", "--batch", "1", "--json")
+    assert done.code == 0, done.err
+    journal = fleet.project / ".fleetdist" / "runs" / f"{done.json()['run_id']}.jsonl"
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    renewed = sorted(e["host"] for e in events if e.get("stage") == "renewed")
+    assert renewed == ["web01", "web02", "web02", "web03", "web03", "web03"]
+    assert all(fleet.link(h) for h in ("web01", "web02", "web03"))

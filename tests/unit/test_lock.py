@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from fleetdist import api
 from fleetdist.config.project import Project as FleetProject
 from fleetdist.release.command import assign, raw, script
@@ -208,3 +210,27 @@ def test_contenders_for_a_free_lease_get_exactly_one_holder(tmp_path: Path) -> N
         codes = sorted(code for code, _ in results)
         assert codes == [0] + [LOCK_HELD] * 5, results
         assert all("locked by c" in err for code, err in results if code), results
+
+
+def test_a_long_rollout_renews_the_leases_of_hosts_still_waiting(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches slower than a third of the lease: before each batch, the hosts not cut
+    over yet get their lease renewed (journaled `renewed`), so it cannot expire under
+    them and let another rollout take a host this one prepared; quick rollouts send no
+    renewal at all."""
+    short = lambda run_id, wait: LockSpec(run_id, f"test run={run_id}", lease=3, wait=wait)  # noqa: E731
+    monkeypatch.setattr(api, "lock_spec", short)
+    project.write_recipe(healthcheck="sleep 1.2")
+    result = project.run("deploy", "--batch", "1", "--json")
+    assert result.code == 0, result.err + result.out
+    renewed = [
+        e["host"] for e in project.journal(result.json()["run_id"]) if e.get("stage") == "renewed"
+    ]
+    assert sorted(renewed) == ["web02", "web03", "web03"], "web01 went first: never renewed"
+
+    monkeypatch.undo()
+    project.bump("quick")
+    quick = project.run("deploy", "--batch", "1", "--json")
+    assert quick.code == 0
+    assert not [e for e in project.journal(quick.json()["run_id"]) if e.get("stage") == "renewed"]
