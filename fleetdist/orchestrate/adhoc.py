@@ -70,7 +70,7 @@ def run_command(
     allowed = plan.max_fail.allowed(len(by_name))
     reporter(Event("run_started", data={"hosts": list(by_name), "phase": "exec"}))
     for index, batch in enumerate(plan.batches.split(list(by_name))):
-        reporter(Event("batch_started", data={"index": index, "hosts": batch}))
+        reporter(Event("batch_started", data={"index": index, "hosts": batch, "verb": "run"}))
         done = parallel(
             lambda n: _one(by_name[n], command, factory, reporter), batch, plan.parallel
         )

@@ -29,7 +29,17 @@ if TYPE_CHECKING:  # rich is imported where it draws: a --json run to a pipe nev
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # States in which a host is being worked on: its clock runs (see `_Row`).
 BUSY = frozenset(
-    {"connected", "probed", "uploading", "unpacking", "testing", "activating", "uploaded", "staged"}
+    {
+        "connected",
+        "probed",
+        "uploading",
+        "unpacking",
+        "testing",
+        "activating",
+        "uploaded",
+        "staged",
+        "running",
+    }
 )
 FAILED = frozenset({"failed", "reverted", "rolled-back", "locked", "unreachable"})
 STYLES = {
@@ -60,12 +70,17 @@ def describe(event: Event) -> str | None:
         return f"[{event.host}] {event.stage}"
     if event.kind == "batch_started":
         hosts = event.data.get("hosts", [])
-        return f"cut over batch {event.data.get('index', 0) + 1}: {len(hosts)} host(s)"
+        return f"{_batch_verb(event)} batch {event.data.get('index', 0) + 1}: {len(hosts)} host(s)"
     if event.kind == "aborted":
         return f"ABORTED: {clean(event.message)}"
     if event.kind == "run_started":
         return f"{event.data.get('phase', 'run')}: {len(event.data.get('hosts', []))} host(s)"
     return None
+
+
+def _batch_verb(event: Event) -> str:
+    """What a batch does: a rollout's cuts over; a runbook's (`"verb": "run"`) runs its steps."""
+    return str(event.data.get("verb", "cut over"))
 
 
 class LineReporter:
@@ -155,9 +170,10 @@ class LiveReporter:
             for host in event.data.get("hosts", []):
                 self.rows.setdefault(host, _Row())
         elif event.kind == "batch_started":
-            self.phase, self.note = "cut over", describe(event) or ""
+            self.phase, self.note = _batch_verb(event), describe(event) or ""
+            state = "activating" if self.phase == "cut over" else "running"
             for host in event.data.get("hosts", []):
-                self.rows.setdefault(host, _Row()).move("activating", now)
+                self.rows.setdefault(host, _Row()).move(state, now)
         elif event.kind == "aborted":
             self.note = describe(event) or ""
         elif row is not None and event.kind in ("stage", "progress") and event.stage:

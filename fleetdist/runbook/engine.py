@@ -119,7 +119,7 @@ class Engine:
         for index, batch in enumerate(batches):
             if index and self.s.strategy.pause:
                 time.sleep(self.s.strategy.pause)
-            self.emit(Event("batch_started", data={"index": index, "hosts": batch}))
+            self.emit(Event("batch_started", data={"index": index, "hosts": batch, "verb": "run"}))
             self._run_batch(batch)
             self.emit(Event("batch_finished", data={"index": index}))
             if self._spent():

@@ -66,6 +66,12 @@ def test_line_reporter_writes_one_line_per_event_and_no_host_output() -> None:
     ]
 
 
+def test_a_runbook_or_exec_batch_is_not_called_a_cut_over() -> None:
+    out = io.StringIO()
+    LineReporter(out)(Event("batch_started", data={"index": 1, "hosts": ["a"], "verb": "run"}))
+    assert out.getvalue() == "run batch 2: 1 host(s)\n"
+
+
 def test_live_reporter_prints_host_text_as_written() -> None:
     """`[/srv]` used to kill the run with MarkupError, `[web09]` vanished as a tag."""
     console, out = terminal()
