@@ -123,7 +123,11 @@ def _version() -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = _Parser(prog="fleetdist", description="Build, deploy and roll back apps.")
+    top = _Parser(
+        prog="fleetdist",
+        description="Build, deploy and roll back apps across a fleet; run runbooks; "
+        "distman's dist and cache.",
+    )
     top.add_argument("--version", action="version", version=f"fleetdist {_version()}")
     sub = top.add_subparsers(dest="verb", required=True)
     b = sub.add_parser("build", help="build the recipe's artifacts into dist/")

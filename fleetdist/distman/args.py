@@ -26,7 +26,8 @@ COMPAT = "distman 0.8.4"
 def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     """`fleetdist dist [LOCATION]` and `fleetdist cache`, flag for flag as distman's."""
     # fmt: off
-    d = sub.add_parser("dist", help="distribute dist.json targets to versioned destinations")
+    d = sub.add_parser("dist",
+                       help="link dist.json targets to new versions (here, or on --hosts)")
     d.add_argument("location", nargs="?", default=".", metavar="LOCATION",
                    help="source directory and optional dist file location (default is cwd)")
     d.add_argument("-t", "--target", nargs="+", action="extend", metavar="TARGET",
@@ -63,7 +64,7 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     _fleet_flags(d.add_argument_group(
         "across the fleet", "with --hosts: the same dist.json on each host over SSH, gated"
         " like a rollout (exit codes 0-5 as deploy)"))
-    c = sub.add_parser("cache", help="copy the active dist versions into a local cache")
+    c = sub.add_parser("cache", help="copy the active dist versions into a cache (here or --hosts)")
     c.add_argument("--src", help="Source directory (default $DEPLOY_ROOT)")
     c.add_argument("--dst", help="Destination directory (default $CACHE_ROOT)")
     c.add_argument("--workers", type=int, help="Copy threads (default: 4x CPU, capped at 32)")
