@@ -46,7 +46,14 @@ from fleetdist.config.buildspec import (
 )
 from fleetdist.config.schema import Recipe
 from fleetdist.errors import ArtifactError, BuildError, ConfigError, FleetdistError
-from fleetdist.shipping.artifact import Artifact, load_artifact, release_id, seal, write_meta
+from fleetdist.shipping.artifact import (
+    Artifact,
+    load_artifact,
+    release_id,
+    seal,
+    write_index,
+    write_meta,
+)
 
 CONTROLLER = "controller"
 ARCHIVES = (*TAR_ARCHIVES, "zip")  # the source tree as it is, made on the controller
@@ -378,27 +385,3 @@ def build_recipe(
     artifacts.sort(key=lambda a: (order[a.format], str(a.path)))
     write_index(out, artifacts)
     return artifacts
-
-
-def write_index(out: Path, artifacts: list[Artifact]) -> None:
-    """dist/artifacts.json: one entry per artifact, with the build's provenance."""
-    rows = []
-    for a in artifacts:
-        meta = json.loads(Path(f"{a.path}.meta.json").read_text())
-        rows.append(
-            {
-                "app": a.app,
-                "version": a.version,
-                "release_id": a.release_id,
-                "format": a.format,
-                "file": a.path.relative_to(out).as_posix(),
-                "size": a.size,
-                "sha256": a.sha256,
-                "recipe_hash": meta.get("recipe_hash"),
-                "machine": meta.get("machine"),
-                "built_at": meta.get("built_at"),
-            }
-        )
-    tmp = out / "artifacts.json.tmp"
-    tmp.write_text(json.dumps(rows, indent=2) + "\n")
-    tmp.replace(out / "artifacts.json")

@@ -4,6 +4,7 @@ Whatever the format (archive, wheel, venv bundle, OS package), a build ends in
 an Artifact whose `release_id` names the directory it becomes on a host.  The
 id joins the recipe version and a short hash of the *source tree*, so the
 tar.gz and zip of one tree share an id, and a changed byte gives a new one.
+Each artifact's `.meta.json` sits beside it; `dist/artifacts.json` indexes a build's.
 """
 
 from __future__ import annotations
@@ -111,3 +112,27 @@ def write_meta(artifact: Artifact, **extra: object) -> None:
     meta = artifact.path.with_name(artifact.path.name + ".meta.json")
     data = {**artifact.to_json(), "path": artifact.path.name, **extra}
     meta.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_index(out: Path, artifacts: list[Artifact]) -> None:
+    """dist/artifacts.json: one entry per artifact, with the build's provenance."""
+    rows = []
+    for a in artifacts:
+        meta = json.loads(Path(f"{a.path}.meta.json").read_text())
+        rows.append(
+            {
+                "app": a.app,
+                "version": a.version,
+                "release_id": a.release_id,
+                "format": a.format,
+                "file": a.path.relative_to(out).as_posix(),
+                "size": a.size,
+                "sha256": a.sha256,
+                "recipe_hash": meta.get("recipe_hash"),
+                "machine": meta.get("machine"),
+                "built_at": meta.get("built_at"),
+            }
+        )
+    tmp = out / "artifacts.json.tmp"
+    tmp.write_text(json.dumps(rows, indent=2) + "\n")
+    tmp.replace(out / "artifacts.json")
