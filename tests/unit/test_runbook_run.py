@@ -8,6 +8,7 @@ working directory), so each test can see exactly what ran where, and in which or
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import os
 import re
@@ -519,7 +520,7 @@ def test_ctrl_c_stops_each_host_after_its_step_and_resume_goes_on(project: Proje
         project,
         "hosts: web\nstrategy: {canary: 1, batch: 2}\nsteps:\n"
         + step("before", undo=True)
-        + "  - {name: nap, wait: 2s}\n"
+        + "  - {name: nap, wait: 3.5s}\n"
         + step("after"),
     )
     env = {**os.environ, "FLEET_ROOT": str(project.fleet)}
@@ -545,3 +546,31 @@ def test_ctrl_c_stops_each_host_after_its_step_and_resume_goes_on(project: Proje
         ["before", "after"],
         ["before", "after"],
     ]
+
+
+def test_a_long_run_renews_the_leases_of_hosts_still_waiting(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a 3s lease, batches of one host each waiting 3.5s: web03 starts some 7s after the
+    leases were taken, and each host's wait outlasts the lease.  A lease is renewed once
+    older than a third of it (before each batch and step, and during a wait), so no host
+    ever finds its lease expired, where another deploy could have taken it over while the
+    run still counted on it."""
+    from fleetdist import runbooks as verb
+
+    real = verb.lock_spec
+    monkeypatch.setattr(
+        verb, "lock_spec", lambda *a, **k: dataclasses.replace(real(*a, **k), lease=3)
+    )
+    expires = "srv/apps/hello/.fleetdist/lock/expires"
+    live = f'test "$(cat {expires})" -gt "$(date +%s)" || {{ echo expired >&2; exit 1; }}'
+    write(
+        project,
+        "hosts: web\nstrategy: {batch: 1}\nsteps:\n"
+        f"  - {{name: live, exec: {{shell: '{live}'}}}}\n"
+        "  - {name: nap, wait: 3.5s}\n"
+        f"  - {{name: still, exec: {{shell: '{live}'}}}}\n",
+    )
+    result = project.run("run", "rb", "-r", "hello", "--json")
+    assert result.code == 0, result.err + result.out
+    assert "expired" not in result.err
