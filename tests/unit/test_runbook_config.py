@@ -273,3 +273,59 @@ def test_fab_and_inv_run_a_runbook_like_fleetdist(rb_project: Project) -> None:
         [str(inv), "--help", "run"], cwd=rb_project.root, capture_output=True, text=True
     )
     assert proc.returncode == 0 and "Run RUNBOOK (runbooks/NAME.yaml or a path)" in proc.stdout
+
+
+SHELLS = [sh for sh in ("sh", "dash", "bash") if shutil.which(sh)]  # bash: a host's sh may be
+
+
+def _sh(shell: str, made: str, cwd: Path) -> str:
+    return subprocess.run([shell, "-c", made], cwd=cwd, capture_output=True, text=True).stdout
+
+
+@pytest.mark.parametrize("sh", SHELLS)
+def test_a_value_never_becomes_more_than_one_literal_word(tmp_path: Path, sh: str) -> None:
+    """A bare word would let bash brace-expand `{a,-n}` into two words, and make a value
+    `A=1` in command position an assignment: a value is always quoted in full."""
+    t = Template("printf '[%s]' {${v}} ${w}z", "rb.yaml: steps[0].exec.shell")
+    made = subst.shell(t, subst.Values({"v": "a,-n", "w": "x"}))
+    assert _sh(sh, made, tmp_path) == "[{a,-n}][xz]", made
+
+
+@pytest.mark.parametrize("sh", SHELLS)
+def test_a_value_in_arithmetic_must_be_an_integer(tmp_path: Path, sh: str) -> None:
+    """bash evaluates `a[$(cmd)]` in `$((...))` even inside single quotes: in arithmetic a
+    value may only be an integer, checked where it is resolved (naming field and host)."""
+    t = Template("echo $(( ${v} + 1 )) $(( (2 * ${v}) ))", "rb.yaml: steps[0].exec.shell")
+    assert _sh(sh, subst.shell(t, subst.Values({"v": "41"})), tmp_path) == "42 82\n"
+    assert _sh(sh, subst.shell(t, subst.Values({"v": "-3"})), tmp_path) == "-2 -6\n"
+    for bad in ("a[$(touch PWNED)]", "x=1", "", "1 + 1", "0x1f"):
+        with pytest.raises(ConfigError, match=r"steps\[0\]\.exec\.shell: \$\{v\} is in "):
+            subst.shell(t, subst.Values({"v": bad}))
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "shell",
+    [
+        "echo hi >&${v}",  # bash expands the word after >& twice
+        "echo hi 1>& '${v}'",
+        'cat <&"${v}"',
+        "echo $${HOME:${v}}",  # bash: a substring offset is arithmetic
+        "echo $${x:-'${v}'}",
+        "[[ ${v} -eq 1 ]]",  # bash: [[ ]] operands are arithmetic
+        "echo $\\\n${v}",  # bash: $'...' once the line continuation is gone
+        'echo "$\\\n${v}"',  # the value would name a variable
+    ],
+)
+def test_a_reference_where_bash_expands_twice_is_refused(shell: str) -> None:
+    t = Template(shell, "rb.yaml: steps[0].exec.shell")
+    with pytest.raises(ConfigError, match=r"steps\[0\]\.exec\.shell: \$\{v\} comes after "):
+        subst.contexts_of(t)
+
+
+@pytest.mark.parametrize("sh", SHELLS)
+def test_bash_double_expansions_would_have_run_the_value(tmp_path: Path, sh: str) -> None:
+    """What the refusals above prevent, shown as bash does it (dash does not)."""
+    for i, line in enumerate(["echo hi >&'$(touch P{})'", "echo $(( 'a[$(touch P{})]' ))"]):
+        subprocess.run([sh, "-c", line.format(i)], cwd=tmp_path, capture_output=True)
+    assert Path(sh).name != "bash" or len(list(tmp_path.iterdir())) == 2
