@@ -77,16 +77,24 @@ class Values:
     host: Host | None = None
 
     def get(self, inner: str, where: str) -> str:
+        """The value of `${inner}`; one no command line can carry (a NUL) is refused."""
         if inner in self.params:
-            return self.params[inner]
+            return _carried(self.params[inner], f"{where}: param {inner!r}")
         if self.host is not None and inner == "host.name":
             return self.host.name
         if self.host is not None and _is_var_ref(inner):
             name = inner[len(HOST_VARS) :]
             if name not in self.host.vars:
                 raise ConfigError(f"{where}: host {self.host.name} has no var {name!r}")
-            return self.host.vars[name]
+            return _carried(self.host.vars[name], f"{where}: host {self.host.name}: var {name!r}")
         raise ConfigError(f"{where}: unknown reference ${{{inner}}}")
+
+
+def _carried(value: str, what: str) -> str:
+    """`value`, unless it holds a NUL: a command cut short there would be another one."""
+    if "\0" in value:
+        raise ConfigError(f"{what} holds a NUL character, which no command can carry")
+    return value
 
 
 def text(t: Template, values: Values) -> str:

@@ -329,3 +329,24 @@ def test_bash_double_expansions_would_have_run_the_value(tmp_path: Path, sh: str
     for i, line in enumerate(["echo hi >&'$(touch P{})'", "echo $(( 'a[$(touch P{})]' ))"]):
         subprocess.run([sh, "-c", line.format(i)], cwd=tmp_path, capture_output=True)
     assert Path(sh).name != "bash" or len(list(tmp_path.iterdir())) == 2
+
+
+def test_a_value_no_command_can_carry_is_refused_before_anything_runs(
+    rb_project: Project,
+) -> None:
+    """A NUL would cut the command a host is sent short (or break the run half way on
+    the controller): refused when the run is planned, naming the field and the host."""
+    inv = rb_project.root / "inventories" / "local.yaml"
+    inv.write_text(inv.read_text().replace("role: web", 'role: web\n      odd: "a\\0b"'))
+    write(
+        rb_project.root,
+        "steps:\n  - {name: a, exec: [touch, ran]}\n"
+        "  - {name: b, exec: [echo, '${host.vars.odd}']}\n",
+    )
+    result = rb_project.run("run", "rb")
+    assert result.code == 2, result.err
+    assert result.err.strip().endswith(
+        "rb.yaml: steps[1].exec[1]: host web01: var 'odd' holds a NUL character, "
+        "which no command can carry"
+    )
+    assert not rb_project.fleet.exists()
