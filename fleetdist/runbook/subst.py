@@ -251,7 +251,9 @@ class _Scan:
         if self.dup:  # the word after >& or <&: blanks before it, then up to a break
             if ch not in " \t":
                 self.dup_word = True
-            if self.dup_word and ch in _BREAKS:
+            if pair == "$(":  # the word goes on past the command's `)`: never guess
+                self.unsure = _DUP
+            elif self.dup_word and ch in _BREAKS:
                 self.dup, self.dup_word = "", False
         if ch == "\\":
             self.i += 1

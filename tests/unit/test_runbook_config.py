@@ -309,6 +309,7 @@ def test_a_value_in_arithmetic_must_be_an_integer(tmp_path: Path, sh: str) -> No
     [
         "echo hi >&${v}",  # bash expands the word after >& twice
         "echo hi 1>& '${v}'",
+        "echo hi >&x$(echo)${v}",
         'cat <&"${v}"',
         "echo $${HOME:${v}}",  # bash: a substring offset is arithmetic
         "echo $${x:-'${v}'}",
