@@ -23,6 +23,8 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import quote as quote_url
+from urllib.parse import urlsplit
 
 from fleetdist.config.schema import Host
 from fleetdist.errors import ConfigError
@@ -100,6 +102,41 @@ def _carried(value: str, what: str) -> str:
 def text(t: Template, values: Values) -> str:
     """`t` with each reference replaced by its value, unquoted (an argv item, a URL)."""
     return _replace(t, values, lambda value, _ctx: value)
+
+
+_URL_PARTS = ("scheme", "netloc", "path", "query", "fragment")
+_HOSTISH = re.compile(r"[A-Za-z0-9._-]+")  # a host name, an IPv4 address or a port
+
+
+def url(t: Template, values: Values) -> str:
+    """`t` as a URL whose shape the runbook decides, not a value: a value in the host or
+    port must be a host name, address or number (no `@`, `:` or `/` that would move the
+    request elsewhere), one in the path, query or fragment is percent-encoded there."""
+    counter = iter(range(1 << 30))
+    marked = _replace(t, values, lambda _value, _inner: f"fleetdistref{next(counter)}x")
+    parts = urlsplit(marked)
+    where = [
+        next((p for p in _URL_PARTS if f"fleetdistref{n}x" in getattr(parts, p)), "")
+        for n in range(next(counter))
+    ]
+    places = iter(where)
+    host = f" (host {values.host.name})" if values.host else ""
+
+    def fmt(value: str, inner: str) -> str:
+        place = next(places)
+        if place in ("path", "query", "fragment"):
+            return quote_url(value, safe="/" if place == "path" else "")
+        if place == "netloc" and _HOSTISH.fullmatch(value):
+            return value
+        raise ConfigError(
+            f"{t.where}: ${{{inner}}} is in the URL's {_NAMES.get(place, place)}: {value!r}"
+            f" is not a host name, address or port{host}"
+        )
+
+    return _replace(t, values, fmt)
+
+
+_NAMES = {"netloc": "host or port", "scheme": "scheme", "": "scheme"}
 
 
 def shell(t: Template, values: Values) -> str:

@@ -351,3 +351,35 @@ def test_a_value_no_command_can_carry_is_refused_before_anything_runs(
         "which no command can carry"
     )
     assert not rb_project.fleet.exists()
+
+
+@pytest.mark.parametrize(
+    ("port", "message"),
+    [
+        ("80@evil.example", "${host.vars.port} is in the URL's host or port: '80@evil.example'"),
+        ("80/x", "${host.vars.port} is in the URL's host or port: '80/x'"),
+        ("eighty", "is not an http(s) URL (bad port)"),
+    ],
+)
+def test_a_value_cannot_move_an_http_step_to_another_host(
+    rb_project: Project, port: str, message: str
+) -> None:
+    """`http://127.0.0.1:${host.vars.port}/` must GET 127.0.0.1: a var that makes `80@evil`
+    of it (userinfo, then another host) or adds a path is refused before anything runs."""
+    inv = rb_project.root / "inventories" / "local.yaml"
+    inv.write_text(inv.read_text().replace("role: web", f"role: web\n      port: '{port}'"))
+    url = "http://127.0.0.1:${host.vars.port}/"
+    write(rb_project.root, f"steps:\n  - {{name: a, http: {{url: '{url}'}}}}\n")
+    result = rb_project.run("run", "rb", "--dry-run")
+    assert result.code == 2, result.err
+    assert "rb.yaml: steps[0].http.url" in result.err and message in result.err, result.err
+    assert "(host web01)" in result.err and result.err.count("\n") == 1
+
+
+def test_a_value_in_an_http_path_or_query_stays_there(tmp_path: Path) -> None:
+    t = Template("http://127.0.0.1:8000/x/${v}?q=${v}#${v}", "rb.yaml: steps[0].http.url")
+    made = subst.url(t, subst.Values({"v": "a/b?c=d&e#f g"}))
+    assert (
+        made
+        == "http://127.0.0.1:8000/x/a/b%3Fc%3Dd%26e%23f%20g?q=a%2Fb%3Fc%3Dd%26e%23f%20g#a%2Fb%3Fc%3Dd%26e%23f%20g"
+    )
