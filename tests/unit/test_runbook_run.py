@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.server
+import json
 import os
 import re
 import shutil
@@ -574,3 +575,37 @@ def test_a_long_run_renews_the_leases_of_hosts_still_waiting(
     result = project.run("run", "rb", "-r", "hello", "--json")
     assert result.code == 0, result.err + result.out
     assert "expired" not in result.err
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("inventory", None, "inventory: expected the inventory file's path"),
+        ("inventory", 5, "inventory: expected the inventory file's path"),
+        ("params", [1, 2], "params: expected a mapping of param names to values"),
+        ("params", {"v": ["x"]}, "params: expected a mapping of param names to values"),
+        ("hosts", [], "hosts: expected the run's host names"),
+        ("artifacts", ["x"], "artifacts: expected a mapping of recipes to artifact paths"),
+        ("default_recipe", 5, "default_recipe: expected a recipe name or nothing"),
+    ],
+)
+def test_a_tampered_journal_header_is_refused_in_one_line(
+    project: Project, field: str, value: object, message: str
+) -> None:
+    """The journal is a file anyone on the controller may edit: --resume reads its header
+    field by field, each problem one line naming the file and field, exit 2, no traceback."""
+    write(project, "params: {v: {default: x}}\nsteps:\n" + step("one", fail_if="fail-here"))
+    fail_on(project, "web01")
+    first = project.run("run", "rb", "--json")
+    assert first.code == 1, first.err
+    journal = project.root / ".fleetdist" / "runs" / f"{first.json()['run_id']}.jsonl"
+    lines = journal.read_text().splitlines()
+    header = json.loads(lines[0])
+    if value is None:
+        del header[field]
+    else:
+        header[field] = value
+    journal.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    result = project.run("run", "rb", "--resume", "last")
+    assert result.code == 2, result.err
+    assert f"{journal}:1: {message}" in result.err and result.err.count("\n") == 1, result.err
