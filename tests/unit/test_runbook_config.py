@@ -117,6 +117,8 @@ def test_step_errors_name_the_field(tmp_path: Path, steps: str, message: str) ->
         ("x: {pattern: '('}", "params.x.pattern: not a regular expression"),
         ("host: {}", "params.host: param names are [a-z_][a-z0-9_]* and not 'host'"),
         ("x: {typo: 1}", "params.x.typo: unknown key"),
+        # a default --param could not give again (as --resume does) is refused at load
+        ("x: {type: int, default: 10000000000000000000}", "params.x.default: '1000"),
     ],
 )
 def test_param_declarations_are_checked(tmp_path: Path, params: str, message: str) -> None:
