@@ -120,11 +120,11 @@ class Engine:
 
     def _batches(self, names: list[str], todo: set[str]) -> None:
         batches = [
-            [n for n in batch if n in todo and n in self.ready]
-            for batch in self.s.strategy.batches.split(names)
+            (planned, [n for n in batch if n in todo and n in self.ready])
+            for planned, batch in enumerate(self.s.strategy.batches.split(names))
         ]
-        batches = [b for b in batches if b]
-        for index, batch in enumerate(batches):
+        batches = [(planned, b) for planned, b in batches if b]
+        for index, (planned, batch) in enumerate(batches):
             if index and self.s.strategy.pause:
                 self._pause(self.s.strategy.pause)
             self._renew_idle()
@@ -134,7 +134,7 @@ class Engine:
             if self._spent():
                 self._abort("failure budget exceeded (max_failures)")
                 return
-            if index == 0 and self._canary_failed(batch):
+            if planned == 0 and self._canary_failed(batch):  # not once the canary is done
                 self._abort("canary failed", budget=False)
                 return
 

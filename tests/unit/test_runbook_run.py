@@ -609,3 +609,23 @@ def test_a_tampered_journal_header_is_refused_in_one_line(
     result = project.run("run", "rb", "--resume", "last")
     assert result.code == 2, result.err
     assert f"{journal}:1: {message}" in result.err and result.err.count("\n") == 1, result.err
+
+
+def test_a_resumed_run_whose_canary_is_done_has_no_canary_batch(five: Project) -> None:
+    """The canary batch stops a run on any failure; when it finished before, the first
+    batch of the resumed run is an ordinary one, and the budget alone decides."""
+    write(
+        five,
+        "hosts: web\nstrategy: {canary: 1, batch: 2, max_failures: 1}\nsteps:\n"
+        + step("work", fail_if="fail-here"),
+    )
+    fail_on(five, "web02", "web03")
+    first = five.run("run", "rb", "-i", "five", "--json")
+    assert first.code == 3, first.err  # two failures: more than the budget of one
+    (five.fleet / "web03" / "fail-here").unlink()
+    result = five.run("run", "rb", "-i", "five", "--resume", "last", "--json")
+    assert result.code == 1, result.err  # web02 fails again: within the budget
+    doc = result.json()
+    assert doc["aborted"] is None
+    status = {h["host"]: h["status"] for h in doc["hosts"]}
+    assert status == {"web01": "ok", "web02": "failed", "web03": "ok", "web04": "ok", "web05": "ok"}
