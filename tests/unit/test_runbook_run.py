@@ -629,3 +629,16 @@ def test_a_resumed_run_whose_canary_is_done_has_no_canary_batch(five: Project) -
     assert doc["aborted"] is None
     status = {h["host"]: h["status"] for h in doc["hosts"]}
     assert status == {"web01": "ok", "web02": "failed", "web03": "ok", "web04": "ok", "web05": "ok"}
+
+
+@pytest.mark.parametrize("origin", ["controller", "host"])
+def test_an_http_url_is_requested_as_written_from_either_side(
+    project: Project, server: str, origin: str
+) -> None:
+    """curl globs `[1-2]` and `{a,b}` (two requests, an IPv6 `[::1]` a bad range) unless
+    told not to: from a host, the URL is GET as written, as the controller GETs it."""
+    get = f"{{url: '{server}/[1-2]', from: {origin}}}"
+    write(project, f"hosts: web01\nsteps:\n  - {{name: get, http: {get}}}\n")
+    result = project.run("run", "rb", "--json")
+    assert result.code == 1, result.err
+    assert "status 500, want 200" in result.json()["hosts"][0]["error"]
