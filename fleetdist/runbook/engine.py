@@ -114,7 +114,9 @@ class Engine:
             else:
                 self._batches(names, set(todo))
         finally:
-            parallel(self._close, list(self.transports), self.s.strategy.parallel)
+            with self._renewing:  # after a second Ctrl-C some hosts may still be in a step:
+                idle = [n for n in self.transports if n not in self.busy]  # they keep theirs
+            parallel(self._close, idle, self.s.strategy.parallel)
             self.emit(Event("run_finished", data=self.outcome.to_json()))
         return self.outcome
 

@@ -552,7 +552,7 @@ def test_ctrl_c_stops_each_host_after_its_step_and_resume_goes_on(project: Proje
 def test_a_long_run_renews_the_leases_of_hosts_still_waiting(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With a 3s lease, batches of one host each waiting 3.5s: web03 starts some 7s after the
+    """With a 4s lease, batches of one host each waiting 4.5s: web03 starts some 9s after the
     leases were taken, and each host's wait outlasts the lease.  A lease is renewed once
     older than a third of it (before each batch and step, and during a wait), so no host
     ever finds its lease expired, where another deploy could have taken it over while the
@@ -561,7 +561,7 @@ def test_a_long_run_renews_the_leases_of_hosts_still_waiting(
 
     real = verb.lock_spec
     monkeypatch.setattr(
-        verb, "lock_spec", lambda *a, **k: dataclasses.replace(real(*a, **k), lease=3)
+        verb, "lock_spec", lambda *a, **k: dataclasses.replace(real(*a, **k), lease=4)
     )
     expires = "srv/apps/hello/.fleetdist/lock/expires"
     live = f'test "$(cat {expires})" -gt "$(date +%s)" || {{ echo expired >&2; exit 1; }}'
@@ -569,7 +569,7 @@ def test_a_long_run_renews_the_leases_of_hosts_still_waiting(
         project,
         "hosts: web\nstrategy: {batch: 1}\nsteps:\n"
         f"  - {{name: live, exec: {{shell: '{live}'}}}}\n"
-        "  - {name: nap, wait: 3.5s}\n"
+        "  - {name: nap, wait: 4.5s}\n"
         f"  - {{name: still, exec: {{shell: '{live}'}}}}\n",
     )
     result = project.run("run", "rb", "-r", "hello", "--json")
@@ -642,3 +642,28 @@ def test_an_http_url_is_requested_as_written_from_either_side(
     result = project.run("run", "rb", "--json")
     assert result.code == 1, result.err
     assert "status 500, want 200" in result.json()["hosts"][0]["error"]
+
+
+def test_a_second_ctrl_c_keeps_the_lease_of_a_host_still_in_its_step(project: Project) -> None:
+    """A second SIGINT stops waiting for the running steps: the run ends at once, but a
+    host whose step still runs keeps the run's lease (as after a SIGKILL), rather than
+    having it given back (and its connection closed) under that step."""
+    write(project, "hosts: web01\nsteps:\n  - {name: nap, wait: 4s}\n" + step("after"))
+    env = {**os.environ, "FLEET_ROOT": str(project.fleet)}
+    argv = [sys.executable, "-m", "fleetdist.cli", "run", "rb", "--project", str(project.root)]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    runs = project.root / ".fleetdist" / "runs"
+    deadline = time.monotonic() + 60
+    while not list(runs.glob("*.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    journal = next(runs.glob("*.jsonl"))
+    _wait_for(journal, '"stage": "nap: started"')
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _wait_for(journal, '"kind": "run_finished"')
+    lock = project.host_root("web01") / ".fleetdist" / "lock" / "run"
+    assert lock.exists() and lock.read_text().strip() == journal.stem, "given back mid-step"
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert ran(project, "web01") == [], "nothing after the step under way"
