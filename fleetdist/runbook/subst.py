@@ -250,7 +250,7 @@ _BREAKS = " \t\n;&|()<>"  # what ends an unquoted word
 
 class _Scan:
     """Where a character of a shell string stands: `state` is plain, single, double,
-    comment, backquote, arith (`$((...))`), param (a literal `${...}`) or test
+    comment, backquote, arith (`$((...))`, `((...))`), param (a literal `${...}`) or test
     (`[[ ... ]]`); `unsure` says why nothing after it can be placed, `dup` that
     this is the word after `>&`/`<&`, which bash expands a second time."""
 
@@ -306,6 +306,8 @@ class _Scan:
             self.dup, self.i = _DUP, self.i + 1
         elif self.s.startswith("$((", self.i):
             self.state, self.depth, self.i = "arith", 0, self.i + 2
+        elif pair == "((" and starts_word:  # bash's arithmetic command, `for ((...))`
+            self.state, self.depth, self.i = "arith", 0, self.i + 1
         elif pair == "[[" and starts_word:
             self.outer, self.state, self.i = "plain", "test", self.i + 1
 

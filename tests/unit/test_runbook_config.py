@@ -385,3 +385,15 @@ def test_a_value_in_an_http_path_or_query_stays_there(tmp_path: Path) -> None:
         made
         == "http://127.0.0.1:8000/x/a/b%3Fc%3Dd%26e%23f%20g?q=a%2Fb%3Fc%3Dd%26e%23f%20g#a%2Fb%3Fc%3Dd%26e%23f%20g"
     )
+
+
+def test_a_value_in_a_bash_arithmetic_command_must_be_an_integer(tmp_path: Path) -> None:
+    """bash's `(( ... ))` (and `for ((...))`) evaluates `a[$(cmd)]` even single-quoted."""
+    for shell in ("(( ${v} > 1 )) && echo big", "for ((i = 0; i < ${v}; i++)); do :; done"):
+        t = Template(shell, "rb.yaml: steps[0].exec.shell")
+        with pytest.raises(ConfigError, match=r"\$\{v\} is in \$\(\(\.\.\.\)\)"):
+            subst.shell(t, subst.Values({"v": "a[$(touch PWNED)]"}))
+        assert "5" in subst.shell(t, subst.Values({"v": "5"}))
+    if shutil.which("bash"):
+        t = Template("(( ${v} > 1 )) && echo big", "f: x")
+        assert _sh("bash", subst.shell(t, subst.Values({"v": "5"})), tmp_path) == "big\n"
