@@ -667,3 +667,30 @@ def test_a_second_ctrl_c_keeps_the_lease_of_a_host_still_in_its_step(project: Pr
     proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert ran(project, "web01") == [], "nothing after the step under way"
+
+
+def test_a_host_whose_lease_was_taken_while_it_waited_runs_nothing(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """web01's first step hands web03's lease to another run (as a deploy could once it
+    expired); renewing it while web03 waits finds that out: web03 fails as `locked` and
+    runs nothing, and the other run's lease is left alone."""
+    from fleetdist import runbooks as verb
+
+    real = verb.lock_spec
+    monkeypatch.setattr(
+        verb, "lock_spec", lambda *a, **k: dataclasses.replace(real(*a, **k), lease=3)
+    )
+    lock = project.host_root("web03") / ".fleetdist" / "lock"
+    steal = f"echo other-run > {lock}/run && echo 9999999999 > {lock}/expires"
+    write(
+        project,
+        "hosts: [web01, web03]\nstrategy: {batch: 1}\nsteps:\n"
+        f"  - {{name: steal, exec: {{shell: '{steal}'}}}}\n"
+        "  - {name: nap, wait: 2s}\n" + step("work"),
+    )
+    result = project.run("run", "rb", "-r", "hello", "--json")
+    hosts = {h["host"]: h for h in result.json()["hosts"]}
+    assert (hosts["web03"]["status"], hosts["web03"]["failed_step"]) == ("locked", "lease")
+    assert ran(project, "web03") == [] and ran(project, "web01") == ["work"]
+    assert (lock / "run").read_text() == "other-run\n"
