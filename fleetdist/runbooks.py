@@ -298,7 +298,31 @@ def _resumed(sel: Selection, req: RunRequest) -> tuple[str, dict[str, Any], list
         raise ConfigError(f"--resume: run {run_id} was a {header.get('action')}, not a runbook")
     if header.get("env") != sel.env:
         raise ConfigError(f"--resume: run {run_id} was for --env {header.get('env')}")
+    if problem := _header_problem(header):
+        raise ConfigError(f"{sel.project.runs / f'{run_id}.jsonl'}:1: {problem}")
     return run_id, header, events
+
+
+def _strings(value: object) -> bool:
+    """True for a mapping of strings to strings."""
+    items = value.items() if isinstance(value, dict) else ()
+    return isinstance(value, dict) and all(isinstance(x, str) for kv in items for x in kv)
+
+
+def _header_problem(header: dict[str, Any]) -> str | None:
+    """What in a runbook run's header `--resume` cannot take as written, or None (its host
+    names and ids are checked by `read_run`): the journal is a file anyone may edit."""
+    if not isinstance(header.get("inventory"), str) or not header["inventory"]:
+        return "inventory: expected the inventory file's path"
+    if not _strings(header.get("params", {})):
+        return "params: expected a mapping of param names to values"
+    if not header.get("hosts"):
+        return "hosts: expected the run's host names"
+    if not _strings(header.get("artifacts", {})):
+        return "artifacts: expected a mapping of recipes to artifact paths"
+    if not isinstance(header.get("default_recipe"), str | None):
+        return "default_recipe: expected a recipe name or nothing"
+    return None
 
 
 def _last(runs: Path, runbook: str, env: str) -> str:

@@ -195,8 +195,14 @@ def _command(command: Command, values: Values) -> Sh:
 
 
 def _http(kind: Http, body: Body, host: Host, values: Values, scope: Scope) -> Action:
-    url = subst.text(kind.url, values)
+    url = subst.url(kind.url, values)
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018  (a port that is not a number raises here, not at run time)
+    except ValueError:
+        raise ConfigError(
+            f"{kind.url.where} (host {host.name}): {url!r} is not an http(s) URL (bad port)"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{kind.url.where} (host {host.name}): {url!r} is not an http(s) URL")
     expect = subst.text(kind.body, values) if kind.body else None

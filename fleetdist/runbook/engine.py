@@ -69,7 +69,13 @@ class Engine:
         self.held: dict[str, list[str]] = {}  # host -> recipes whose lease it holds
         self.ready: set[str] = set()  # hosts connected with every lease taken
         self._lock = threading.Lock()
+        self.taken: dict[str, float] = {}  # host -> when its leases were last taken or renewed
+        self.busy: set[str] = set()  # hosts running their steps: only their own thread renews
+        self.lost: dict[str, tuple[str, str, str]] = {}  # idle hosts whose renewal failed
+        self._renewing = threading.Lock()
         self.allowed = setup.strategy.max_failures.allowed(len(setup.hosts))
+        lease = min((setup.recipes[k].options.lock.lease for k in setup.leases), default=0)
+        self.period = lease / 3 if lease else None  # renew a lease once this old
         deployers = {
             key: HostDeploy(
                 run,
@@ -86,6 +92,8 @@ class Engine:
             cwd=setup.cwd,
             yes=setup.yes,
             deployers=deployers,
+            renew=self._renew_own,
+            renew_every=min(60.0, self.period or 60.0),
         )
         for name in setup.hosts:
             outcome.hosts[name] = HostResult(name)
@@ -106,26 +114,29 @@ class Engine:
             else:
                 self._batches(names, set(todo))
         finally:
-            parallel(self._close, list(self.transports), self.s.strategy.parallel)
+            with self._renewing:  # after a second Ctrl-C some hosts may still be in a step:
+                idle = [n for n in self.transports if n not in self.busy]  # they keep theirs
+            parallel(self._close, idle, self.s.strategy.parallel)
             self.emit(Event("run_finished", data=self.outcome.to_json()))
         return self.outcome
 
     def _batches(self, names: list[str], todo: set[str]) -> None:
         batches = [
-            [n for n in batch if n in todo and n in self.ready]
-            for batch in self.s.strategy.batches.split(names)
+            (planned, [n for n in batch if n in todo and n in self.ready])
+            for planned, batch in enumerate(self.s.strategy.batches.split(names))
         ]
-        batches = [b for b in batches if b]
-        for index, batch in enumerate(batches):
+        batches = [(planned, b) for planned, b in batches if b]
+        for index, (planned, batch) in enumerate(batches):
             if index and self.s.strategy.pause:
-                time.sleep(self.s.strategy.pause)
+                self._pause(self.s.strategy.pause)
+            self._renew_idle()
             self.emit(Event("batch_started", data={"index": index, "hosts": batch, "verb": "run"}))
             self._run_batch(batch)
             self.emit(Event("batch_finished", data={"index": index}))
             if self._spent():
                 self._abort("failure budget exceeded (max_failures)")
                 return
-            if index == 0 and self._canary_failed(batch):
+            if planned == 0 and self._canary_failed(batch):  # not once the canary is done
                 self._abort("canary failed", budget=False)
                 return
 
@@ -186,6 +197,7 @@ class Engine:
                 self.emit(Event("stage", name, "failed", result.error, {"step": "lease"}))
                 return
             self.held[name].append(key)
+        self.taken[name] = time.monotonic()
         self.ready.add(name)
 
     def _lease(
@@ -205,6 +217,52 @@ class Engine:
         if not ran.ok:
             return "failed", "lease", f"host {host.name}: lease: {ran.tail()}"
         return None
+
+    def _pause(self, seconds: float) -> None:
+        """The pause between batches, renewing the waiting hosts' leases as it goes."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, self.period or left))
+            self._renew_idle()
+
+    def _due(self, name: str) -> bool:
+        """True if `name` holds leases taken more than a third of a lease ago."""
+        return (
+            self.period is not None
+            and bool(self.held.get(name))
+            and name in self.taken
+            and time.monotonic() - self.taken[name] >= self.period
+        )
+
+    def _renew(self, name: str) -> tuple[str, str, str] | None:
+        """Take the host's leases again (same run id: only the expiry moves), so a long
+        run does not outlive them; (status, step, error) if one was lost meanwhile."""
+        host, transport = self.s.hosts[name], self.transports[name]
+        for key in self.held[name]:
+            problem = self._lease(host, transport, self.s.recipes[key])
+            if problem:
+                return problem
+        self.taken[name] = time.monotonic()
+        return None
+
+    def _renew_own(self, name: str) -> str | None:
+        """Before each step of a running host, from its own thread (its transport is
+        free then); the error if its lease is lost, which fails the step."""
+        self._renew_idle()
+        problem = self._renew(name) if self._due(name) else None
+        return f"lease: {problem[2]}" if problem else None
+
+    def _renew_idle(self) -> None:
+        """Renew the leases of the hosts not running now (waiting for their batch, or
+        done); one whose lease was lost fails as `locked` when its batch comes."""
+        with self._renewing:
+            due = [n for n in self.held if n not in self.busy and n not in self.lost]
+            due = [n for n in due if self._due(n)]
+            for name, problem in parallel(
+                lambda n: (n, self._renew(n)), due, self.s.strategy.parallel
+            ):
+                if problem:
+                    self.lost[name] = problem
 
     def _close(self, name: str) -> None:
         """Give the run's leases back (only if still ours), then close; best effort."""
@@ -229,6 +287,13 @@ class Engine:
         with self._lock:
             if self._spent() or self.steps.stop.is_set():
                 return  # skipped: the budget was spent (or Ctrl-C) before this host started
+            with self._renewing:
+                lost = self.lost.get(name)  # its lease expired while it waited, and was taken
+                if lost is None:
+                    self.busy.add(name)
+            if lost is not None:
+                result.status, result.failed_step, result.error = lost
+                return
             result.status = "running"
         started = time.monotonic()
         try:
@@ -244,3 +309,5 @@ class Engine:
             self.steps.undo(name, done)
         finally:
             result.seconds = round(time.monotonic() - started, 3)
+            with self._renewing:
+                self.busy.discard(name)  # done: its leases are renewed with the idle ones

@@ -54,6 +54,10 @@ class Prior:
 NO_PRIOR = Prior()
 
 
+def _no_lease(name: str) -> str | None:
+    return None
+
+
 class HostSteps:
     """Runs steps for hosts whose transports are in `transports` (opened by the caller).
 
@@ -70,8 +74,12 @@ class HostSteps:
         cwd: Path,
         yes: bool = False,
         deployers: Mapping[str, HostDeploy] | None = None,
+        renew: Callable[[str], str | None] = _no_lease,
+        renew_every: float = 60.0,
     ) -> None:
         self.factory, self.emit, self.transports = factory, reporter, transports
+        self.renew = renew  # before each step: keep the host's lease; an error if lost
+        self.renew_every = renew_every  # and this often during a `wait` step
         self.cwd, self.yes, self.deployers = cwd, yes, dict(deployers or {})
         self.stop = threading.Event()  # set on Ctrl-C: no further step starts
 
@@ -90,6 +98,9 @@ class HostSteps:
                 record = StepResult(planned.name, "done", data=kept)
             elif self.stop.is_set():  # not started, and not undone: --resume goes on here
                 return records, done, StepResult(planned.name, "interrupted")
+            elif problem := self.renew(name):
+                record = StepResult(planned.name, "failed", error=problem)
+                self._failed(name, planned.name, problem)
             else:
                 record = self.step(name, planned, prior)
             records.append(record)
@@ -111,15 +122,7 @@ class HostSteps:
         record.data = done.data
         if not done.ok:
             record.status, record.error = "failed", done.error
-            self.emit(
-                Event(
-                    "stage",
-                    name,
-                    "failed",
-                    done.error or "",
-                    {"step": planned.name, "runbook_step": planned.name, "state": "failed"},
-                )
-            )
+            self._failed(name, planned.name, done.error or "")
         else:
             self._record(name, planned.name, "ok", **done.data)
         return record
@@ -138,6 +141,10 @@ class HostSteps:
             if not ended.ok:
                 record.error = f"undo: {ended.error}"
             self._record(name, planned.name, record.status, message=ended.error or "")
+
+    def _failed(self, host: str, step: str, error: str) -> None:
+        payload = {"step": step, "runbook_step": step, "state": "failed"}
+        self.emit(Event("stage", host, "failed", error, payload))
 
     def _record(self, host: str, step: str, state: str, message: str = "", **data: Any) -> None:
         """A step event the journal keeps (durably): what `--resume` reads back."""
@@ -183,12 +190,22 @@ class HostSteps:
             deadline = time.monotonic() + timeout if timeout else None
             return kinds.http(action, deadline, on_line)
         if isinstance(action, Sleep):
-            return kinds.sleep(action)
+            return self._sleep(name, action.seconds)
         if isinstance(action, Prompt):
             return kinds.prompt(action, yes=self.yes, host=name)
         if isinstance(action, DeployRelease):
             return self._deploy(name, action, before)
         return self._rollback(name, action, before)
+
+    def _sleep(self, name: str, seconds: float) -> Done:
+        """A `wait` step, a minute at a time, keeping the host's lease as it goes (a wait
+        may be longer than the lease)."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, self.renew_every))
+            if problem := self.renew(name):
+                return Done(False, problem)
+        return Done(True)
 
     def _remote(
         self, name: str, action: Remote, timeout: float | None, on_line: Callable[[str, str], None]

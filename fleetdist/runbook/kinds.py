@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetdist.errors import FleetdistError
-from fleetdist.runbook.actions import HttpGet, LocalRun, Prompt, Remote, Sleep, describe_get
+from fleetdist.runbook.actions import HttpGet, LocalRun, Prompt, Remote, describe_get
 from fleetdist.transport.base import LineSink, Transport
 
 _PROMPT = threading.Lock()  # one question at a time on the terminal
@@ -102,11 +102,6 @@ def _get(get: HttpGet) -> tuple[int, str, str]:
     except (OSError, ValueError) as exc:
         return 0, "", f"no answer ({exc})"
     return status, body.decode("utf-8", errors="replace"), f"status {status}"
-
-
-def sleep(action: Sleep) -> Done:
-    time.sleep(action.seconds)
-    return Done(True)
 
 
 def prompt(action: Prompt, *, yes: bool, host: str) -> Done:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetdist.config.fields import Fields, read_yaml
-from fleetdist.errors import ConfigError
+from fleetdist.errors import ConfigError, UsageError
 from fleetdist.orchestrate.batches import BatchPlan, FailureBudget
 from fleetdist.runbook import subst
 from fleetdist.runbook.model import (
@@ -38,6 +38,7 @@ from fleetdist.runbook.model import (
     Template,
     Wait,
 )
+from fleetdist.runbook.params import checked
 
 STEP_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)?")
@@ -135,9 +136,10 @@ def typed_default(param: Param, value: object, p: Fields) -> str:
     if isinstance(value, bool) is not (wanted is bool) or not isinstance(value, wanted):
         raise p.error("default", f"expected a {param.type}, got {type(value).__name__}")
     text = str(value).lower() if isinstance(value, bool) else str(value)
-    if param.pattern and not re.fullmatch(param.pattern, text):
-        raise p.error("default", f"{text!r} does not match the pattern {param.pattern!r}")
-    return text
+    try:  # as `--param` (and `--resume`, which gives the run's values again) checks it
+        return checked(param, text, "")
+    except UsageError as exc:
+        raise p.error("default", str(exc).removeprefix(": ")) from None
 
 
 # -- strategy -----------------------------------------------------------------

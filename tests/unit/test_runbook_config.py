@@ -117,6 +117,8 @@ def test_step_errors_name_the_field(tmp_path: Path, steps: str, message: str) ->
         ("x: {pattern: '('}", "params.x.pattern: not a regular expression"),
         ("host: {}", "params.host: param names are [a-z_][a-z0-9_]* and not 'host'"),
         ("x: {typo: 1}", "params.x.typo: unknown key"),
+        # a default --param could not give again (as --resume does) is refused at load
+        ("x: {type: int, default: 10000000000000000000}", "params.x.default: '1000"),
     ],
 )
 def test_param_declarations_are_checked(tmp_path: Path, params: str, message: str) -> None:
@@ -273,3 +275,125 @@ def test_fab_and_inv_run_a_runbook_like_fleetdist(rb_project: Project) -> None:
         [str(inv), "--help", "run"], cwd=rb_project.root, capture_output=True, text=True
     )
     assert proc.returncode == 0 and "Run RUNBOOK (runbooks/NAME.yaml or a path)" in proc.stdout
+
+
+SHELLS = [sh for sh in ("sh", "dash", "bash") if shutil.which(sh)]  # bash: a host's sh may be
+
+
+def _sh(shell: str, made: str, cwd: Path) -> str:
+    return subprocess.run([shell, "-c", made], cwd=cwd, capture_output=True, text=True).stdout
+
+
+@pytest.mark.parametrize("sh", SHELLS)
+def test_a_value_never_becomes_more_than_one_literal_word(tmp_path: Path, sh: str) -> None:
+    """A bare word would let bash brace-expand `{a,-n}` into two words, and make a value
+    `A=1` in command position an assignment: a value is always quoted in full."""
+    t = Template("printf '[%s]' {${v}} ${w}z", "rb.yaml: steps[0].exec.shell")
+    made = subst.shell(t, subst.Values({"v": "a,-n", "w": "x"}))
+    assert _sh(sh, made, tmp_path) == "[{a,-n}][xz]", made
+
+
+@pytest.mark.parametrize("sh", SHELLS)
+def test_a_value_in_arithmetic_must_be_an_integer(tmp_path: Path, sh: str) -> None:
+    """bash evaluates `a[$(cmd)]` in `$((...))` even inside single quotes: in arithmetic a
+    value may only be an integer, checked where it is resolved (naming field and host)."""
+    t = Template("echo $(( ${v} + 1 )) $(( (2 * ${v}) ))", "rb.yaml: steps[0].exec.shell")
+    assert _sh(sh, subst.shell(t, subst.Values({"v": "41"})), tmp_path) == "42 82\n"
+    assert _sh(sh, subst.shell(t, subst.Values({"v": "-3"})), tmp_path) == "-2 -6\n"
+    for bad in ("a[$(touch PWNED)]", "x=1", "", "1 + 1", "0x1f"):
+        with pytest.raises(ConfigError, match=r"steps\[0\]\.exec\.shell: \$\{v\} is in "):
+            subst.shell(t, subst.Values({"v": bad}))
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "shell",
+    [
+        "echo hi >&${v}",  # bash expands the word after >& twice
+        "echo hi 1>& '${v}'",
+        "echo hi >&x$(echo)${v}",
+        'cat <&"${v}"',
+        "echo $${HOME:${v}}",  # bash: a substring offset is arithmetic
+        "echo $${x:-'${v}'}",
+        "[[ ${v} -eq 1 ]]",  # bash: [[ ]] operands are arithmetic
+        "echo $\\\n${v}",  # bash: $'...' once the line continuation is gone
+        'echo "$\\\n${v}"',  # the value would name a variable
+    ],
+)
+def test_a_reference_where_bash_expands_twice_is_refused(shell: str) -> None:
+    t = Template(shell, "rb.yaml: steps[0].exec.shell")
+    with pytest.raises(ConfigError, match=r"steps\[0\]\.exec\.shell: \$\{v\} comes after "):
+        subst.contexts_of(t)
+
+
+@pytest.mark.parametrize("sh", SHELLS)
+def test_bash_double_expansions_would_have_run_the_value(tmp_path: Path, sh: str) -> None:
+    """What the refusals above prevent, shown as bash does it (dash does not)."""
+    for i, line in enumerate(["echo hi >&'$(touch P{})'", "echo $(( 'a[$(touch P{})]' ))"]):
+        subprocess.run([sh, "-c", line.format(i)], cwd=tmp_path, capture_output=True)
+    assert Path(sh).name != "bash" or len(list(tmp_path.iterdir())) == 2
+
+
+def test_a_value_no_command_can_carry_is_refused_before_anything_runs(
+    rb_project: Project,
+) -> None:
+    """A NUL would cut the command a host is sent short (or break the run half way on
+    the controller): refused when the run is planned, naming the field and the host."""
+    inv = rb_project.root / "inventories" / "local.yaml"
+    inv.write_text(inv.read_text().replace("role: web", 'role: web\n      odd: "a\\0b"'))
+    write(
+        rb_project.root,
+        "steps:\n  - {name: a, exec: [touch, ran]}\n"
+        "  - {name: b, exec: [echo, '${host.vars.odd}']}\n",
+    )
+    result = rb_project.run("run", "rb")
+    assert result.code == 2, result.err
+    assert result.err.strip().endswith(
+        "rb.yaml: steps[1].exec[1]: host web01: var 'odd' holds a NUL character, "
+        "which no command can carry"
+    )
+    assert not rb_project.fleet.exists()
+
+
+@pytest.mark.parametrize(
+    ("port", "message"),
+    [
+        ("80@evil.example", "${host.vars.port} is in the URL's host or port: '80@evil.example'"),
+        ("80/x", "${host.vars.port} is in the URL's host or port: '80/x'"),
+        ("eighty", "is not an http(s) URL (bad port)"),
+    ],
+)
+def test_a_value_cannot_move_an_http_step_to_another_host(
+    rb_project: Project, port: str, message: str
+) -> None:
+    """`http://127.0.0.1:${host.vars.port}/` must GET 127.0.0.1: a var that makes `80@evil`
+    of it (userinfo, then another host) or adds a path is refused before anything runs."""
+    inv = rb_project.root / "inventories" / "local.yaml"
+    inv.write_text(inv.read_text().replace("role: web", f"role: web\n      port: '{port}'"))
+    url = "http://127.0.0.1:${host.vars.port}/"
+    write(rb_project.root, f"steps:\n  - {{name: a, http: {{url: '{url}'}}}}\n")
+    result = rb_project.run("run", "rb", "--dry-run")
+    assert result.code == 2, result.err
+    assert "rb.yaml: steps[0].http.url" in result.err and message in result.err, result.err
+    assert "(host web01)" in result.err and result.err.count("\n") == 1
+
+
+def test_a_value_in_an_http_path_or_query_stays_there(tmp_path: Path) -> None:
+    t = Template("http://127.0.0.1:8000/x/${v}?q=${v}#${v}", "rb.yaml: steps[0].http.url")
+    made = subst.url(t, subst.Values({"v": "a/b?c=d&e#f g"}))
+    assert (
+        made
+        == "http://127.0.0.1:8000/x/a/b%3Fc%3Dd%26e%23f%20g?q=a%2Fb%3Fc%3Dd%26e%23f%20g#a%2Fb%3Fc%3Dd%26e%23f%20g"
+    )
+
+
+def test_a_value_in_a_bash_arithmetic_command_must_be_an_integer(tmp_path: Path) -> None:
+    """bash's `(( ... ))` (and `for ((...))`) evaluates `a[$(cmd)]` even single-quoted."""
+    for shell in ("(( ${v} > 1 )) && echo big", "for ((i = 0; i < ${v}; i++)); do :; done"):
+        t = Template(shell, "rb.yaml: steps[0].exec.shell")
+        with pytest.raises(ConfigError, match=r"\$\{v\} is in \$\(\(\.\.\.\)\)"):
+            subst.shell(t, subst.Values({"v": "a[$(touch PWNED)]"}))
+        assert "5" in subst.shell(t, subst.Values({"v": "5"}))
+    if shutil.which("bash"):
+        t = Template("(( ${v} > 1 )) && echo big", "f: x")
+        assert _sh("bash", subst.shell(t, subst.Values({"v": "5"})), tmp_path) == "big\n"

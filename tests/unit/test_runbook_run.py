@@ -8,7 +8,9 @@ working directory), so each test can see exactly what ran where, and in which or
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
+import json
 import os
 import re
 import shutil
@@ -519,7 +521,7 @@ def test_ctrl_c_stops_each_host_after_its_step_and_resume_goes_on(project: Proje
         project,
         "hosts: web\nstrategy: {canary: 1, batch: 2}\nsteps:\n"
         + step("before", undo=True)
-        + "  - {name: nap, wait: 2s}\n"
+        + "  - {name: nap, wait: 3.5s}\n"
         + step("after"),
     )
     env = {**os.environ, "FLEET_ROOT": str(project.fleet)}
@@ -545,3 +547,150 @@ def test_ctrl_c_stops_each_host_after_its_step_and_resume_goes_on(project: Proje
         ["before", "after"],
         ["before", "after"],
     ]
+
+
+def test_a_long_run_renews_the_leases_of_hosts_still_waiting(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a 4s lease, batches of one host each waiting 4.5s: web03 starts some 9s after the
+    leases were taken, and each host's wait outlasts the lease.  A lease is renewed once
+    older than a third of it (before each batch and step, and during a wait), so no host
+    ever finds its lease expired, where another deploy could have taken it over while the
+    run still counted on it."""
+    from fleetdist import runbooks as verb
+
+    real = verb.lock_spec
+    monkeypatch.setattr(
+        verb, "lock_spec", lambda *a, **k: dataclasses.replace(real(*a, **k), lease=4)
+    )
+    expires = "srv/apps/hello/.fleetdist/lock/expires"
+    live = f'test "$(cat {expires})" -gt "$(date +%s)" || {{ echo expired >&2; exit 1; }}'
+    write(
+        project,
+        "hosts: web\nstrategy: {batch: 1}\nsteps:\n"
+        f"  - {{name: live, exec: {{shell: '{live}'}}}}\n"
+        "  - {name: nap, wait: 4.5s}\n"
+        f"  - {{name: still, exec: {{shell: '{live}'}}}}\n",
+    )
+    result = project.run("run", "rb", "-r", "hello", "--json")
+    assert result.code == 0, result.err + result.out
+    assert "expired" not in result.err
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("inventory", None, "inventory: expected the inventory file's path"),
+        ("inventory", 5, "inventory: expected the inventory file's path"),
+        ("params", [1, 2], "params: expected a mapping of param names to values"),
+        ("params", {"v": ["x"]}, "params: expected a mapping of param names to values"),
+        ("hosts", [], "hosts: expected the run's host names"),
+        ("artifacts", ["x"], "artifacts: expected a mapping of recipes to artifact paths"),
+        ("default_recipe", 5, "default_recipe: expected a recipe name or nothing"),
+    ],
+)
+def test_a_tampered_journal_header_is_refused_in_one_line(
+    project: Project, field: str, value: object, message: str
+) -> None:
+    """The journal is a file anyone on the controller may edit: --resume reads its header
+    field by field, each problem one line naming the file and field, exit 2, no traceback."""
+    write(project, "params: {v: {default: x}}\nsteps:\n" + step("one", fail_if="fail-here"))
+    fail_on(project, "web01")
+    first = project.run("run", "rb", "--json")
+    assert first.code == 1, first.err
+    journal = project.root / ".fleetdist" / "runs" / f"{first.json()['run_id']}.jsonl"
+    lines = journal.read_text().splitlines()
+    header = json.loads(lines[0])
+    if value is None:
+        del header[field]
+    else:
+        header[field] = value
+    journal.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    result = project.run("run", "rb", "--resume", "last")
+    assert result.code == 2, result.err
+    assert f"{journal}:1: {message}" in result.err and result.err.count("\n") == 1, result.err
+
+
+def test_a_resumed_run_whose_canary_is_done_has_no_canary_batch(five: Project) -> None:
+    """The canary batch stops a run on any failure; when it finished before, the first
+    batch of the resumed run is an ordinary one, and the budget alone decides."""
+    write(
+        five,
+        "hosts: web\nstrategy: {canary: 1, batch: 2, max_failures: 1}\nsteps:\n"
+        + step("work", fail_if="fail-here"),
+    )
+    fail_on(five, "web02", "web03")
+    first = five.run("run", "rb", "-i", "five", "--json")
+    assert first.code == 3, first.err  # two failures: more than the budget of one
+    (five.fleet / "web03" / "fail-here").unlink()
+    result = five.run("run", "rb", "-i", "five", "--resume", "last", "--json")
+    assert result.code == 1, result.err  # web02 fails again: within the budget
+    doc = result.json()
+    assert doc["aborted"] is None
+    status = {h["host"]: h["status"] for h in doc["hosts"]}
+    assert status == {"web01": "ok", "web02": "failed", "web03": "ok", "web04": "ok", "web05": "ok"}
+
+
+@pytest.mark.parametrize("origin", ["controller", "host"])
+def test_an_http_url_is_requested_as_written_from_either_side(
+    project: Project, server: str, origin: str
+) -> None:
+    """curl globs `[1-2]` and `{a,b}` (two requests, an IPv6 `[::1]` a bad range) unless
+    told not to: from a host, the URL is GET as written, as the controller GETs it."""
+    get = f"{{url: '{server}/[1-2]', from: {origin}}}"
+    write(project, f"hosts: web01\nsteps:\n  - {{name: get, http: {get}}}\n")
+    result = project.run("run", "rb", "--json")
+    assert result.code == 1, result.err
+    assert "status 500, want 200" in result.json()["hosts"][0]["error"]
+
+
+def test_a_second_ctrl_c_keeps_the_lease_of_a_host_still_in_its_step(project: Project) -> None:
+    """A second SIGINT stops waiting for the running steps: the run ends at once, but a
+    host whose step still runs keeps the run's lease (as after a SIGKILL), rather than
+    having it given back (and its connection closed) under that step."""
+    write(project, "hosts: web01\nsteps:\n  - {name: nap, wait: 4s}\n" + step("after"))
+    env = {**os.environ, "FLEET_ROOT": str(project.fleet)}
+    argv = [sys.executable, "-m", "fleetdist.cli", "run", "rb", "--project", str(project.root)]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    runs = project.root / ".fleetdist" / "runs"
+    deadline = time.monotonic() + 60
+    while not list(runs.glob("*.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    journal = next(runs.glob("*.jsonl"))
+    _wait_for(journal, '"stage": "nap: started"')
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _wait_for(journal, '"kind": "run_finished"')
+    lock = project.host_root("web01") / ".fleetdist" / "lock" / "run"
+    assert lock.exists() and lock.read_text().strip() == journal.stem, "given back mid-step"
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert ran(project, "web01") == [], "nothing after the step under way"
+
+
+def test_a_host_whose_lease_was_taken_while_it_waited_runs_nothing(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """web01's first step hands web03's lease to another run (as a deploy could once it
+    expired); renewing it while web03 waits finds that out: web03 fails as `locked` and
+    runs nothing, and the other run's lease is left alone."""
+    from fleetdist import runbooks as verb
+
+    real = verb.lock_spec
+    monkeypatch.setattr(
+        verb, "lock_spec", lambda *a, **k: dataclasses.replace(real(*a, **k), lease=3)
+    )
+    lock = project.host_root("web03") / ".fleetdist" / "lock"
+    steal = f"echo other-run > {lock}/run && echo 9999999999 > {lock}/expires"
+    write(
+        project,
+        "hosts: [web01, web03]\nstrategy: {batch: 1}\nsteps:\n"
+        f"  - {{name: steal, exec: {{shell: '{steal}'}}}}\n"
+        "  - {name: nap, wait: 2s}\n" + step("work"),
+    )
+    result = project.run("run", "rb", "-r", "hello", "--json")
+    hosts = {h["host"]: h for h in result.json()["hosts"]}
+    assert (hosts["web03"]["status"], hosts["web03"]["failed_step"]) == ("locked", "lease")
+    assert ran(project, "web03") == [] and ran(project, "web01") == ["work"]
+    assert (lock / "run").read_text() == "other-run\n"

@@ -24,7 +24,7 @@ print(code)
 # http_get: one try; sets CODE (000 when nothing answered) and fills "$HTTP_OUT".
 http_get() {
     if command -v curl > /dev/null 2>&1; then
-        CODE=$(curl -sS -o "$HTTP_OUT" -w '%{http_code}' --max-time "$TIMEOUT" -- "$URL") || CODE=000
+        CODE=$(curl -sS --globoff -o "$HTTP_OUT" -w '%{http_code}' --max-time "$TIMEOUT" -- "$URL") || CODE=000
     elif command -v python3 > /dev/null 2>&1; then
         CODE=$(python3 -c "$HTTP_PY" "$URL" "$TIMEOUT" "$HTTP_OUT") || CODE=000
     else
