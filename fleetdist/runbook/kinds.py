@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetdist.errors import FleetdistError
+from fleetdist.report.console import clean
 from fleetdist.runbook.actions import HttpGet, LocalRun, Prompt, Remote, describe_get
 from fleetdist.transport.base import LineSink, Transport
 
@@ -110,7 +111,8 @@ def prompt(action: Prompt, *, yes: bool, host: str) -> Done:
         return Done(True, data={"confirmed": "--yes"})
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         return Done(False, f"pause: {action.message}: no terminal to confirm on (pass --yes)")
-    with _PROMPT:
-        print(f"[{host}] {action.message} (Enter to go on)", end=" ", file=sys.stderr, flush=True)
+    with _PROMPT:  # the message may hold param and host var values: no escape reaches the tty
+        line = f"[{host}] {clean(action.message)} (Enter to go on)"
+        print(line, end=" ", file=sys.stderr, flush=True)
         sys.stdin.readline()
     return Done(True)

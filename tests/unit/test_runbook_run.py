@@ -694,3 +694,26 @@ def test_a_host_whose_lease_was_taken_while_it_waited_runs_nothing(
     assert (hosts["web03"]["status"], hosts["web03"]["failed_step"]) == ("locked", "lease")
     assert ran(project, "web03") == [] and ran(project, "web01") == ["work"]
     assert (lock / "run").read_text() == "other-run\n"
+
+
+def test_a_pause_message_cannot_drive_the_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A message holds param and host var values: their escape sequences are shown, not run."""
+    import io
+    import sys
+
+    from fleetdist.runbook import kinds
+    from fleetdist.runbook.actions import Prompt
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Tty("\n"))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    done = kinds.prompt(Prompt("drain \x1b[2Jweb01\x07?"), yes=False, host="web01")
+    assert done.ok
+    shown = capsys.readouterr().err
+    assert "\x1b" not in shown and "\x07" not in shown
+    assert "drain ?[2Jweb01??" in shown
