@@ -510,3 +510,32 @@ def test_the_lease_of_a_dead_run_is_taken_over(fleet: Fleet) -> None:
     done = fleet.dist("--hosts", "web01", "--json")
     assert done.code == 0, done.err
     assert fleet.link("web01") is not None
+
+
+def test_a_recovery_that_died_half_way_is_finished_by_the_next(fleet: Fleet) -> None:
+    """`dist_recover` is itself killed after putting a `.dist` file back (here: its epoch
+    bump fails): the next recovery still restores that file, never deletes it."""
+    fleet.inventory()
+    assert fleet.dist("--hosts", "web01").code == 0
+    root = fleet.root("web01")
+    before, info = fleet.link("web01"), (root / "lib" / ".app.dist").read_text()
+    pending = root / ".fleetdist" / "dist" / ".fleetdist" / "switching"
+    pending.mkdir()
+    (pending / "0.dest").write_text(str(root / "lib" / "app") + "\n")
+    (pending / "0.link").write_text(f"{before}\n")
+    (pending / "0.info").write_text(info)
+    (pending / "id").write_text("dist-dead\n")
+    os.symlink("versions/app.9.deadbee", root / "lib" / ".tmp")
+    os.replace(root / "lib" / ".tmp", root / "lib" / "app")
+    (root / "lib" / ".app.dist").write_text("commit: deadbee\n")
+    os.rename(root / ".distman", root / ".distman.kept")
+    (root / ".distman").write_text("not a folder: the epoch cannot be written\n")
+    assert fleet.dist("--hosts", "web01").code == 1
+    assert pending.is_dir(), "the record stays until a recovery completes"
+    os.remove(root / ".distman")
+    os.rename(root / ".distman.kept", root / ".distman")
+    done = fleet.dist("--hosts", "web01", "--json")
+    assert done.code == 0, done.err
+    assert fleet.link("web01") == before
+    assert (root / "lib" / ".app.dist").read_text() == info
+    assert not pending.exists()

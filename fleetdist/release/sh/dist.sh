@@ -193,7 +193,10 @@ dist_recover() {
         if [ -d "$info" ] && [ ! -h "$info" ]; then
             : # not ours to replace (dist_info refused to write there too)
         elif [ -f "$p.info" ]; then
-            mv -fT "$p.info" "$info"
+            # a copy: the record stays whole until it is dropped, so a recovery
+            # killed here is redone by the next one, never read as "no file"
+            cp -p "$p.info" "$info.tmp.$$"
+            mv -fT "$info.tmp.$$" "$info"
         else
             rm -f "$info"
         fi
