@@ -19,6 +19,7 @@ from pathlib import Path
 from fleetdist.config.distman import DistError, DistFile
 from fleetdist.config.env import load_env
 from fleetdist.config.loader import load_inventory
+from fleetdist.config.names import dist_destination_problem
 from fleetdist.config.project import Project
 from fleetdist.config.schema import Host
 from fleetdist.distman import disk, engine, env, versions
@@ -124,10 +125,23 @@ def plans(
         mine = [
             t for t in plan_targets(dist_file, request, values, lambda _: None) if t.shown in shown
         ]
+        check_destinations(host, dist_file, {t.name for t in mine}, values)
         targets = tuple(host_targets(host, ready, mine))
         tests = tuple(fill(command, values) for command in dist_file.tests)
         out[host.name] = HostPlan(root, targets, tests)
     return out
+
+
+def check_destinations(
+    host: Host, dist_file: DistFile, names: set[str], values: Mapping[str, str]
+) -> None:
+    """Each destination of the targets `names` as written, `{VAR}` filled with the host's
+    values: `plan_targets` normalises it (a '..' vanishes), so this reads the text."""
+    for spec in dist_file.targets:
+        if spec.name in names:
+            text = env.resolve(str(spec.destination), values, f"<dest> for {spec.name}")
+            if problem := dist_destination_problem(text.replace("\\", "/")):
+                raise ConfigError(f"host {host.name}: target {spec.name}: {problem}")
 
 
 def host_values(

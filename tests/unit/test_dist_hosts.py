@@ -230,6 +230,33 @@ def test_names_that_cannot_cross_to_a_host_are_refused_first(
     assert not fleet.hosts.exists(), "nothing was sent"
 
 
+@pytest.mark.parametrize(
+    ("dest", "host_vars", "why"),
+    [
+        ("lib/tool", {}, "is not absolute on a host"),
+        ("{DEPLOY_ROOT}/{SUB}/tool", {"SUB": "../../../etc"}, "'..'"),
+        ("{DEPLOY_ROOT}/./bin/tool", {}, "'.'"),
+        ("{DEPLOY_ROOT}/{SUB}/tool", {"SUB": ".fleetdist/dist"}, "fleetdist's own"),
+        ("{DEPLOY_ROOT}/.fleetdist/dist/.fleetdist/x", {}, "fleetdist's own"),
+    ],
+)
+def test_a_destination_that_leaves_where_it_says_is_refused_first(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch, dest: str, host_vars: dict[str, str], why: str
+) -> None:
+    """A relative destination would be this machine's working directory on every host; a
+    `..` (from dist.json or a host's value) would land elsewhere than written; fleetdist's
+    own records are never a destination."""
+    monkeypatch.setenv("SUB", "lib")
+    dist = {**DIST, "targets": {"t": {"source": "tool.sh", "destination": dest}}}
+    write(fleet.repo / "dist.json", json.dumps(dist))
+    commit(fleet.repo, "hostile")
+    fleet.inventory(web01=host_vars)
+    done = fleet.dist("--hosts", "web01")
+    assert done.code == 2 and why in done.err and "web01" in done.err, done.err
+    assert len(done.err.strip().splitlines()) == 1
+    assert not fleet.hosts.exists(), "nothing was sent"
+
+
 def test_a_deploy_root_from_nowhere_is_refused(fleet: Fleet) -> None:
     inv = fleet.project / "inventories" / "local.yaml"
     doc = yaml.safe_load(inv.read_text())
