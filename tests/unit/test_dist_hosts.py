@@ -566,3 +566,17 @@ def test_a_recovery_that_died_half_way_is_finished_by_the_next(fleet: Fleet) -> 
     assert fleet.link("web01") == before
     assert (root / "lib" / ".app.dist").read_text() == info
     assert not pending.exists()
+
+
+def test_a_fifo_in_the_pipelines_result_is_refused_not_read(fleet: Fleet) -> None:
+    """A pipeline that leaves a fifo (or a device) would have the copy read it as a file:
+    forever, or whatever a writer sends.  It is refused in one line; nothing is sent."""
+    make = "mkfifo {output}/pipe && (timeout 5 sh -c 'echo fed > {output}/pipe' >/dev/null 2>&1 &)"
+    pipeline = {"mk": {"script": "cp -r {input}/. {output}/ && " + make}}
+    dist = {**DIST, "targets": {"app": {**DIST["targets"]["app"], "pipeline": pipeline}}}
+    write(fleet.repo / "dist.json", json.dumps(dist))
+    commit(fleet.repo, "a fifo")
+    fleet.inventory()
+    done = fleet.dist("--hosts", "web01")
+    assert done.code == 1 and "pipe: a fifo" in done.err, done.err
+    assert not fleet.hosts.exists(), "nothing was sent"
