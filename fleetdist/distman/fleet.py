@@ -100,8 +100,9 @@ def prepare(args: DistArgs, fleet: hostplan.FleetArgs) -> Prepared:
         raise DistError(f"{args.location} is not a directory")
     number, commit = choice(args)
     moving = number is not None or commit is not None or args.reset
-    dist_file = read_dist_file(location / FILENAME)
-    controller = env.lookup(location)
+    with _configuration():
+        dist_file = read_dist_file(location / FILENAME)
+        controller = env.lookup(location)
     hosts = hostplan.select(fleet, args.yes or args.dryrun)
     yes = ("1", "true", "yes")
     request = Request(
@@ -112,7 +113,8 @@ def prepare(args: DistArgs, fleet: hostplan.FleetArgs) -> Prepared:
         args.ignore_missing or controller.get("IGNORE_MISSING", "").lower() in yes,
         compat_pipeline=controller.get("FLEETDIST_DIST_COMPAT_PIPELINE", "") in yes,
     )
-    planned = plan_targets(dist_file, request, controller, lambda line: _say(f"WARNING: {line}"))
+    with _configuration():
+        planned = plan_targets(dist_file, request, controller, lambda w: _say(f"WARNING: {w}"))
     if not planned:
         raise DistError(f"No matching targets in {FILENAME}")
     git = read_git(location)
@@ -129,14 +131,26 @@ def prepare(args: DistArgs, fleet: hostplan.FleetArgs) -> Prepared:
         Console(_say, _no),
     )
     if moving:
-        per_host = hostplan.plans(dist_file, request, planned, hosts, location)
+        with _configuration():
+            per_host = hostplan.plans(dist_file, request, planned, hosts, location)
         decide = hostplan.mover(planned, ctx, number=number, commit=commit)
         return Prepared(args, hosts, ctx, planned, per_host, decide, True)
     if not args.force and (why := behind(location, git)):
         raise DistError(why)
     ready = check(planned, ctx, here=False)
-    per_host = hostplan.plans(dist_file, request, ready, hosts, location)
+    with _configuration():
+        per_host = hostplan.plans(dist_file, request, ready, hosts, location)
     return Prepared(args, hosts, ctx, ready, per_host, hostplan.decider(ready, ctx), False)
+
+
+@contextmanager
+def _configuration() -> Iterator[None]:
+    """A bad dist.json, distman.env or `{VAR}`: distman's exit 1, but across hosts a
+    configuration error (exit 2), as a bad recipe or inventory is."""
+    try:
+        yield
+    except DistError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def dist_hosts(

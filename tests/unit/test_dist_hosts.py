@@ -580,3 +580,26 @@ def test_a_fifo_in_the_pipelines_result_is_refused_not_read(fleet: Fleet) -> Non
     done = fleet.dist("--hosts", "web01")
     assert done.code == 1 and "pipe: a fifo" in done.err, done.err
     assert not fleet.hosts.exists(), "nothing was sent"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("{", "dist.json: failed to parse"),
+        (json.dumps({**DIST, "version": 2}), "dist.json: version: newer"),
+        (json.dumps({**DIST, "fleetdist": {"test": [1]}}), "dist.json: fleetdist.test[0]"),
+        (
+            json.dumps({**DIST, "targets": {"t": {"source": "a", "destination": "{NOPE}/t"}}}),
+            "Cannot resolve token: NOPE in <dest> for t",
+        ),
+    ],
+)
+def test_a_bad_dist_json_is_a_configuration_error_across_hosts(
+    fleet: Fleet, text: str, why: str
+) -> None:
+    """distman's exit 1 for a bad dist.json; across hosts it is exit 2, as a bad recipe."""
+    write(fleet.repo / "dist.json", text)
+    commit(fleet.repo, "bad")
+    done = fleet.dist("--hosts", "web01")
+    assert done.code == 2 and why in done.err, done.err
+    assert len(done.err.strip().splitlines()) == 1
