@@ -571,7 +571,8 @@ def test_a_recovery_that_died_half_way_is_finished_by_the_next(fleet: Fleet) -> 
 def test_a_fifo_in_the_pipelines_result_is_refused_not_read(fleet: Fleet) -> None:
     """A pipeline that leaves a fifo (or a device) would have the copy read it as a file:
     forever, or whatever a writer sends.  It is refused in one line; nothing is sent."""
-    make = "mkfifo {output}/pipe && (timeout 5 sh -c 'echo fed > {output}/pipe' >/dev/null 2>&1 &)"
+    feed = "import os; os.write(os.open('{output}/pipe', os.O_WRONLY), b'fed')"  # never O_CREAT
+    make = f'mkfifo {{output}}/pipe && (timeout 5 python3 -c "{feed}" >/dev/null 2>&1 &)'
     pipeline = {"mk": {"script": "cp -r {input}/. {output}/ && " + make}}
     dist = {**DIST, "targets": {"app": {**DIST["targets"]["app"], "pipeline": pipeline}}}
     write(fleet.repo / "dist.json", json.dumps(dist))
