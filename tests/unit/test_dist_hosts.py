@@ -604,3 +604,29 @@ def test_a_bad_dist_json_is_a_configuration_error_across_hosts(
     done = fleet.dist("--hosts", "web01")
     assert done.code == 2 and why in done.err, done.err
     assert len(done.err.strip().splitlines()) == 1
+
+
+def test_a_version_number_taken_meanwhile_is_never_used_twice(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local `fleetdist dist` makes `app.0.<other>` on the host after the probe read
+    its versions: the host's stage must not add a second version 0 beside it."""
+    from fleetdist.orchestrate.distrun import DistRollout
+
+    fleet.inventory()
+    versions = fleet.root("web01") / "lib" / "versions"
+    original = DistRollout._test
+
+    def local_dist_meanwhile(self: DistRollout, *args: Any) -> Any:
+        versions.mkdir(parents=True, exist_ok=True)
+        (versions / "app.0.1234567").mkdir(exist_ok=True)
+        return original(self, *args)
+
+    monkeypatch.setattr(DistRollout, "_test", local_dist_meanwhile)
+    done = fleet.dist("--hosts", "web01", "--json")
+    assert done.code == 1 and "app.0 appeared meanwhile" in done.err, done.err
+    assert sorted(p.name for p in versions.iterdir()) == ["app.0.1234567"]
+    monkeypatch.setattr(DistRollout, "_test", original)
+    assert fleet.dist("--hosts", "web01").code == 0
+    head = git(fleet.repo, "rev-parse", "--short=7", "HEAD")
+    assert fleet.link("web01") == f"versions/app.1.{head}"

@@ -63,15 +63,29 @@ dist_same() {
     fi
 }
 
-# dist_place SLOT DEST FILE [OLDER...]: make versions/FILE beside DEST from the
-# payload's SLOT, unless it exists (MADE=0), or unless one of the OLDER versions
-# (`match: content`, newest first) holds the same tree: then that one is used
-# (PLACED, and "@@dmatch SLOT OLDER" tells the controller).  A version appears by
-# one rename of a complete copy.
+# dist_taken VERSIONS NUMBERED: true if VERSIONS holds NUMBERED (`NAME.N`) or
+# NUMBERED.COMMIT: that number is used (read exactly: `NAME.N.0.x` is target
+# `NAME.N`'s, not ours).
+dist_taken() {
+    for v in "$1/$2" "$1/$2".*; do
+        [ -e "$v" ] || [ -h "$v" ] || continue
+        t=${v#"$1/$2"}
+        case $t in .*.*) ;; *) return 0 ;; esac
+    done
+    return 1
+}
+
+# dist_place SLOT DEST FILE NUMBERED [OLDER...]: make versions/FILE (FILE is
+# NUMBERED.COMMIT, or NUMBERED) beside DEST from the payload's SLOT, unless it
+# exists (MADE=0), or unless one of the OLDER versions (`match: content`, newest
+# first) holds the same tree: then that one is used (PLACED, and "@@dmatch SLOT
+# OLDER" tells the controller).  A version appears by one rename of a complete
+# copy, under the folder's flock, and only if its number is still free: the
+# controller chose it from the probe, and a local dist may have taken it since.
 # shellcheck disable=SC2034 # MADE and PLACED are this function's results
 dist_place() {
     MADE=0 PLACED=$3
-    s=$1 dir=${2%/*}
+    s=$1 dir=${2%/*} numbered=$4
     vers=$dir/versions
     if [ -e "$vers/$3" ] || [ -h "$vers/$3" ]; then return 0; fi
     if [ ! -e "$REL/$ID/$s" ] && [ ! -h "$REL/$ID/$s" ]; then
@@ -79,7 +93,7 @@ dist_place() {
         die "the uploaded payload has no slot $s (a version was deleted meanwhile?): run again"
     fi
     tmp="$vers/.${2##*/}.tmp.$RUN"
-    shift 3
+    shift 4
     for old in "$@"; do
         if dist_same "$REL/$ID/$s" "$vers/$old"; then
             PLACED=$old
@@ -92,7 +106,16 @@ dist_place() {
     mv -T "$REL/$ID/$s" "$tmp"
     # Under the flock a local `fleetdist dist` holds on the folder for its whole
     # run, so one run's numbering never races the other's.
-    flock -w 600 "$dir" mv -T "$tmp" "$vers/$PLACED" 3>&- 9>&-
+    exec 8< "$dir"
+    flock -w 600 8 || die "$dir stayed locked for 600s (a local dist?): run again"
+    if dist_taken "$vers" "$numbered"; then
+        exec 8<&-
+        mv -T "$tmp" "$REL/$ID/$s"
+        dist_unmake
+        die "version $numbered appeared meanwhile in $vers (a local dist?): run again"
+    fi
+    mv -T "$tmp" "$vers/$PLACED"
+    exec 8<&-
     MADE=1
 }
 
