@@ -630,3 +630,26 @@ def test_a_version_number_taken_meanwhile_is_never_used_twice(
     assert fleet.dist("--hosts", "web01").code == 0
     head = git(fleet.repo, "rev-parse", "--short=7", "HEAD")
     assert fleet.link("web01") == f"versions/app.1.{head}"
+
+
+def test_a_move_on_a_host_where_one_target_has_no_versions_moves_the_others(
+    fleet: Fleet,
+) -> None:
+    """As distman: `-n` leaves a target without versions alone, and moves the rest."""
+    fleet.inventory()
+    assert fleet.dist("--hosts", "web01").code == 0
+    first = fleet.link("web01")
+    write(fleet.repo / "app" / "a.txt", "v2\n")
+    commit(fleet.repo, "second")
+    assert fleet.dist("--hosts", "web01").code == 0
+    tool = fleet.root("web01") / "bin"
+    for p in (tool / "tool", tool / ".tool.dist"):
+        p.unlink()
+    for p in (tool / "versions").iterdir():
+        p.rmdir() if p.is_dir() else p.unlink()
+    done = fleet.dist("-n", "0", "--hosts", "web01", "--json")
+    assert done.code == 0, done.err
+    assert fleet.link("web01") == first
+    again = fleet.dist("-n", "0", "--hosts", "web01", "--json")
+    assert again.code == 0, again.err
+    assert again.json()["hosts"][0]["status"] == "unchanged"
