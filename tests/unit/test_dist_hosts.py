@@ -653,3 +653,16 @@ def test_a_move_on_a_host_where_one_target_has_no_versions_moves_the_others(
     again = fleet.dist("-n", "0", "--hosts", "web01", "--json")
     assert again.code == 0, again.err
     assert again.json()["hosts"][0]["status"] == "unchanged"
+
+
+@pytest.mark.parametrize("cache_root", [ROOT, ROOT + "/cache", "/srv"])
+def test_a_cache_root_overlapping_the_deploy_root_is_refused(fleet: Fleet, cache_root: str) -> None:
+    """A cache inside the deploy root would copy itself into itself, level after level;
+    one holding it, or the root itself, would copy onto what it reads."""
+    fleet.inventory(web01={"CACHE_ROOT": cache_root})
+    assert fleet.dist("--hosts", "web01").code == 0
+    fleet.capsys.readouterr()
+    code = main(["cache", "--project", str(fleet.project), "--hosts", "web01"])
+    err = fleet.capsys.readouterr().err
+    assert code == 2 and "host web01" in err and "overlap" in err, err
+    assert not (fleet.root("web01") / "cache").exists()
