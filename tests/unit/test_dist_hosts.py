@@ -666,3 +666,50 @@ def test_a_cache_root_overlapping_the_deploy_root_is_refused(fleet: Fleet, cache
     err = fleet.capsys.readouterr().err
     assert code == 2 and "host web01" in err and "overlap" in err, err
     assert not (fleet.root("web01") / "cache").exists()
+
+
+KILLER = """#!/bin/sh
+# date, except on a switch's epoch bump: kill -9 every sh above (the whole host script)
+if [ "$1" = "+%s%N" ] && [ ! -e "$KILLED" ]; then
+    : > "$KILLED"
+    p=$PPID
+    while [ "$p" -gt 1 ] && [ "$(cat /proc/$p/comm)" = sh ]; do
+        next=$(cut -d' ' -f4 /proc/$p/stat)
+        kill -9 "$p"
+        p=$next
+    done
+    exit 1
+fi
+exec /bin/date "$@"
+"""
+
+
+def test_a_switch_killed_before_its_epoch_is_undone_links_dist_files_and_epoch(
+    fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host script is killed (-9) after moving every link and `.dist` file, before
+    the epoch: the next run's probe puts links and files back and bumps the epoch."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc")
+    fleet.inventory()
+    assert fleet.dist("--hosts", "web01").code == 0
+    root = fleet.root("web01")
+    before = {rel: fleet.link("web01", rel) for rel in ("lib/app", "bin/tool")}
+    infos = {p: (root / p).read_text() for p in ("lib/.app.dist", "bin/.tool.dist")}
+    epoch = (root / ".distman" / "epoch").read_text()
+    write(fleet.repo / "app" / "a.txt", "v2\n")
+    commit(fleet.repo, "second")
+    bin_dir = tmp_path / "killer"
+    write(bin_dir / "date", KILLER, 0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("KILLED", str(tmp_path / "killed"))
+    killed = fleet.dist("--hosts", "web01")
+    assert killed.code == 1 and (tmp_path / "killed").exists(), killed.err
+    assert fleet.link("web01") != before["lib/app"], "the kill came after the links moved"
+    fleet.inventory(web01={"MUST": "broken"})  # the next run recovers, then stops at its test
+    again = fleet.dist("--hosts", "web01", "--json")
+    assert again.code == 1 and "in-place test failed" in again.err
+    assert {rel: fleet.link("web01", rel) for rel in before} == before
+    assert {p: (root / p).read_text() for p in infos} == infos
+    assert (root / ".distman" / "epoch").read_text() != epoch
+    assert not (root / ".fleetdist" / "dist" / ".fleetdist" / "switching").exists()
