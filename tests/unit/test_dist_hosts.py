@@ -713,3 +713,18 @@ def test_a_switch_killed_before_its_epoch_is_undone_links_dist_files_and_epoch(
     assert {p: (root / p).read_text() for p in infos} == infos
     assert (root / ".distman" / "epoch").read_text() != epoch
     assert not (root / ".fleetdist" / "dist" / ".fleetdist" / "switching").exists()
+
+
+def test_a_symlinked_folder_into_fleetdists_records_is_refused_on_the_host(
+    fleet: Fleet,
+) -> None:
+    """`lib` on the host is a link into `.fleetdist`: the controller checked the path as
+    text, so the host checks where the folder really is before it writes there."""
+    fleet.inventory()
+    root = fleet.root("web01")
+    (root / ".fleetdist" / "dist").mkdir(parents=True)
+    os.symlink(".fleetdist/dist", root / "lib")
+    done = fleet.dist("--hosts", "web01", "--json")
+    assert done.code == 1 and "fleetdist's own records" in done.err, done.err
+    assert not (root / ".fleetdist" / "dist" / "versions").exists()
+    assert not (root / ".fleetdist" / "dist" / "app").is_symlink()

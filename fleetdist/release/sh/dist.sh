@@ -63,6 +63,20 @@ dist_same() {
     fi
 }
 
+# dist_outside DIR: stop unless DIR (its nearest existing folder, resolved) lies
+# outside fleetdist's own records ("$R"'s parent): the controller checked the
+# path as text, but a symlinked folder on the host could lead in there.
+dist_outside() {
+    d=$1
+    while [ ! -d "$d" ]; do
+        d=${d%/*}
+        d=${d:-/}
+    done
+    real=$(cd "$d" && pwd -P) || die "$1: cannot read where it leads"
+    ours=$(mkdir -p "${R%/*}" && cd "${R%/*}" && pwd -P) || die "${R%/*}: cannot read it"
+    case $real/ in "$ours"/*) die "$1 leads into fleetdist's own records ($real): refused" ;; esac
+}
+
 # dist_taken VERSIONS NUMBERED: true if VERSIONS holds NUMBERED (`NAME.N`) or
 # NUMBERED.COMMIT: that number is used (read exactly: `NAME.N.0.x` is target
 # `NAME.N`'s, not ours).
@@ -87,6 +101,7 @@ dist_place() {
     MADE=0 PLACED=$3
     s=$1 dir=${2%/*} numbered=$4
     vers=$dir/versions
+    dist_outside "$dir"
     if [ -e "$vers/$3" ] || [ -h "$vers/$3" ]; then return 0; fi
     if [ ! -e "$REL/$ID/$s" ] && [ ! -h "$REL/$ID/$s" ]; then
         rm -rf -- "${REL:?}/$ID"
@@ -138,8 +153,10 @@ dist_test_failed() {
     die "$1"
 }
 
-# dist_linkable DEST: DEST is a link or nothing (a file or directory stays put).
+# dist_linkable DEST: DEST is a link or nothing (a file or directory stays put), in a
+# folder outside fleetdist's records.
 dist_linkable() {
+    dist_outside "${1%/*}"
     if [ -e "$1" ] && [ ! -h "$1" ]; then
         die "$1 is not a symlink: fleetdist will not replace it (move it away first)"
     fi
