@@ -168,6 +168,7 @@ def dist_hosts(
         "inventory": hosts.sel.inventory,
         "hosts": [h.name for h in hosts.hosts],
         "dist": dataclasses.asdict(args),
+        "commit": ready.ctx.git.head or None,  # what `--resume` must find checked out
         "fleet": {"env": fleet.env, "options": fleet.options.flags()},
     }
     if ready.moving:
@@ -297,6 +298,8 @@ def resume(run: str, fleet: hostplan.FleetArgs, reporter: Reporter) -> FleetOutc
         raise ConfigError(f"--resume: run {run} was a {header.get('action')}, not a dist")
     saved = header["dist"]
     args = DistArgs(**{**saved, "target": tuple(saved["target"]) if saved["target"] else None})
+    if header["action"] == "dist":  # a move names versions the hosts already hold
+        _same_commit(run, header.get("commit"), Path(args.location))
     again = dataclasses.replace(
         fleet,
         hosts=tuple(header["hosts"]),
@@ -315,3 +318,16 @@ def resume(run: str, fleet: hostplan.FleetArgs, reporter: Reporter) -> FleetOutc
         ),
     )
     return dist_hosts(args, again, reporter, run_id=run)
+
+
+def _same_commit(run: str, recorded: object, location: Path) -> None:
+    """A resumed run dists the commit it started with, or nothing: after a new commit it
+    would link that one on the hosts left, beside hosts holding the old one."""
+    if not isinstance(recorded, str):
+        return  # outside git, or a journal from before the commit was recorded
+    head = read_git(location).head if location.is_dir() else ""
+    if head != recorded:
+        raise ConfigError(
+            f"--resume: run {run} disted commit {recorded[:7]}, but HEAD of {location} is "
+            f"{head[:7] or 'not a commit'} now: check out {recorded[:7]} or start a new run"
+        )

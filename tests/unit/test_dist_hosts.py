@@ -728,3 +728,16 @@ def test_a_symlinked_folder_into_fleetdists_records_is_refused_on_the_host(
     assert done.code == 1 and "fleetdist's own records" in done.err, done.err
     assert not (root / ".fleetdist" / "dist" / "versions").exists()
     assert not (root / ".fleetdist" / "dist" / "app").is_symlink()
+
+
+def test_resume_refuses_a_repo_that_moved_on(fleet: Fleet) -> None:
+    """`--resume` finishes the dist it names: after a new commit it would link that one
+    on the hosts left, beside hosts holding the old one, under the same run."""
+    first = fleet.dist("--hosts", "web*", "--json")
+    assert first.code == 1
+    write(fleet.repo / "app" / "a.txt", "v2\n")
+    commit(fleet.repo, "second")
+    fleet.inventory()
+    done = fleet.dist("--resume", "last")
+    assert done.code == 2 and "--resume" in done.err and "HEAD" in done.err, done.err
+    assert fleet.link("web02") is None
