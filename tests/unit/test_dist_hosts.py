@@ -669,15 +669,16 @@ def test_a_cache_root_overlapping_the_deploy_root_is_refused(fleet: Fleet, cache
 
 
 KILLER = """#!/bin/sh
-# date, except on a switch's epoch bump: kill -9 every sh above (the whole host script)
+# date, except on a switch's epoch bump: kill -9 every sh above (the whole host script),
+# the outermost first, so no subshell's death is seen by a parent still running
 if [ "$1" = "+%s%N" ] && [ ! -e "$KILLED" ]; then
     : > "$KILLED"
-    p=$PPID
+    p=$PPID pids=""
     while [ "$p" -gt 1 ] && [ "$(cat /proc/$p/comm)" = sh ]; do
-        next=$(cut -d' ' -f4 /proc/$p/stat)
-        kill -9 "$p"
-        p=$next
+        pids="$p $pids"
+        p=$(cut -d' ' -f4 /proc/$p/stat)
     done
+    kill -9 $pids
     exit 1
 fi
 exec /bin/date "$@"
