@@ -44,10 +44,44 @@ ROOT_VARS = ("DEPLOY_ROOT", "ROOT")
 _TOKEN = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def fill(command: str, values: Mapping[str, str]) -> str:
+_PLAIN = re.compile(r"[A-Za-z0-9._/:=@%+,-]*")  # the same text in any shell quoting
+
+
+def fill(command: str, values: Mapping[str, str], where: str = "") -> str:
     """An in-place test with each `{VAR}` the host has a value for filled in (quoted:
-    a value is data, never shell); any other `{word}` stays as written (`awk '{print}'`)."""
-    return _TOKEN.sub(lambda m: shlex.quote(values[m[1]]) if m[1] in values else m[0], command)
+    a value is data, never shell); any other `{word}` stays as written (`awk '{print}'`).
+
+    Inside the author's own quotes a quoted value would close them (`"'$(x)'"` runs
+    x), so there only plain text is filled in, and anything else is a ConfigError.
+    """
+    out, quote, i = [], "", 0
+    while i < len(command):
+        token = _TOKEN.match(command, i)
+        if token and token[1] in values:
+            out.append(_filled(command, token[1], values[token[1]], quote, where))
+            i = token.end()
+            continue
+        c = command[i]
+        if c == "\\" and quote != "'":  # escapes the next character, outside '...'
+            out.append(command[i : i + 2])
+            i += 2
+            continue
+        if c in "'\"" and quote in ("", c):
+            quote = "" if quote else c
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _filled(command: str, name: str, value: str, quote: str, where: str) -> str:
+    if not quote:
+        return shlex.quote(value)
+    if _PLAIN.fullmatch(value):
+        return value
+    raise ConfigError(
+        f"{where}test {command!r}: {{{name}}} is inside quotes and its value {value!r} is "
+        "not plain text (letters, digits and ._/:=@%+,-): write it unquoted, fleetdist quotes it"
+    )
 
 
 @dataclass(frozen=True)
@@ -127,7 +161,8 @@ def plans(
         ]
         check_destinations(host, dist_file, {t.name for t in mine}, values)
         targets = tuple(host_targets(host, ready, mine))
-        tests = tuple(fill(command, values) for command in dist_file.tests)
+        where = f"host {host.name}: dist.json fleetdist.test: "
+        tests = tuple(fill(command, values, where) for command in dist_file.tests)
         out[host.name] = HostPlan(root, targets, tests)
     return out
 

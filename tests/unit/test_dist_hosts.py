@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from fleetdist.cli import main
+from fleetdist.errors import ConfigError
 from fleetdist.release.distfacts import parse_facts
 
 from .distman_repo import commit, git, isolate, snapshot, write
@@ -742,3 +743,36 @@ def test_resume_refuses_a_repo_that_moved_on(fleet: Fleet) -> None:
     done = fleet.dist("--resume", "last")
     assert done.code == 2 and "--resume" in done.err and "HEAD" in done.err, done.err
     assert fleet.link("web02") is None
+
+
+@pytest.mark.parametrize("command", ['test "{MUST}" = ok', "test '{MUST}' = ok"])
+def test_a_host_value_inside_quotes_in_a_test_never_runs(
+    fleet: Fleet, tmp_path: Path, command: str
+) -> None:
+    """A quoted value inside the author's own quotes closes them: `"'$(cmd)'"` runs cmd.
+    Inside quotes only plain text is filled in; anything else is refused before any
+    host is touched."""
+    pwned = tmp_path / "pwned"
+    write(fleet.repo / "dist.json", json.dumps({**DIST, "fleetdist": {"test": [command]}}))
+    commit(fleet.repo, "quoted")
+    fleet.inventory(web01={"MUST": f"$(touch {pwned})"})
+    done = fleet.dist("--hosts", "web01")
+    assert not pwned.exists()
+    assert done.code == 2 and "web01" in done.err and "{MUST}" in done.err, done.err
+    assert not fleet.hosts.exists()
+    fleet.inventory()
+    assert fleet.dist("--hosts", "web01").code == 0, "plain values fill quotes as written"
+
+
+def test_fill_reads_the_shell_quoting_around_each_token() -> None:
+    from fleetdist.distman.hostplan import fill
+
+    values = {"A": "a b", "P": "plain-1.0"}
+    assert (
+        fill("echo {A} '{P}' \"{P}\" '{print}'", values)
+        == "echo 'a b' 'plain-1.0' \"plain-1.0\" '{print}'"
+    )
+    assert fill('echo \\"{A}', values) == "echo \\\"'a b'"
+    assert fill('echo "it\'s {A}"', {"A": "x"}) == 'echo "it\'s x"'
+    with pytest.raises(ConfigError, match=r"\{A\} is inside quotes"):
+        fill('echo "{A}"', values)
