@@ -776,3 +776,19 @@ def test_fill_reads_the_shell_quoting_around_each_token() -> None:
     assert fill('echo "it\'s {A}"', {"A": "x"}) == 'echo "it\'s x"'
     with pytest.raises(ConfigError, match=r"\{A\} is inside quotes"):
         fill('echo "{A}"', values)
+
+
+def test_a_recorded_link_text_comes_back_exactly(fleet: Fleet) -> None:
+    """A link that pointed elsewhere, its text starting and ending with a space: the
+    recovery puts that text back, not a trimmed one."""
+    fleet.inventory()
+    assert fleet.dist("--hosts", "web01").code == 0
+    root = fleet.root("web01")
+    pending = root / ".fleetdist" / "dist" / ".fleetdist" / "switching"
+    pending.mkdir()
+    (pending / "0.dest").write_text(str(root / "lib" / "app") + "\n")
+    (pending / "0.link").write_text(" ../elsewhere/app \n")
+    (pending / "id").write_text("dist-dead\n")
+    fleet.inventory(web01={"MUST": "broken"})  # recover, then stop at the test
+    assert fleet.dist("--hosts", "web01").code == 1
+    assert fleet.link("web01") == " ../elsewhere/app "

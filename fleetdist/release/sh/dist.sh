@@ -221,7 +221,7 @@ dist_recover() {
         case $dest in /*) ;; *) continue ;; esac
         if [ -f "$p.link" ]; then
             old=""
-            read -r old < "$p.link" || true
+            IFS= read -r old < "$p.link" || true # the text as it was, spaces and all
             tmp="${dest%/*}/.${dest##*/}.link.$$"
             rm -f "$tmp"
             ln -s "$old" "$tmp"
