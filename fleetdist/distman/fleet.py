@@ -114,7 +114,9 @@ def prepare(args: DistArgs, fleet: hostplan.FleetArgs) -> Prepared:
         compat_pipeline=controller.get("FLEETDIST_DIST_COMPAT_PIPELINE", "") in yes,
     )
     with _configuration():
-        planned = plan_targets(dist_file, request, controller, lambda w: _say(f"WARNING: {w}"))
+        planned = plan_targets(
+            dist_file, request, hostplan.HostsKnow(controller), lambda w: _say(f"WARNING: {w}")
+        )
     if not planned:
         raise DistError(f"No matching targets in {FILENAME}")
     git = read_git(location)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fleetdist.config.distman import DistError, DistFile
 from fleetdist.config.env import load_env
@@ -82,6 +83,30 @@ def _filled(command: str, name: str, value: str, quote: str, where: str) -> str:
         f"{where}test {command!r}: {{{name}}} is inside quotes and its value {value!r} is "
         "not plain text (letters, digits and ._/:=@%+,-): write it unquoted, fleetdist quotes it"
     )
+
+
+class HostsKnow(Mapping[str, str]):
+    """This machine's values for planning targets across hosts: a `{VAR}` only the hosts
+    know stands for itself here, since this machine links nothing (each host's plan
+    resolves it with that host's values, or fails naming the host)."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self.known = values
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> str:
+        return self.known.get(key, "{" + key + "}")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.known.get(key, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.known)
+
+    def __len__(self) -> int:
+        return len(self.known)
 
 
 @dataclass(frozen=True)
@@ -156,9 +181,11 @@ def plans(
     for host in fleet.hosts:
         values = host_values(host, stack, fleet.env, os.environ)
         root = deploy_root(host, values)
-        mine = [
-            t for t in plan_targets(dist_file, request, values, lambda _: None) if t.shown in shown
-        ]
+        try:
+            found = plan_targets(dist_file, request, values, lambda _: None)
+        except DistError as exc:
+            raise ConfigError(f"host {host.name}: {exc}") from None
+        mine = [t for t in found if t.shown in shown]
         check_destinations(host, dist_file, {t.name for t in mine}, values)
         targets = tuple(host_targets(host, ready, mine))
         where = f"host {host.name}: dist.json fleetdist.test: "

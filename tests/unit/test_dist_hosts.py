@@ -591,8 +591,10 @@ def test_a_fifo_in_the_pipelines_result_is_refused_not_read(fleet: Fleet) -> Non
         (json.dumps({**DIST, "version": 2}), "dist.json: version: newer"),
         (json.dumps({**DIST, "fleetdist": {"test": [1]}}), "dist.json: fleetdist.test[0]"),
         (
-            json.dumps({**DIST, "targets": {"t": {"source": "a", "destination": "{NOPE}/t"}}}),
-            "Cannot resolve token: NOPE in <dest> for t",
+            json.dumps(
+                {**DIST, "targets": {"t": {"source": "tool.sh", "destination": "{NOPE}/t"}}}
+            ),
+            "host web01: Cannot resolve token: NOPE in <dest> for t",
         ),
     ],
 )
@@ -792,3 +794,24 @@ def test_a_recorded_link_text_comes_back_exactly(fleet: Fleet) -> None:
     fleet.inventory(web01={"MUST": "broken"})  # recover, then stop at the test
     assert fleet.dist("--hosts", "web01").code == 1
     assert fleet.link("web01") == " ../elsewhere/app "
+
+
+def test_a_token_only_the_hosts_know_resolves_on_each_host(fleet: Fleet) -> None:
+    """`{ROLE}` in a destination comes from each host's inventory vars; this machine has
+    no ROLE, and needs none: it never links anything itself."""
+    dist = {
+        **DIST,
+        "targets": {"app": {"source": "app", "destination": "{DEPLOY_ROOT}/{ROLE}/app"}},
+    }
+    write(fleet.repo / "dist.json", json.dumps(dist))
+    commit(fleet.repo, "per-host folder")
+    fleet.inventory(web01={"ROLE": "front"}, web02={"ROLE": "back"})
+    done = fleet.dist("--hosts", "web01,web02")
+    assert done.code == 0, done.err
+    assert fleet.link("web01", "front/app") is not None
+    assert fleet.link("web02", "back/app") is not None
+    status = _view(fleet, "status", "-H", "web01")
+    assert status.code == 0, status.err
+    assert status.json()["hosts"][0]["targets"][0]["link"].endswith("/front/app")
+    lacking = fleet.dist("--hosts", "web03")
+    assert lacking.code == 2 and "host web03" in lacking.err and "ROLE" in lacking.err
