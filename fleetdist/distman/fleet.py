@@ -31,7 +31,7 @@ from fleetdist.config.distman import FILENAME, DistError, read_dist_file
 from fleetdist.config.project import Project
 from fleetdist.distman import env, hostplan
 from fleetdist.distman.api import DistArgs, choice, int_env
-from fleetdist.distman.engine import Console, Context, DistFlags, check
+from fleetdist.distman.engine import Console, Context, DistFlags, check, info_fields
 from fleetdist.distman.files import copy_source
 from fleetdist.distman.gitinfo import behind, read_git
 from fleetdist.distman.pipeline import run_pipeline
@@ -42,6 +42,7 @@ from fleetdist.orchestrate.runner import Uploads
 from fleetdist.orchestrate.stale import stale_run
 from fleetdist.orchestrate.work import HostJob, RolloutOptions
 from fleetdist.release import steps
+from fleetdist.release.distlayout import Version
 from fleetdist.release.diststeps import state_layout
 from fleetdist.report import ledger
 from fleetdist.report.events import Reporter, fan_out
@@ -132,6 +133,7 @@ def prepare(args: DistArgs, fleet: hostplan.FleetArgs) -> Prepared:
         ),
         Console(_say, _no),
     )
+    _one_line_fields(planned, ctx)
     if moving:
         with _configuration():
             per_host = hostplan.plans(dist_file, request, planned, hosts, location)
@@ -143,6 +145,18 @@ def prepare(args: DistArgs, fleet: hostplan.FleetArgs) -> Prepared:
     with _configuration():
         per_host = hostplan.plans(dist_file, request, ready, hosts, location)
     return Prepared(args, hosts, ctx, ready, per_host, hostplan.decider(ready, ctx), False)
+
+
+def _one_line_fields(targets: Sequence[Target], ctx: Context) -> None:
+    """Every `.NAME.dist` field a host will be sent fits on its line: one holding a
+    newline (an author, say) would add a `commit:` line of its choosing."""
+    for t in targets:
+        for key, value in info_fields(t, ctx, Version(0, "", False, "")).items():
+            if any(ord(c) < 32 or c == "\x7f" for c in value):
+                raise ConfigError(
+                    f"{FILENAME}: {key}: {value!r} contains a control character "
+                    "(a .dist file holds one line per field)"
+                )
 
 
 @contextmanager

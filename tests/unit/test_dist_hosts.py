@@ -815,3 +815,15 @@ def test_a_token_only_the_hosts_know_resolves_on_each_host(fleet: Fleet) -> None
     assert status.json()["hosts"][0]["targets"][0]["link"].endswith("/front/app")
     lacking = fleet.dist("--hosts", "web03")
     assert lacking.code == 2 and "host web03" in lacking.err and "ROLE" in lacking.err
+
+
+def test_a_dist_field_with_a_newline_never_forges_a_line_of_the_dist_file(fleet: Fleet) -> None:
+    """`.NAME.dist` is one `key: value` line per field: an author holding a newline would
+    add a `commit:` line of its choosing there (and `-n` rewrites every `commit:` line)."""
+    write(fleet.repo / "dist.json", json.dumps({**DIST, "author": "me\ncommit: 0000000"}))
+    commit(fleet.repo, "forged")
+    fleet.inventory()
+    done = fleet.dist("--hosts", "web01")
+    assert done.code == 2 and "author" in done.err, done.err
+    assert len(done.err.strip().splitlines()) == 1
+    assert not fleet.hosts.exists()
