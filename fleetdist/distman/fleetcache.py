@@ -16,7 +16,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetdist.config.distman import DistError
 from fleetdist.config.schema import Host
 from fleetdist.distman import env, hostplan
 from fleetdist.distman.cache import DEFAULT_TTL, STALE_EXIT, CacheArgs
@@ -124,7 +123,7 @@ def _ttl(host: Host, values: dict[str, str]) -> int:
     try:
         return int(text)
     except ValueError:
-        raise DistError(f"host {host.name}: CACHE_TTL: {text!r} is not a whole number") from None
+        raise ConfigError(f"host {host.name}: CACHE_TTL: {text!r} is not a whole number") from None
 
 
 def exit_code(rows: list[CacheRow], dryrun: bool) -> int:

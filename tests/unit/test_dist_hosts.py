@@ -827,3 +827,11 @@ def test_a_dist_field_with_a_newline_never_forges_a_line_of_the_dist_file(fleet:
     assert done.code == 2 and "author" in done.err, done.err
     assert len(done.err.strip().splitlines()) == 1
     assert not fleet.hosts.exists()
+
+
+def test_a_bad_cache_ttl_is_a_configuration_error(fleet: Fleet) -> None:
+    fleet.inventory(web01={"CACHE_ROOT": "/var/cache/dist", "CACHE_TTL": "soon"})
+    fleet.capsys.readouterr()
+    code = main(["cache", "--project", str(fleet.project), "--hosts", "web01"])
+    err = fleet.capsys.readouterr().err
+    assert code == 2 and "host web01: CACHE_TTL" in err, err
