@@ -719,15 +719,20 @@ def test_a_switch_killed_before_its_epoch_is_undone_links_dist_files_and_epoch(
     assert not (root / ".fleetdist" / "dist" / ".fleetdist" / "switching").exists()
 
 
+@pytest.mark.parametrize(
+    ("link", "text"), [("lib", ".fleetdist/dist"), ("lib/versions", "../.fleetdist/dist")]
+)
 def test_a_symlinked_folder_into_fleetdists_records_is_refused_on_the_host(
-    fleet: Fleet,
+    fleet: Fleet, link: str, text: str
 ) -> None:
-    """`lib` on the host is a link into `.fleetdist`: the controller checked the path as
-    text, so the host checks where the folder really is before it writes there."""
+    """`lib` (or `lib/versions`) on the host is a link into `.fleetdist`: the controller
+    checked the path as text, so the host checks where the folder really is before it
+    writes there."""
     fleet.inventory()
     root = fleet.root("web01")
     (root / ".fleetdist" / "dist").mkdir(parents=True)
-    os.symlink(".fleetdist/dist", root / "lib")
+    (root / link).parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(text, root / link)
     done = fleet.dist("--hosts", "web01", "--json")
     assert done.code == 1 and "fleetdist's own records" in done.err, done.err
     assert not (root / ".fleetdist" / "dist" / "versions").exists()

@@ -102,6 +102,7 @@ dist_place() {
     s=$1 dir=${2%/*} numbered=$4
     vers=$dir/versions
     dist_outside "$dir"
+    dist_outside "$vers"
     if [ -e "$vers/$3" ] || [ -h "$vers/$3" ]; then return 0; fi
     if [ ! -e "$REL/$ID/$s" ] && [ ! -h "$REL/$ID/$s" ]; then
         rm -rf -- "${REL:?}/$ID"
