@@ -840,3 +840,22 @@ def test_a_bad_cache_ttl_is_a_configuration_error(fleet: Fleet) -> None:
     code = main(["cache", "--project", str(fleet.project), "--hosts", "web01"])
     err = fleet.capsys.readouterr().err
     assert code == 2 and "host web01: CACHE_TTL" in err, err
+
+
+def test_a_dist_file_that_is_a_symlink_is_never_read_through(fleet: Fleet, tmp_path: Path) -> None:
+    """`.app.dist` on the host links to a file elsewhere: a move rewrites the `.dist`
+    file without copying that file's content into it."""
+    fleet.inventory()
+    assert fleet.dist("--hosts", "web01").code == 0
+    write(fleet.repo / "app" / "a.txt", "v2\n")
+    commit(fleet.repo, "second")
+    assert fleet.dist("--hosts", "web01").code == 0
+    secret = tmp_path / "secret"
+    secret.write_text("commit: 1234567\npassword: hunter2\n")
+    info = fleet.root("web01") / "lib" / ".app.dist"
+    info.unlink()
+    os.symlink(secret, info)
+    done = fleet.dist("-n", "0", "--hosts", "web01")
+    assert done.code == 0, done.err
+    assert "hunter2" not in info.read_text() and not info.is_symlink()
+    assert secret.read_text() == "commit: 1234567\npassword: hunter2\n"

@@ -169,7 +169,7 @@ dist_hold() {
     printf '%s\n' "$2" > "$p.dest"
     if [ -h "$2" ]; then readlink "$2" > "$p.link"; fi
     info="${2%/*}/.${2##*/}.dist"
-    if [ -f "$info" ]; then cp -p "$info" "$p.info"; fi
+    if [ -f "$info" ] || [ -h "$info" ]; then cp -pP "$info" "$p.info"; fi # a link as a link
 }
 
 # dist_link DEST FILE: point DEST at versions/FILE by one rename over the old link.
@@ -188,9 +188,10 @@ dist_info() {
 }
 
 # dist_recommit INFO COMMIT TEXT: after -n/-c/--reset, the .dist file names the
-# commit of the version now linked and keeps its other fields (TEXT if it has none).
+# commit of the version now linked and keeps its other fields (TEXT if it has none,
+# or if it is a symlink: what it points at is never read into it).
 dist_recommit() {
-    if [ -f "$1" ] && grep -q '^commit: ' "$1"; then
+    if [ -f "$1" ] && [ ! -h "$1" ] && grep -q '^commit: ' "$1"; then
         sed "s/^commit: .*/commit: $2/" "$1" > "$1.tmp.$$"
         mv -fT "$1.tmp.$$" "$1"
     else
@@ -233,10 +234,10 @@ dist_recover() {
         info="${dest%/*}/.${dest##*/}.dist"
         if [ -d "$info" ] && [ ! -h "$info" ]; then
             : # not ours to replace (dist_info refused to write there too)
-        elif [ -f "$p.info" ]; then
+        elif [ -f "$p.info" ] || [ -h "$p.info" ]; then
             # a copy: the record stays whole until it is dropped, so a recovery
             # killed here is redone by the next one, never read as "no file"
-            cp -p "$p.info" "$info.tmp.$$"
+            cp -pP "$p.info" "$info.tmp.$$"
             mv -fT "$info.tmp.$$" "$info"
         else
             rm -f "$info"
