@@ -120,4 +120,18 @@ def dist_path_problem(path: str) -> str | None:
         return f"{path!r} is not an absolute, normalised path"
     if any(ord(c) < 32 or c == "\x7f" for c in path) or len(path.encode()) > 4096:
         return f"{path!r} contains a control character or is longer than 4096 bytes"
+    if any(p.startswith(".fleetdist") for p in parts):
+        return f"{path!r}: names starting with .fleetdist are fleetdist's own"
+    return None
+
+
+def dist_destination_problem(text: str) -> str | None:
+    """Why a dist.json `destination`, its `{VAR}`s filled with a host's values, cannot be
+    a link on that host, or None: it must say where it goes as written (absolute, no
+    '.' or '..' parts), since a relative one would be this machine's working directory
+    and a '..' (in a host's value, say) a folder nobody wrote."""
+    if not text.startswith("/"):
+        return f"destination {text!r} is not absolute on a host"
+    if any(p in (".", "..") for p in text.split("/")):
+        return f"destination {text!r} has a '.' or '..' part: write the folder it means"
     return None

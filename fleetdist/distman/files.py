@@ -15,8 +15,11 @@ import fnmatch
 import os
 import re
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
+
+from fleetdist.config.distman import DistError
 
 IGNORABLE = (
     "*~", ".git*", ".distman", ".venv", "*.bup", "*.bak", "*.orig", "*.lock", "*.swp",
@@ -55,6 +58,8 @@ def copy_file(src: Path, dst: Path) -> None:
     if src.is_symlink():
         os.symlink(os.readlink(src), dst)
         return
+    if not src.is_file():  # read as a file, a fifo blocks and /dev/zero never ends
+        raise DistError(f"{src}: a {_kind(src)}: dist copies only files, folders and links")
     data = src.read_bytes()
     try:
         text = data.decode("utf-8")
@@ -63,6 +68,13 @@ def copy_file(src: Path, dst: Path) -> None:
         return
     dst.write_bytes(text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8"))
     os.chmod(dst, src.stat().st_mode & 0o7777)
+
+
+def _kind(path: Path) -> str:
+    mode = path.lstat().st_mode
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    return "socket" if stat.S_ISSOCK(mode) else "device or special file"
 
 
 def copy_source(src: Path, dst: Path, *, all_files: bool) -> None:

@@ -31,7 +31,7 @@ from fleetdist.config.distman import FILENAME, DistError, read_dist_file
 from fleetdist.config.project import Project
 from fleetdist.distman import env, hostplan
 from fleetdist.distman.api import DistArgs, choice, int_env
-from fleetdist.distman.engine import Console, Context, DistFlags, check
+from fleetdist.distman.engine import Console, Context, DistFlags, check, info_fields
 from fleetdist.distman.files import copy_source
 from fleetdist.distman.gitinfo import behind, read_git
 from fleetdist.distman.pipeline import run_pipeline
@@ -42,6 +42,7 @@ from fleetdist.orchestrate.runner import Uploads
 from fleetdist.orchestrate.stale import stale_run
 from fleetdist.orchestrate.work import HostJob, RolloutOptions
 from fleetdist.release import steps
+from fleetdist.release.distlayout import Version
 from fleetdist.release.diststeps import state_layout
 from fleetdist.report import ledger
 from fleetdist.report.events import Reporter, fan_out
@@ -100,8 +101,9 @@ def prepare(args: DistArgs, fleet: hostplan.FleetArgs) -> Prepared:
         raise DistError(f"{args.location} is not a directory")
     number, commit = choice(args)
     moving = number is not None or commit is not None or args.reset
-    dist_file = read_dist_file(location / FILENAME)
-    controller = env.lookup(location)
+    with _configuration():
+        dist_file = read_dist_file(location / FILENAME)
+        controller = env.lookup(location)
     hosts = hostplan.select(fleet, args.yes or args.dryrun)
     yes = ("1", "true", "yes")
     request = Request(
@@ -112,7 +114,10 @@ def prepare(args: DistArgs, fleet: hostplan.FleetArgs) -> Prepared:
         args.ignore_missing or controller.get("IGNORE_MISSING", "").lower() in yes,
         compat_pipeline=controller.get("FLEETDIST_DIST_COMPAT_PIPELINE", "") in yes,
     )
-    planned = plan_targets(dist_file, request, controller, lambda line: _say(f"WARNING: {line}"))
+    with _configuration():
+        planned = plan_targets(
+            dist_file, request, hostplan.HostsKnow(controller), lambda w: _say(f"WARNING: {w}")
+        )
     if not planned:
         raise DistError(f"No matching targets in {FILENAME}")
     git = read_git(location)
@@ -128,15 +133,40 @@ def prepare(args: DistArgs, fleet: hostplan.FleetArgs) -> Prepared:
         ),
         Console(_say, _no),
     )
+    _one_line_fields(planned, ctx)
     if moving:
-        per_host = hostplan.plans(dist_file, request, planned, hosts, location)
+        with _configuration():
+            per_host = hostplan.plans(dist_file, request, planned, hosts, location)
         decide = hostplan.mover(planned, ctx, number=number, commit=commit)
         return Prepared(args, hosts, ctx, planned, per_host, decide, True)
     if not args.force and (why := behind(location, git)):
         raise DistError(why)
     ready = check(planned, ctx, here=False)
-    per_host = hostplan.plans(dist_file, request, ready, hosts, location)
+    with _configuration():
+        per_host = hostplan.plans(dist_file, request, ready, hosts, location)
     return Prepared(args, hosts, ctx, ready, per_host, hostplan.decider(ready, ctx), False)
+
+
+def _one_line_fields(targets: Sequence[Target], ctx: Context) -> None:
+    """Every `.NAME.dist` field a host will be sent fits on its line: one holding a
+    newline (an author, say) would add a `commit:` line of its choosing."""
+    for t in targets:
+        for key, value in info_fields(t, ctx, Version(0, "", False, "")).items():
+            if any(ord(c) < 32 or c == "\x7f" for c in value):
+                raise ConfigError(
+                    f"{FILENAME}: {key}: {value!r} contains a control character "
+                    "(a .dist file holds one line per field)"
+                )
+
+
+@contextmanager
+def _configuration() -> Iterator[None]:
+    """A bad dist.json, distman.env or `{VAR}`: distman's exit 1, but across hosts a
+    configuration error (exit 2), as a bad recipe or inventory is."""
+    try:
+        yield
+    except DistError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def dist_hosts(
@@ -154,6 +184,7 @@ def dist_hosts(
         "inventory": hosts.sel.inventory,
         "hosts": [h.name for h in hosts.hosts],
         "dist": dataclasses.asdict(args),
+        "commit": ready.ctx.git.head or None,  # what `--resume` must find checked out
         "fleet": {"env": fleet.env, "options": fleet.options.flags()},
     }
     if ready.moving:
@@ -283,6 +314,8 @@ def resume(run: str, fleet: hostplan.FleetArgs, reporter: Reporter) -> FleetOutc
         raise ConfigError(f"--resume: run {run} was a {header.get('action')}, not a dist")
     saved = header["dist"]
     args = DistArgs(**{**saved, "target": tuple(saved["target"]) if saved["target"] else None})
+    if header["action"] == "dist":  # a move names versions the hosts already hold
+        _same_commit(run, header.get("commit"), Path(args.location))
     again = dataclasses.replace(
         fleet,
         hosts=tuple(header["hosts"]),
@@ -301,3 +334,16 @@ def resume(run: str, fleet: hostplan.FleetArgs, reporter: Reporter) -> FleetOutc
         ),
     )
     return dist_hosts(args, again, reporter, run_id=run)
+
+
+def _same_commit(run: str, recorded: object, location: Path) -> None:
+    """A resumed run dists the commit it started with, or nothing: after a new commit it
+    would link that one on the hosts left, beside hosts holding the old one."""
+    if not isinstance(recorded, str):
+        return  # outside git, or a journal from before the commit was recorded
+    head = read_git(location).head if location.is_dir() else ""
+    if head != recorded:
+        raise ConfigError(
+            f"--resume: run {run} disted commit {recorded[:7]}, but HEAD of {location} is "
+            f"{head[:7] or 'not a commit'} now: check out {recorded[:7]} or start a new run"
+        )

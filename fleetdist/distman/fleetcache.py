@@ -16,7 +16,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetdist.config.distman import DistError
 from fleetdist.config.schema import Host
 from fleetdist.distman import env, hostplan
 from fleetdist.distman.cache import DEFAULT_TTL, STALE_EXIT, CacheArgs
@@ -52,7 +51,18 @@ def _roots(host: Host, args: CacheArgs, values: dict[str, str], raw: set[str]) -
         )
     src = check_deploy_root(args.src or values["DEPLOY_ROOT"], f"host {host.name}: --src")
     dst = check_deploy_root(args.dst or values["CACHE_ROOT"], f"host {host.name}: --dst")
-    return host_root(src, host.local_root), host_root(dst, host.local_root)
+    src, dst = host_root(src, host.local_root), host_root(dst, host.local_root)
+    if _within(src, dst) or _within(dst, src):
+        raise ConfigError(
+            f"host {host.name}: the cache {dst} and the deploy root {src} overlap "
+            "(the copy would read what it writes): give them separate folders"
+        )
+    return src, dst
+
+
+def _within(path: str, folder: str) -> bool:
+    """`path` is `folder` or lies under it (both normalised, absolute)."""
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
 def cache_hosts(args: CacheArgs, fleet: hostplan.FleetArgs) -> list[CacheRow]:
@@ -113,7 +123,7 @@ def _ttl(host: Host, values: dict[str, str]) -> int:
     try:
         return int(text)
     except ValueError:
-        raise DistError(f"host {host.name}: CACHE_TTL: {text!r} is not a whole number") from None
+        raise ConfigError(f"host {host.name}: CACHE_TTL: {text!r} is not a whole number") from None
 
 
 def exit_code(rows: list[CacheRow], dryrun: bool) -> int:

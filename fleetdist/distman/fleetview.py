@@ -40,7 +40,9 @@ def _jobs(
 ) -> tuple[hostplan.Selected, dict[str, hostplan.HostPlan], list[HostJob]]:
     dist_file = read_dist_file(location / FILENAME)
     request = Request(str(location), None, None, None, True)
-    planned = plan_targets(dist_file, request, env.lookup(location), lambda _: None)
+    planned = plan_targets(
+        dist_file, request, hostplan.HostsKnow(env.lookup(location)), lambda _: None
+    )
     chosen = hostplan.select(fleet)
     plans = hostplan.plans(dist_file, request, planned, chosen, location)
     jobs = [

@@ -12,13 +12,15 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fleetdist.config.distman import DistError, DistFile
 from fleetdist.config.env import load_env
 from fleetdist.config.loader import load_inventory
+from fleetdist.config.names import dist_destination_problem
 from fleetdist.config.project import Project
 from fleetdist.config.schema import Host
 from fleetdist.distman import disk, engine, env, versions
@@ -43,10 +45,68 @@ ROOT_VARS = ("DEPLOY_ROOT", "ROOT")
 _TOKEN = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def fill(command: str, values: Mapping[str, str]) -> str:
+_PLAIN = re.compile(r"[A-Za-z0-9._/:=@%+,-]*")  # the same text in any shell quoting
+
+
+def fill(command: str, values: Mapping[str, str], where: str = "") -> str:
     """An in-place test with each `{VAR}` the host has a value for filled in (quoted:
-    a value is data, never shell); any other `{word}` stays as written (`awk '{print}'`)."""
-    return _TOKEN.sub(lambda m: shlex.quote(values[m[1]]) if m[1] in values else m[0], command)
+    a value is data, never shell); any other `{word}` stays as written (`awk '{print}'`).
+
+    Inside the author's own quotes a quoted value would close them (`"'$(x)'"` runs
+    x), so there only plain text is filled in, and anything else is a ConfigError.
+    """
+    out, quote, i = [], "", 0
+    while i < len(command):
+        token = _TOKEN.match(command, i)
+        if token and token[1] in values:
+            out.append(_filled(command, token[1], values[token[1]], quote, where))
+            i = token.end()
+            continue
+        c = command[i]
+        if c == "\\" and quote != "'":  # escapes the next character, outside '...'
+            out.append(command[i : i + 2])
+            i += 2
+            continue
+        if c in "'\"" and quote in ("", c):
+            quote = "" if quote else c
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _filled(command: str, name: str, value: str, quote: str, where: str) -> str:
+    if not quote:
+        return shlex.quote(value)
+    if _PLAIN.fullmatch(value):
+        return value
+    raise ConfigError(
+        f"{where}test {command!r}: {{{name}}} is inside quotes and its value {value!r} is "
+        "not plain text (letters, digits and ._/:=@%+,-): write it unquoted, fleetdist quotes it"
+    )
+
+
+class HostsKnow(Mapping[str, str]):
+    """This machine's values for planning targets across hosts: a `{VAR}` only the hosts
+    know stands for itself here, since this machine links nothing (each host's plan
+    resolves it with that host's values, or fails naming the host)."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self.known = values
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> str:
+        return self.known.get(key, "{" + key + "}")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.known.get(key, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.known)
+
+    def __len__(self) -> int:
+        return len(self.known)
 
 
 @dataclass(frozen=True)
@@ -121,13 +181,29 @@ def plans(
     for host in fleet.hosts:
         values = host_values(host, stack, fleet.env, os.environ)
         root = deploy_root(host, values)
-        mine = [
-            t for t in plan_targets(dist_file, request, values, lambda _: None) if t.shown in shown
-        ]
+        try:
+            found = plan_targets(dist_file, request, values, lambda _: None)
+        except DistError as exc:
+            raise ConfigError(f"host {host.name}: {exc}") from None
+        mine = [t for t in found if t.shown in shown]
+        check_destinations(host, dist_file, {t.name for t in mine}, values)
         targets = tuple(host_targets(host, ready, mine))
-        tests = tuple(fill(command, values) for command in dist_file.tests)
+        where = f"host {host.name}: dist.json fleetdist.test: "
+        tests = tuple(fill(command, values, where) for command in dist_file.tests)
         out[host.name] = HostPlan(root, targets, tests)
     return out
+
+
+def check_destinations(
+    host: Host, dist_file: DistFile, names: set[str], values: Mapping[str, str]
+) -> None:
+    """Each destination of the targets `names` as written, `{VAR}` filled with the host's
+    values: `plan_targets` normalises it (a '..' vanishes), so this reads the text."""
+    for spec in dist_file.targets:
+        if spec.name in names:
+            text = env.resolve(str(spec.destination), values, f"<dest> for {spec.name}")
+            if problem := dist_destination_problem(text.replace("\\", "/")):
+                raise ConfigError(f"host {host.name}: target {spec.name}: {problem}")
 
 
 def host_values(

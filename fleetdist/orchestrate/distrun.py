@@ -100,12 +100,13 @@ class DistRollout(Rollout):
                 self._stage(live, "recovered", message=what)
             live.step = "plan"
             chosen = self.work.decide(job, facts)
-            if _unchanged(chosen, facts):
+            if _unchanged(chosen, job.targets, facts):
                 live.outcome.status = Status.UNCHANGED
                 return
             if not self.work.moving:
                 chosen = self._test(live, job, chosen, uploads)
-                if _unchanged(chosen, facts):  # `match: content` found the linked version
+                # `match: content` may have found the linked version
+                if _unchanged(chosen, job.targets, facts):
                     live.outcome.status = Status.UNCHANGED
                     return
             self.chosen[job.host.name] = chosen
@@ -179,8 +180,10 @@ def _rematch(p: Placement, found: dict[int, str]) -> Placement:
     return p.matched(found[p.slot]) or p
 
 
-def _unchanged(chosen: Sequence[Placement], facts: Sequence[TargetFacts]) -> bool:
-    """Every link already points at its chosen version, and no version is to be made."""
-    return all(
-        p.slot is None and f.linked == p.filename for p, f in zip(chosen, facts, strict=True)
-    )
+def _unchanged(
+    chosen: Sequence[Placement], targets: Sequence[HostTarget], facts: Sequence[TargetFacts]
+) -> bool:
+    """Every link already points at its chosen version, and no version is to be made
+    (a move leaves a target without versions out, so placements are matched by target)."""
+    linked = {t: f.linked for t, f in zip(targets, facts, strict=True)}
+    return all(p.slot is None and linked.get(p.target) == p.filename for p in chosen)

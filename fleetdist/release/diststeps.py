@@ -216,10 +216,19 @@ def _places(placements: Sequence[Placement]) -> list[Sh]:
             out.append(assign(f"placed_{i}", p.filename))
             continue
         others = [name for name, _ in p.candidates]
-        out.append(cmd("dist_place", str(p.slot), p.target.dest, p.filename, *others))
+        numbered = _numbered(p.target.layout, p.filename)
+        out.append(cmd("dist_place", str(p.slot), p.target.dest, p.filename, numbered, *others))
         out.append(raw(f"made_{made}=$MADE placed_{i}=$PLACED"))
         made += 1
     return out
+
+
+def _numbered(layout: DistLayout, filename: str) -> str:
+    """`NAME.N` of the version `filename`: the number `dist_place` checks is still free."""
+    version = layout.parse(filename)
+    if version is None:
+        raise ConfigError(f"{filename!r} is not a version of {layout.name}")
+    return f"{layout.name}.{version.number}"
 
 
 def _if_made(k: int, layout: DistLayout, filename: str) -> Sh:

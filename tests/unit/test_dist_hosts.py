@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from fleetdist.cli import main
+from fleetdist.errors import ConfigError
 from fleetdist.release.distfacts import parse_facts
 
 from .distman_repo import commit, git, isolate, snapshot, write
@@ -227,6 +228,33 @@ def test_names_that_cannot_cross_to_a_host_are_refused_first(
     commit(fleet.repo, "hostile")
     done = fleet.dist("--hosts", "web01")
     assert done.code == 2 and why in done.err
+    assert not fleet.hosts.exists(), "nothing was sent"
+
+
+@pytest.mark.parametrize(
+    ("dest", "host_vars", "why"),
+    [
+        ("lib/tool", {}, "is not absolute on a host"),
+        ("{DEPLOY_ROOT}/{SUB}/tool", {"SUB": "../../../etc"}, "'..'"),
+        ("{DEPLOY_ROOT}/./bin/tool", {}, "'.'"),
+        ("{DEPLOY_ROOT}/{SUB}/tool", {"SUB": ".fleetdist/dist"}, "fleetdist's own"),
+        ("{DEPLOY_ROOT}/.fleetdist/dist/.fleetdist/x", {}, "fleetdist's own"),
+    ],
+)
+def test_a_destination_that_leaves_where_it_says_is_refused_first(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch, dest: str, host_vars: dict[str, str], why: str
+) -> None:
+    """A relative destination would be this machine's working directory on every host; a
+    `..` (from dist.json or a host's value) would land elsewhere than written; fleetdist's
+    own records are never a destination."""
+    monkeypatch.setenv("SUB", "lib")
+    dist = {**DIST, "targets": {"t": {"source": "tool.sh", "destination": dest}}}
+    write(fleet.repo / "dist.json", json.dumps(dist))
+    commit(fleet.repo, "hostile")
+    fleet.inventory(web01=host_vars)
+    done = fleet.dist("--hosts", "web01")
+    assert done.code == 2 and why in done.err and "web01" in done.err, done.err
+    assert len(done.err.strip().splitlines()) == 1
     assert not fleet.hosts.exists(), "nothing was sent"
 
 
@@ -531,3 +559,324 @@ def test_hosts_waiting_for_their_batch_have_their_dist_lease_renewed(
     renewed = sorted(e["host"] for e in events if e.get("stage") == "renewed")
     assert renewed == ["web01", "web02", "web02", "web03", "web03", "web03"]
     assert all(fleet.link(h) for h in ("web01", "web02", "web03"))
+
+
+def test_a_recovery_that_died_half_way_is_finished_by_the_next(fleet: Fleet) -> None:
+    """`dist_recover` is itself killed after putting a `.dist` file back (here: its epoch
+    bump fails): the next recovery still restores that file, never deletes it."""
+    fleet.inventory()
+    assert fleet.dist("--hosts", "web01").code == 0
+    root = fleet.root("web01")
+    before, info = fleet.link("web01"), (root / "lib" / ".app.dist").read_text()
+    pending = root / ".fleetdist" / "dist" / ".fleetdist" / "switching"
+    pending.mkdir()
+    (pending / "0.dest").write_text(str(root / "lib" / "app") + "\n")
+    (pending / "0.link").write_text(f"{before}\n")
+    (pending / "0.info").write_text(info)
+    (pending / "id").write_text("dist-dead\n")
+    os.symlink("versions/app.9.deadbee", root / "lib" / ".tmp")
+    os.replace(root / "lib" / ".tmp", root / "lib" / "app")
+    (root / "lib" / ".app.dist").write_text("commit: deadbee\n")
+    os.rename(root / ".distman", root / ".distman.kept")
+    (root / ".distman").write_text("not a folder: the epoch cannot be written\n")
+    assert fleet.dist("--hosts", "web01").code == 1
+    assert pending.is_dir(), "the record stays until a recovery completes"
+    os.remove(root / ".distman")
+    os.rename(root / ".distman.kept", root / ".distman")
+    done = fleet.dist("--hosts", "web01", "--json")
+    assert done.code == 0, done.err
+    assert fleet.link("web01") == before
+    assert (root / "lib" / ".app.dist").read_text() == info
+    assert not pending.exists()
+
+
+def test_a_fifo_in_the_pipelines_result_is_refused_not_read(fleet: Fleet) -> None:
+    """A pipeline that leaves a fifo (or a device) would have the copy read it as a file:
+    forever, or whatever a writer sends.  It is refused in one line; nothing is sent."""
+    feed = "import os; os.write(os.open('{output}/pipe', os.O_WRONLY), b'fed')"  # never O_CREAT
+    make = f'mkfifo {{output}}/pipe && (timeout 5 python3 -c "{feed}" >/dev/null 2>&1 &)'
+    pipeline = {"mk": {"script": "cp -r {input}/. {output}/ && " + make}}
+    dist = {**DIST, "targets": {"app": {**DIST["targets"]["app"], "pipeline": pipeline}}}
+    write(fleet.repo / "dist.json", json.dumps(dist))
+    commit(fleet.repo, "a fifo")
+    fleet.inventory()
+    done = fleet.dist("--hosts", "web01")
+    assert done.code == 1 and "pipe: a fifo" in done.err, done.err
+    assert not fleet.hosts.exists(), "nothing was sent"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("{", "dist.json: failed to parse"),
+        (json.dumps({**DIST, "version": 2}), "dist.json: version: newer"),
+        (json.dumps({**DIST, "fleetdist": {"test": [1]}}), "dist.json: fleetdist.test[0]"),
+        (
+            json.dumps(
+                {**DIST, "targets": {"t": {"source": "tool.sh", "destination": "{NOPE}/t"}}}
+            ),
+            "host web01: Cannot resolve token: NOPE in <dest> for t",
+        ),
+    ],
+)
+def test_a_bad_dist_json_is_a_configuration_error_across_hosts(
+    fleet: Fleet, text: str, why: str
+) -> None:
+    """distman's exit 1 for a bad dist.json; across hosts it is exit 2, as a bad recipe."""
+    write(fleet.repo / "dist.json", text)
+    commit(fleet.repo, "bad")
+    done = fleet.dist("--hosts", "web01")
+    assert done.code == 2 and why in done.err, done.err
+    assert len(done.err.strip().splitlines()) == 1
+
+
+def test_a_version_number_taken_meanwhile_is_never_used_twice(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local `fleetdist dist` makes `app.0.<other>` on the host after the probe read
+    its versions: the host's stage must not add a second version 0 beside it."""
+    from fleetdist.orchestrate.distrun import DistRollout
+
+    fleet.inventory()
+    versions = fleet.root("web01") / "lib" / "versions"
+    original = DistRollout._test
+
+    def local_dist_meanwhile(self: DistRollout, *args: Any) -> Any:
+        versions.mkdir(parents=True, exist_ok=True)
+        (versions / "app.0.1234567").mkdir(exist_ok=True)
+        return original(self, *args)
+
+    monkeypatch.setattr(DistRollout, "_test", local_dist_meanwhile)
+    done = fleet.dist("--hosts", "web01", "--json")
+    assert done.code == 1 and "app.0 appeared meanwhile" in done.err, done.err
+    assert sorted(p.name for p in versions.iterdir()) == ["app.0.1234567"]
+    monkeypatch.setattr(DistRollout, "_test", original)
+    assert fleet.dist("--hosts", "web01").code == 0
+    head = git(fleet.repo, "rev-parse", "--short=7", "HEAD")
+    assert fleet.link("web01") == f"versions/app.1.{head}"
+
+
+def test_a_move_on_a_host_where_one_target_has_no_versions_moves_the_others(
+    fleet: Fleet,
+) -> None:
+    """As distman: `-n` leaves a target without versions alone, and moves the rest."""
+    fleet.inventory()
+    assert fleet.dist("--hosts", "web01").code == 0
+    first = fleet.link("web01")
+    write(fleet.repo / "app" / "a.txt", "v2\n")
+    commit(fleet.repo, "second")
+    assert fleet.dist("--hosts", "web01").code == 0
+    tool = fleet.root("web01") / "bin"
+    for p in (tool / "tool", tool / ".tool.dist"):
+        p.unlink()
+    for p in (tool / "versions").iterdir():
+        p.rmdir() if p.is_dir() else p.unlink()
+    done = fleet.dist("-n", "0", "--hosts", "web01", "--json")
+    assert done.code == 0, done.err
+    assert fleet.link("web01") == first
+    again = fleet.dist("-n", "0", "--hosts", "web01", "--json")
+    assert again.code == 0, again.err
+    assert again.json()["hosts"][0]["status"] == "unchanged"
+
+
+@pytest.mark.parametrize("cache_root", [ROOT, ROOT + "/cache", "/srv"])
+def test_a_cache_root_overlapping_the_deploy_root_is_refused(fleet: Fleet, cache_root: str) -> None:
+    """A cache inside the deploy root would copy itself into itself, level after level;
+    one holding it, or the root itself, would copy onto what it reads."""
+    fleet.inventory(web01={"CACHE_ROOT": cache_root})
+    assert fleet.dist("--hosts", "web01").code == 0
+    fleet.capsys.readouterr()
+    code = main(["cache", "--project", str(fleet.project), "--hosts", "web01"])
+    err = fleet.capsys.readouterr().err
+    assert code == 2 and "host web01" in err and "overlap" in err, err
+    assert not (fleet.root("web01") / "cache").exists()
+
+
+KILLER = """#!/bin/sh
+# date, except on a switch's epoch bump: kill -9 every sh above (the whole host script),
+# the outermost first, so no subshell's death is seen by a parent still running
+if [ "$1" = "+%s%N" ] && [ ! -e "$KILLED" ]; then
+    : > "$KILLED"
+    p=$PPID pids=""
+    while [ "$p" -gt 1 ] && [ "$(cat /proc/$p/comm)" = sh ]; do
+        pids="$p $pids"
+        p=$(cut -d' ' -f4 /proc/$p/stat)
+    done
+    kill -9 $pids
+    exit 1
+fi
+exec /bin/date "$@"
+"""
+
+
+def test_a_switch_killed_before_its_epoch_is_undone_links_dist_files_and_epoch(
+    fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host script is killed (-9) after moving every link and `.dist` file, before
+    the epoch: the next run's probe puts links and files back and bumps the epoch."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc")
+    fleet.inventory()
+    assert fleet.dist("--hosts", "web01").code == 0
+    root = fleet.root("web01")
+    before = {rel: fleet.link("web01", rel) for rel in ("lib/app", "bin/tool")}
+    infos = {p: (root / p).read_text() for p in ("lib/.app.dist", "bin/.tool.dist")}
+    epoch = (root / ".distman" / "epoch").read_text()
+    write(fleet.repo / "app" / "a.txt", "v2\n")
+    commit(fleet.repo, "second")
+    bin_dir = tmp_path / "killer"
+    write(bin_dir / "date", KILLER, 0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("KILLED", str(tmp_path / "killed"))
+    killed = fleet.dist("--hosts", "web01")
+    assert killed.code == 1 and (tmp_path / "killed").exists(), killed.err
+    assert fleet.link("web01") != before["lib/app"], "the kill came after the links moved"
+    fleet.inventory(web01={"MUST": "broken"})  # the next run recovers, then stops at its test
+    again = fleet.dist("--hosts", "web01", "--json")
+    assert again.code == 1 and "in-place test failed" in again.err
+    assert {rel: fleet.link("web01", rel) for rel in before} == before
+    assert {p: (root / p).read_text() for p in infos} == infos
+    assert (root / ".distman" / "epoch").read_text() != epoch
+    assert not (root / ".fleetdist" / "dist" / ".fleetdist" / "switching").exists()
+
+
+@pytest.mark.parametrize(
+    ("link", "text"), [("lib", ".fleetdist/dist"), ("lib/versions", "../.fleetdist/dist")]
+)
+def test_a_symlinked_folder_into_fleetdists_records_is_refused_on_the_host(
+    fleet: Fleet, link: str, text: str
+) -> None:
+    """`lib` (or `lib/versions`) on the host is a link into `.fleetdist`: the controller
+    checked the path as text, so the host checks where the folder really is before it
+    writes there."""
+    fleet.inventory()
+    root = fleet.root("web01")
+    (root / ".fleetdist" / "dist").mkdir(parents=True)
+    (root / link).parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(text, root / link)
+    done = fleet.dist("--hosts", "web01", "--json")
+    assert done.code == 1 and "fleetdist's own records" in done.err, done.err
+    assert not (root / ".fleetdist" / "dist" / "versions").exists()
+    assert not (root / ".fleetdist" / "dist" / "app").is_symlink()
+
+
+def test_resume_refuses_a_repo_that_moved_on(fleet: Fleet) -> None:
+    """`--resume` finishes the dist it names: after a new commit it would link that one
+    on the hosts left, beside hosts holding the old one, under the same run."""
+    first = fleet.dist("--hosts", "web*", "--json")
+    assert first.code == 1
+    write(fleet.repo / "app" / "a.txt", "v2\n")
+    commit(fleet.repo, "second")
+    fleet.inventory()
+    done = fleet.dist("--resume", "last")
+    assert done.code == 2 and "--resume" in done.err and "HEAD" in done.err, done.err
+    assert fleet.link("web02") is None
+
+
+@pytest.mark.parametrize("command", ['test "{MUST}" = ok', "test '{MUST}' = ok"])
+def test_a_host_value_inside_quotes_in_a_test_never_runs(
+    fleet: Fleet, tmp_path: Path, command: str
+) -> None:
+    """A quoted value inside the author's own quotes closes them: `"'$(cmd)'"` runs cmd.
+    Inside quotes only plain text is filled in; anything else is refused before any
+    host is touched."""
+    pwned = tmp_path / "pwned"
+    write(fleet.repo / "dist.json", json.dumps({**DIST, "fleetdist": {"test": [command]}}))
+    commit(fleet.repo, "quoted")
+    fleet.inventory(web01={"MUST": f"$(touch {pwned})"})
+    done = fleet.dist("--hosts", "web01")
+    assert not pwned.exists()
+    assert done.code == 2 and "web01" in done.err and "{MUST}" in done.err, done.err
+    assert not fleet.hosts.exists()
+    fleet.inventory()
+    assert fleet.dist("--hosts", "web01").code == 0, "plain values fill quotes as written"
+
+
+def test_fill_reads_the_shell_quoting_around_each_token() -> None:
+    from fleetdist.distman.hostplan import fill
+
+    values = {"A": "a b", "P": "plain-1.0"}
+    assert (
+        fill("echo {A} '{P}' \"{P}\" '{print}'", values)
+        == "echo 'a b' 'plain-1.0' \"plain-1.0\" '{print}'"
+    )
+    assert fill('echo \\"{A}', values) == "echo \\\"'a b'"
+    assert fill('echo "it\'s {A}"', {"A": "x"}) == 'echo "it\'s x"'
+    with pytest.raises(ConfigError, match=r"\{A\} is inside quotes"):
+        fill('echo "{A}"', values)
+
+
+def test_a_recorded_link_text_comes_back_exactly(fleet: Fleet) -> None:
+    """A link that pointed elsewhere, its text starting and ending with a space: the
+    recovery puts that text back, not a trimmed one."""
+    fleet.inventory()
+    assert fleet.dist("--hosts", "web01").code == 0
+    root = fleet.root("web01")
+    pending = root / ".fleetdist" / "dist" / ".fleetdist" / "switching"
+    pending.mkdir()
+    (pending / "0.dest").write_text(str(root / "lib" / "app") + "\n")
+    (pending / "0.link").write_text(" ../elsewhere/app \n")
+    (pending / "id").write_text("dist-dead\n")
+    fleet.inventory(web01={"MUST": "broken"})  # recover, then stop at the test
+    assert fleet.dist("--hosts", "web01").code == 1
+    assert fleet.link("web01") == " ../elsewhere/app "
+
+
+def test_a_token_only_the_hosts_know_resolves_on_each_host(fleet: Fleet) -> None:
+    """`{ROLE}` in a destination comes from each host's inventory vars; this machine has
+    no ROLE, and needs none: it never links anything itself."""
+    dist = {
+        **DIST,
+        "targets": {"app": {"source": "app", "destination": "{DEPLOY_ROOT}/{ROLE}/app"}},
+    }
+    write(fleet.repo / "dist.json", json.dumps(dist))
+    commit(fleet.repo, "per-host folder")
+    fleet.inventory(web01={"ROLE": "front"}, web02={"ROLE": "back"})
+    done = fleet.dist("--hosts", "web01,web02")
+    assert done.code == 0, done.err
+    assert fleet.link("web01", "front/app") is not None
+    assert fleet.link("web02", "back/app") is not None
+    status = _view(fleet, "status", "-H", "web01")
+    assert status.code == 0, status.err
+    assert status.json()["hosts"][0]["targets"][0]["link"].endswith("/front/app")
+    lacking = fleet.dist("--hosts", "web03")
+    assert lacking.code == 2 and "host web03" in lacking.err and "ROLE" in lacking.err
+
+
+def test_a_dist_field_with_a_newline_never_forges_a_line_of_the_dist_file(fleet: Fleet) -> None:
+    """`.NAME.dist` is one `key: value` line per field: an author holding a newline would
+    add a `commit:` line of its choosing there (and `-n` rewrites every `commit:` line)."""
+    write(fleet.repo / "dist.json", json.dumps({**DIST, "author": "me\ncommit: 0000000"}))
+    commit(fleet.repo, "forged")
+    fleet.inventory()
+    done = fleet.dist("--hosts", "web01")
+    assert done.code == 2 and "author" in done.err, done.err
+    assert len(done.err.strip().splitlines()) == 1
+    assert not fleet.hosts.exists()
+
+
+def test_a_bad_cache_ttl_is_a_configuration_error(fleet: Fleet) -> None:
+    fleet.inventory(web01={"CACHE_ROOT": "/var/cache/dist", "CACHE_TTL": "soon"})
+    fleet.capsys.readouterr()
+    code = main(["cache", "--project", str(fleet.project), "--hosts", "web01"])
+    err = fleet.capsys.readouterr().err
+    assert code == 2 and "host web01: CACHE_TTL" in err, err
+
+
+def test_a_dist_file_that_is_a_symlink_is_never_read_through(fleet: Fleet, tmp_path: Path) -> None:
+    """`.app.dist` on the host links to a file elsewhere: a move rewrites the `.dist`
+    file without copying that file's content into it."""
+    fleet.inventory()
+    assert fleet.dist("--hosts", "web01").code == 0
+    write(fleet.repo / "app" / "a.txt", "v2\n")
+    commit(fleet.repo, "second")
+    assert fleet.dist("--hosts", "web01").code == 0
+    secret = tmp_path / "secret"
+    secret.write_text("commit: 1234567\npassword: hunter2\n")
+    info = fleet.root("web01") / "lib" / ".app.dist"
+    info.unlink()
+    os.symlink(secret, info)
+    done = fleet.dist("-n", "0", "--hosts", "web01")
+    assert done.code == 0, done.err
+    assert "hunter2" not in info.read_text() and not info.is_symlink()
+    assert secret.read_text() == "commit: 1234567\npassword: hunter2\n"

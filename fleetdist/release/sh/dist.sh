@@ -63,23 +63,53 @@ dist_same() {
     fi
 }
 
-# dist_place SLOT DEST FILE [OLDER...]: make versions/FILE beside DEST from the
-# payload's SLOT, unless it exists (MADE=0), or unless one of the OLDER versions
-# (`match: content`, newest first) holds the same tree: then that one is used
-# (PLACED, and "@@dmatch SLOT OLDER" tells the controller).  A version appears by
-# one rename of a complete copy.
+# dist_outside DIR: stop unless DIR (its nearest existing folder, resolved) lies
+# outside fleetdist's own records ("$R"'s parent): the controller checked the
+# path as text, but a symlinked folder on the host could lead in there.
+dist_outside() {
+    d=$1
+    while [ ! -d "$d" ]; do
+        d=${d%/*}
+        d=${d:-/}
+    done
+    real=$(cd "$d" && pwd -P) || die "$1: cannot read where it leads"
+    ours=$(mkdir -p "${R%/*}" && cd "${R%/*}" && pwd -P) || die "${R%/*}: cannot read it"
+    case $real/ in "$ours"/*) die "$1 leads into fleetdist's own records ($real): refused" ;; esac
+}
+
+# dist_taken VERSIONS NUMBERED: true if VERSIONS holds NUMBERED (`NAME.N`) or
+# NUMBERED.COMMIT: that number is used (read exactly: `NAME.N.0.x` is target
+# `NAME.N`'s, not ours).
+dist_taken() {
+    for v in "$1/$2" "$1/$2".*; do
+        [ -e "$v" ] || [ -h "$v" ] || continue
+        t=${v#"$1/$2"}
+        case $t in .*.*) ;; *) return 0 ;; esac
+    done
+    return 1
+}
+
+# dist_place SLOT DEST FILE NUMBERED [OLDER...]: make versions/FILE (FILE is
+# NUMBERED.COMMIT, or NUMBERED) beside DEST from the payload's SLOT, unless it
+# exists (MADE=0), or unless one of the OLDER versions (`match: content`, newest
+# first) holds the same tree: then that one is used (PLACED, and "@@dmatch SLOT
+# OLDER" tells the controller).  A version appears by one rename of a complete
+# copy, under the folder's flock, and only if its number is still free: the
+# controller chose it from the probe, and a local dist may have taken it since.
 # shellcheck disable=SC2034 # MADE and PLACED are this function's results
 dist_place() {
     MADE=0 PLACED=$3
-    s=$1 dir=${2%/*}
+    s=$1 dir=${2%/*} numbered=$4
     vers=$dir/versions
+    dist_outside "$dir"
+    dist_outside "$vers"
     if [ -e "$vers/$3" ] || [ -h "$vers/$3" ]; then return 0; fi
     if [ ! -e "$REL/$ID/$s" ] && [ ! -h "$REL/$ID/$s" ]; then
         rm -rf -- "${REL:?}/$ID"
         die "the uploaded payload has no slot $s (a version was deleted meanwhile?): run again"
     fi
     tmp="$vers/.${2##*/}.tmp.$RUN"
-    shift 3
+    shift 4
     for old in "$@"; do
         if dist_same "$REL/$ID/$s" "$vers/$old"; then
             PLACED=$old
@@ -92,7 +122,16 @@ dist_place() {
     mv -T "$REL/$ID/$s" "$tmp"
     # Under the flock a local `fleetdist dist` holds on the folder for its whole
     # run, so one run's numbering never races the other's.
-    flock -w 600 "$dir" mv -T "$tmp" "$vers/$PLACED" 3>&- 9>&-
+    exec 8< "$dir"
+    flock -w 600 8 || die "$dir stayed locked for 600s (a local dist?): run again"
+    if dist_taken "$vers" "$numbered"; then
+        exec 8<&-
+        mv -T "$tmp" "$REL/$ID/$s"
+        dist_unmake
+        die "version $numbered appeared meanwhile in $vers (a local dist?): run again"
+    fi
+    mv -T "$tmp" "$vers/$PLACED"
+    exec 8<&-
     MADE=1
 }
 
@@ -115,8 +154,10 @@ dist_test_failed() {
     die "$1"
 }
 
-# dist_linkable DEST: DEST is a link or nothing (a file or directory stays put).
+# dist_linkable DEST: DEST is a link or nothing (a file or directory stays put), in a
+# folder outside fleetdist's records.
 dist_linkable() {
+    dist_outside "${1%/*}"
     if [ -e "$1" ] && [ ! -h "$1" ]; then
         die "$1 is not a symlink: fleetdist will not replace it (move it away first)"
     fi
@@ -128,7 +169,7 @@ dist_hold() {
     printf '%s\n' "$2" > "$p.dest"
     if [ -h "$2" ]; then readlink "$2" > "$p.link"; fi
     info="${2%/*}/.${2##*/}.dist"
-    if [ -f "$info" ]; then cp -p "$info" "$p.info"; fi
+    if [ -f "$info" ] || [ -h "$info" ]; then cp -pP "$info" "$p.info"; fi # a link as a link
 }
 
 # dist_link DEST FILE: point DEST at versions/FILE by one rename over the old link.
@@ -147,9 +188,10 @@ dist_info() {
 }
 
 # dist_recommit INFO COMMIT TEXT: after -n/-c/--reset, the .dist file names the
-# commit of the version now linked and keeps its other fields (TEXT if it has none).
+# commit of the version now linked and keeps its other fields (TEXT if it has none,
+# or if it is a symlink: what it points at is never read into it).
 dist_recommit() {
-    if [ -f "$1" ] && grep -q '^commit: ' "$1"; then
+    if [ -f "$1" ] && [ ! -h "$1" ] && grep -q '^commit: ' "$1"; then
         sed "s/^commit: .*/commit: $2/" "$1" > "$1.tmp.$$"
         mv -fT "$1.tmp.$$" "$1"
     else
@@ -181,7 +223,7 @@ dist_recover() {
         case $dest in /*) ;; *) continue ;; esac
         if [ -f "$p.link" ]; then
             old=""
-            read -r old < "$p.link" || true
+            IFS= read -r old < "$p.link" || true # the text as it was, spaces and all
             tmp="${dest%/*}/.${dest##*/}.link.$$"
             rm -f "$tmp"
             ln -s "$old" "$tmp"
@@ -192,8 +234,11 @@ dist_recover() {
         info="${dest%/*}/.${dest##*/}.dist"
         if [ -d "$info" ] && [ ! -h "$info" ]; then
             : # not ours to replace (dist_info refused to write there too)
-        elif [ -f "$p.info" ]; then
-            mv -fT "$p.info" "$info"
+        elif [ -f "$p.info" ] || [ -h "$p.info" ]; then
+            # a copy: the record stays whole until it is dropped, so a recovery
+            # killed here is redone by the next one, never read as "no file"
+            cp -pP "$p.info" "$info.tmp.$$"
+            mv -fT "$info.tmp.$$" "$info"
         else
             rm -f "$info"
         fi
