@@ -261,7 +261,8 @@ def _run(args: CacheArgs, values: Mapping[str, str], say: Callable[[str], None])
     if not src.exists():
         raise DistError(f"source does not exist: {src}")
     if args.delete:
-        return _delete(dst, args.dryrun, say)
+        return _delete(src, dst, args.dryrun, say)
+    _separate(src, dst)
     if args.prune:
         return _prune(dst, args.dryrun, say)
     if args.diff:
@@ -307,12 +308,22 @@ def _staleness(src_epoch: str | None, dst_epoch: str | None, stale: bool) -> str
     return f"cache is stale (last update {when})"
 
 
-def _delete(dst: Path, dryrun: bool, say: Callable[[str], None]) -> int:
+def _separate(src: Path, dst: Path) -> None:
+    """Refuse a cache that overlaps the deploy root: distcache would copy a cache inside
+    it into itself level after level, and `--delete` would remove the deploy root."""
+    if src == dst or src in dst.parents or dst in src.parents:
+        raise DistError(
+            f"the cache {dst} and the deploy root {src} overlap: give them separate folders"
+        )
+
+
+def _delete(src: Path, dst: Path, dryrun: bool, say: Callable[[str], None]) -> int:
     if not dst.exists():
         say("cache does not exist")
         return 0
     if _dangerous(dst):
         raise DistError(f"refusing to delete dangerous cache root: {dst}")
+    _separate(src, dst)
     if dryrun:
         say(f"would delete cache: {dst}")
         return 0

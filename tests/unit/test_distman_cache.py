@@ -107,3 +107,16 @@ def test_prune_keeps_only_linked_versions(deployed, tmp_path, capsys) -> None:
 def test_delete_refuses_a_short_path(deployed, capsys) -> None:
     code, out = cache(capsys, "--src", str(deployed), "--dst", "/tmp", "--delete")
     assert code == 1 and "refusing to delete dangerous cache root: /tmp" in out
+
+
+@pytest.mark.parametrize("where", ["inside", "same", "around"])
+def test_a_cache_overlapping_the_deploy_root_is_refused(deployed: Path, capsys, where: str) -> None:
+    """distcache would copy a cache inside DEPLOY_ROOT into itself, level after level, or
+    with --delete remove the deploy root it overlaps: refused before anything is read."""
+    dst = {"inside": deployed / "cache", "same": deployed, "around": deployed.parent}[where]
+    dst.mkdir(exist_ok=True)
+    before = sorted(p.relative_to(deployed.parent) for p in deployed.parent.rglob("*"))
+    for extra in ((), ("--delete",), ("-p",)):
+        code, out = cache(capsys, "--src", str(deployed), "--dst", str(dst), *extra)
+        assert code == 1 and "overlap" in out, out
+    assert sorted(p.relative_to(deployed.parent) for p in deployed.parent.rglob("*")) == before
