@@ -207,6 +207,26 @@ def _wait_for(path: Path, needle: str, timeout: float = 60) -> None:
     raise AssertionError(f"{needle!r} never appeared in {path}")
 
 
+def _spawn_until(project: Project, needle: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """`fleetdist run rb` as a child process, once its journal shows `needle`: the
+    controller a test then interrupts or kills (stderr piped, for its last words)."""
+    env = {**os.environ, "FLEET_ROOT": str(project.fleet)}
+    argv = [sys.executable, "-m", "fleetdist.cli", "run", "rb", "--project", str(project.root)]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        runs = project.root / ".fleetdist" / "runs"
+        deadline = time.monotonic() + 60
+        while not list(runs.glob("*.jsonl")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        journal = next(runs.glob("*.jsonl"))
+        _wait_for(journal, needle)
+    except BaseException:
+        proc.kill()
+        proc.communicate(timeout=10)
+        raise
+    return proc, journal
+
+
 def test_resume_after_sigkill_of_the_controller_mid_runbook(project: Project) -> None:
     """kill -9 during a wait step: the journal says it started and never ended, the lease
     stays held by the run; --resume re-runs the wait, skips what was done, finishes."""
@@ -218,19 +238,9 @@ def test_resume_after_sigkill_of_the_controller_mid_runbook(project: Project) ->
         + "  - {name: nap, wait: 3s}\n"
         + step("after"),
     )
-    env = {**os.environ, "FLEET_ROOT": str(project.fleet)}
-    argv = [sys.executable, "-m", "fleetdist.cli", "run", "rb", "--project", str(project.root)]
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        runs = project.root / ".fleetdist" / "runs"
-        deadline = time.monotonic() + 60
-        while not list(runs.glob("*.jsonl")) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        journal = next(runs.glob("*.jsonl"))
-        _wait_for(journal, '"stage": "nap: started"')
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+    proc, journal = _spawn_until(project, '"stage": "nap: started"')
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=10)
     run_id = journal.stem
     lock = project.host_root("web01") / ".fleetdist" / "lock" / "run"
     assert lock.read_text().strip() == run_id, "the run's lease outlives its controller"
@@ -524,15 +534,7 @@ def test_ctrl_c_stops_each_host_after_its_step_and_resume_goes_on(project: Proje
         + "  - {name: nap, wait: 3.5s}\n"
         + step("after"),
     )
-    env = {**os.environ, "FLEET_ROOT": str(project.fleet)}
-    argv = [sys.executable, "-m", "fleetdist.cli", "run", "rb", "--project", str(project.root)]
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    runs = project.root / ".fleetdist" / "runs"
-    deadline = time.monotonic() + 60
-    while not list(runs.glob("*.jsonl")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    journal = next(runs.glob("*.jsonl"))
-    _wait_for(journal, '"stage": "nap: started"')
+    proc, journal = _spawn_until(project, '"stage": "nap: started"')
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -649,15 +651,7 @@ def test_a_second_ctrl_c_keeps_the_lease_of_a_host_still_in_its_step(project: Pr
     host whose step still runs keeps the run's lease (as after a SIGKILL), rather than
     having it given back (and its connection closed) under that step."""
     write(project, "hosts: web01\nsteps:\n  - {name: nap, wait: 4s}\n" + step("after"))
-    env = {**os.environ, "FLEET_ROOT": str(project.fleet)}
-    argv = [sys.executable, "-m", "fleetdist.cli", "run", "rb", "--project", str(project.root)]
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    runs = project.root / ".fleetdist" / "runs"
-    deadline = time.monotonic() + 60
-    while not list(runs.glob("*.jsonl")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    journal = next(runs.glob("*.jsonl"))
-    _wait_for(journal, '"stage": "nap: started"')
+    proc, journal = _spawn_until(project, '"stage": "nap: started"')
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
