@@ -66,6 +66,12 @@ class BuildError(FleetdistError):
     exit_code = ExitCode.FAILED
 
 
+class HostError(FleetdistError):
+    """A host answered, but the script that reads it failed (exit 1)."""
+
+    exit_code = ExitCode.FAILED
+
+
 class TransportError(FleetdistError):
     """A host cannot be reached or dropped the connection."""
 

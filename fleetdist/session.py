@@ -3,7 +3,8 @@
 `load` reads recipe, env stack and inventory into typed objects and selects
 the hosts; `jobs` resolves the recipe for each host (`{VAR}` in paths may
 differ per host).  `run_on_each` is the one-script-per-host fan-out the
-read-only verbs share; `look_on_each` and `merged_ledgers` are its two uses.
+verbs that look (through `look_on_each` and `merged_ledgers`), `unlock` and
+`cache --hosts` share.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from fleetdist.config.loader import load_inventory, load_recipe
 from fleetdist.config.names import check_version
 from fleetdist.config.project import Project
 from fleetdist.config.schema import Host, Inventory, Recipe
-from fleetdist.errors import ConfigError, ConfirmError, TransportError, UsageError
+from fleetdist.errors import ConfigError, ConfirmError, HostError, TransportError, UsageError
 from fleetdist.orchestrate.batches import (
     ALL_AT_ONCE,
     UNLIMITED,
@@ -322,7 +323,7 @@ def run_on_each(
     read_only: bool = True,
 ) -> list[tuple[HostJob, Result | TransportError]]:
     """Connect to each host, run its one script, close: the fan-out of the verbs that
-    look (`read_only`) and of `unlock`."""
+    look (`read_only`), of `unlock` and of `cache --hosts`."""
     factory = transports(opts, read_only=read_only)
 
     def one(job: HostJob) -> tuple[HostJob, Result | TransportError]:
@@ -375,11 +376,14 @@ def merged_ledgers(
     host_jobs: Sequence[HostJob],
     read: Callable[[HostJob], Step],
 ) -> list[dict[str, Any]]:
-    """Every host's ledger (`read` prints it), merged by time; an unreachable host is an
-    error, as a history with a hole in it would mislead."""
+    """Every host's ledger (`read` prints it), merged by time; an unreachable host, or
+    one whose ledger cannot be read, is an error, as a history with a hole in it would
+    mislead."""
     merged: list[dict[str, Any]] = []
     for job, result in run_on_each(sel, opts, host_jobs, read):
         if not isinstance(result, Result):
             raise result
+        if not result.ok:
+            raise HostError(f"host {job.host.name}: reading its ledger: {result.tail()}")
         merged += [{"host": job.host.name, **entry} for entry in ledger.parse(result.stdout)]
     return sorted(merged, key=lambda e: (str(e.get("time", "")), e["host"]))

@@ -16,6 +16,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from fleetdist.errors import TransportError
 from fleetdist.orchestrate import plan
 from fleetdist.orchestrate.batches import OnFailure
 from fleetdist.orchestrate.hostrun import HostRun, check
@@ -143,7 +144,7 @@ class Rollout(HostRun):
             if not self._within(budget):
                 self.fleet.aborted = "failure budget exceeded while preparing"
             else:
-                self._cut_over_batches(candidates, budget, len(lives))
+                self._cut_over_batches(candidates, budget, lives)
             if self.fleet.aborted:
                 self.emit(Event("aborted", message=self.fleet.aborted))
                 if self.options.on_failure is OnFailure.ROLLBACK:
@@ -152,50 +153,60 @@ class Rollout(HostRun):
             self._end(lives, "deploy")
         return self.fleet
 
-    def _cut_over_batches(self, candidates: list[Live], budget: int | None, total: int) -> None:
+    def _cut_over_batches(
+        self, candidates: list[Live], budget: int | None, lives: list[Live]
+    ) -> None:
+        """Batch by batch; the canary verdict counts every host planned for it, including
+        one whose renewal or `around_batch.before` failed (it never got to cut over)."""
         by_name = {lv.job.host.name: lv for lv in candidates}
-        batches = self.options.batches.split(list(by_name), total)
+        batches = self.options.batches.split(list(by_name), len(lives))
         for index, names in enumerate(batches):
-            self._renew_waiting([by_name[n] for later in batches[index:] for n in later])
-            batch = [lv for lv in (by_name[n] for n in names) if not lv.outcome.failed]
-            self.emit(Event("batch_started", data={"index": index, "hosts": names}))
+            self._renew_held(lives)
+            planned = [by_name[n] for n in names]
+            batch = [lv for lv in planned if not lv.outcome.failed]
+            hosts = [lv.job.host.name for lv in batch]
+            self.emit(Event("batch_started", data={"index": index, "hosts": hosts}))
             batch = self._around(batch, "before")
             parallel(self._cut_over, batch, self.options.parallel)
             self._around(batch, "after")
             self.emit(Event("batch_finished", data={"index": index}))
             canary = self.options.batches.canary
-            if index == 0 and canary and any(lv.outcome.failed for lv in batch):
+            if index == 0 and canary and any(lv.outcome.failed for lv in planned):
                 self.fleet.aborted = "canary failed"
                 return
             if not self._within(budget):
                 self.fleet.aborted = "failure budget exceeded (--max-fail)"
                 return
 
-    def _renew_waiting(self, waiting: list[Live]) -> None:
-        """Renew the leases of the hosts not cut over yet once a third of the lease has
-        gone by: slow healthchecks or many batches must not let them expire and another
-        rollout take a host this one has prepared.  A host whose lease was taken over
-        fails at "renew" and is not cut over."""
+    def _renew_held(self, lives: list[Live]) -> None:
+        """Renew every lease this run still holds (hosts waiting for their batch, hosts
+        kept for --on-failure rollback, unchanged ones) once a third of the lease has
+        gone by since the last renewal: slow batches must not let them expire.  A host
+        whose lease another run took over fails as locked and is not cut over; one that
+        cannot be reached just now keeps its turn (its cut-over renews the lease itself,
+        or fails)."""
         if time.monotonic() - self._leased_since < self.options.lock.lease / 3:
             return
         self._leased_since = time.monotonic()
+        held = [lv for lv in lives if lv.locked and not lv.outcome.failed]
+        parallel(self._renew, held, self.options.parallel)
 
-        def renew(live: Live) -> None:
-            def work() -> None:
-                self._renewed(live, self._run(live, self._renewal(live), allow=(LOCK_HELD,)))
-
-            self._guard(live, work)
-
-        parallel(renew, waiting, self.options.parallel)
+    def _renew(self, live: Live) -> None:
+        name = live.job.host.name
+        try:
+            result = self._send(live, self._renewal(live))
+        except TransportError as exc:
+            self._stage(live, "renewal-missed", error=str(exc))
+            return
+        if result.exit_code == LOCK_HELD:
+            self._fail(live, "lock", f"host {name}: {result.tail()}", Status.LOCKED)
+        elif result.ok:
+            self._stage(live, "renewed")
+        else:
+            self._stage(live, "renewal-missed", error=result.tail())
 
     def _renewal(self, live: Live) -> steps.Step:
         return steps.renew_lease(live.job.ctx.layout, self.options.lock)
-
-    def _renewed(self, live: Live, result: Result) -> None:
-        if result.exit_code == LOCK_HELD:
-            live.step = "lock"
-            raise StepFailed(result.tail())
-        self._stage(live, "renewed")
 
     def _around(self, batch: list[Live], when: str) -> list[Live]:
         """The recipe's `around_batch` steps (`options.around`) for this batch's hosts; a

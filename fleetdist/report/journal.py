@@ -23,7 +23,7 @@ from fleetdist.report.events import Event
 from fleetdist.report.ledger import now
 
 # Stages `rollback --run` and `--resume` can do without after a machine crash.
-_ROUTINE = frozenset({"connected", "uploaded", "staged", "tested"})
+_ROUTINE = frozenset({"connected", "uploaded", "staged", "tested", "renewed", "renewal-missed"})
 # Fields of a header, and of an event's data, that hold release or run ids.
 _HEADER_IDS = ("run_id", "release_id", "to", "undo_run")
 _EVENT_IDS = ("current", "previous", "release")

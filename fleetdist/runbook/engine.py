@@ -121,9 +121,13 @@ class Engine:
         return self.outcome
 
     def _batches(self, names: list[str], todo: set[str]) -> None:
+        split = self.s.strategy.batches.split(names)
+        if split and self._canary_failed(split[0]):  # e.g. locked or unreachable at the start
+            self._abort("canary failed", budget=False)
+            return
         batches = [
             (planned, [n for n in batch if n in todo and n in self.ready])
-            for planned, batch in enumerate(self.s.strategy.batches.split(names))
+            for planned, batch in enumerate(split)
         ]
         batches = [(planned, b) for planned, b in batches if b]
         for index, (planned, batch) in enumerate(batches):

@@ -70,6 +70,17 @@ def test_a_failing_before_step_undoes_and_keeps_the_host_from_cutting_over(
     assert "undrain-undo web02" in log(around) and "undrain web02" not in log(around)
 
 
+def test_a_canary_whose_before_step_fails_stops_the_rollout(around: Project) -> None:
+    """The canary never got to cut over, yet it failed: the rest must not go ahead."""
+    (around.fleet / "web01").mkdir(parents=True)
+    (around.fleet / "web01" / "fail-before").touch()
+    result = around.run("deploy", "--json", "--canary", "1")
+    assert result.code == 3, result.err
+    doc = result.json()
+    assert doc["aborted"] == "canary failed"
+    assert [around.current(h) for h in ("web01", "web02", "web03")] == [None, None, None]
+
+
 def test_a_failed_flip_undoes_the_before_steps(around: Project) -> None:
     around.write_recipe(healthcheck='test ! -e "$FLEETDIST_ROOT/fail-health"')
     around.host_root("web01").mkdir(parents=True)

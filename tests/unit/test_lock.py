@@ -212,25 +212,31 @@ def test_contenders_for_a_free_lease_get_exactly_one_holder(tmp_path: Path) -> N
         assert all("locked by c" in err for code, err in results if code), results
 
 
-def test_a_long_rollout_renews_the_leases_of_hosts_still_waiting(
-    project: Project, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ((), ["web02", "web03", "web03"]),
+        # --on-failure rollback keeps the leases of hosts cut over, to undo them: renewed too
+        (("--on-failure", "rollback"), ["web01", "web01", "web02", "web02", "web03", "web03"]),
+    ],
+)
+def test_a_long_rollout_renews_the_leases_it_still_holds(
+    project: Project, monkeypatch: pytest.MonkeyPatch, flags: tuple[str, ...], expected: list[str]
 ) -> None:
-    """Batches slower than a third of the lease: before each batch, the hosts not cut
-    over yet get their lease renewed (journaled `renewed`), so it cannot expire under
-    them and let another rollout take a host this one prepared; quick rollouts send no
-    renewal at all."""
+    """Batches slower than a third of the lease: before each batch, every lease the run
+    still holds (hosts not cut over yet, and those kept for --on-failure rollback) is
+    renewed (journaled `renewed`), so it cannot expire under them and let another rollout
+    take a host this one prepared; quick rollouts send no renewal at all."""
     short = lambda run_id, wait: LockSpec(run_id, f"test run={run_id}", lease=3, wait=wait)  # noqa: E731
     monkeypatch.setattr(api, "lock_spec", short)
     project.write_recipe(healthcheck="sleep 1.2")
-    result = project.run("deploy", "--batch", "1", "--json")
+    result = project.run("deploy", "--batch", "1", "--json", *flags)
     assert result.code == 0, result.err + result.out
-    renewed = [
-        e["host"] for e in project.journal(result.json()["run_id"]) if e.get("stage") == "renewed"
-    ]
-    assert sorted(renewed) == ["web02", "web03", "web03"], "web01 went first: never renewed"
+    journal = project.journal(result.json()["run_id"])
+    assert sorted(e["host"] for e in journal if e.get("stage") == "renewed") == expected
 
     monkeypatch.undo()
     project.bump("quick")
-    quick = project.run("deploy", "--batch", "1", "--json")
+    quick = project.run("deploy", "--batch", "1", "--json", *flags)
     assert quick.code == 0
     assert not [e for e in project.journal(quick.json()["run_id"]) if e.get("stage") == "renewed"]

@@ -524,6 +524,19 @@ def test_a_host_whose_lease_another_run_holds_runs_nothing(project: Project) -> 
     assert (lock / "run").read_text() == "other-run\n", "another run's lease is left alone"
 
 
+def test_a_canary_that_cannot_even_start_stops_the_run(project: Project) -> None:
+    """The canary host is locked by another run: no canary ran, so nothing else may."""
+    lock = project.host_root("web01") / ".fleetdist" / "lock"
+    lock.mkdir(parents=True)
+    for name, value in (("run", "other-run"), ("holder", "someone"), ("expires", "9999999999")):
+        (lock / name).write_text(value + "\n")
+    write(project, "strategy: {canary: 1}\nsteps:\n" + step("one"))
+    result = project.run("run", "rb", "--json")
+    assert result.code == 3, result.err
+    assert result.json()["aborted"] == "canary failed"
+    assert [ran(project, h) for h in ("web01", "web02", "web03")] == [[], [], []]
+
+
 def test_ctrl_c_stops_each_host_after_its_step_and_resume_goes_on(project: Project) -> None:
     """SIGINT during a wait: that step ends, nothing else starts, nothing is undone, the
     leases are given back, exit 130; --resume runs what is left."""

@@ -130,3 +130,18 @@ def test_deb_with_deploy_root_opt_app_passes_the_check(project: Project, root: s
     assert result.code == 0, result.err
     assert {h["release_id"] for h in result.json()["hosts"]} == {"1.0.0"}
     assert not project.fleet.exists()
+
+
+def test_history_with_a_ledger_it_could_not_read_is_an_error_not_a_hole(
+    project: Project, two_releases: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host that answers but whose ledger script fails must not vanish from the history."""
+    from fleetdist import status
+    from fleetdist.release.command import raw, script
+    from fleetdist.release.step import Step
+
+    broken = lambda layout: Step("ledger", script([raw("echo no ledger here >&2; exit 3")]))  # noqa: E731
+    monkeypatch.setattr(status.steps, "read_ledger", broken)
+    result = project.run("history")
+    assert result.code == 1
+    assert "reading its ledger: no ledger here" in result.err
