@@ -26,6 +26,27 @@ def host_ledgers(job: HostJob, options: RolloutOptions, run: str, action: str) -
     )
 
 
+def flip_back(
+    job: HostJob, options: RolloutOptions, run: str, target: str, *, seen: str | None, release: bool
+) -> steps.Step:
+    """The activation that undoes a rollout on a host: `target` live again, from `seen`
+    (`--on-failure rollback`, which gives the lease back, and a runbook's rollback undo,
+    which keeps the run's)."""
+    ledgers = host_ledgers(job, options, run, "rollback")
+    return steps.activate(
+        job.ctx,
+        options.lock,
+        target,
+        action="rollback",
+        ledger_ok=ledgers.ok,
+        ledger_reverted=ledgers.reverted,
+        ledger_recovered=ledgers.recovered,
+        release=release,
+        seen=seen,
+        untested_ok=options.allow_untested,
+    )
+
+
 def prepare_step(
     job: HostJob, options: RolloutOptions, upload: steps.Upload, run: str
 ) -> steps.Step:

@@ -106,18 +106,9 @@ class Rollout(HostRun):
 
     def _flip_back(self, live: Live, target: str) -> steps.Step:
         """The activation `--on-failure rollback` sends to undo this rollout on a host."""
-        ledgers = self._ledgers(live, "rollback")
-        return steps.activate(
-            live.job.ctx,
-            self.options.lock,
-            target,
-            action="rollback",
-            ledger_ok=ledgers.ok,
-            ledger_reverted=ledgers.reverted,
-            ledger_recovered=ledgers.recovered,
-            release=True,
-            seen=live.job.ctx.release_id,  # this rollout cut it over
-            untested_ok=self.options.allow_untested,
+        seen = live.job.ctx.release_id  # this rollout cut it over
+        return plan.flip_back(
+            live.job, self.options, self.fleet.run_id, target, seen=seen, release=True
         )
 
     def _cut_over(self, live: Live) -> None:

@@ -63,18 +63,7 @@ class RecipeRun:
     def rollback_step(self, host: str, target: str, seen: str | None) -> steps.Step:
         """The flip back to `target` from `seen`, keeping the run's lease."""
         job = self.jobs[host]
-        ledgers = plan.host_ledgers(job, self.options, self.run_id, "rollback")
-        return steps.activate(
-            job.ctx,
-            self.options.lock,
-            target,
-            action="rollback",
-            ledger_ok=ledgers.ok,
-            ledger_reverted=ledgers.reverted,
-            ledger_recovered=ledgers.recovered,
-            release=False,
-            seen=seen,
-        )
+        return plan.flip_back(job, self.options, self.run_id, target, seen=seen, release=False)
 
 
 class HostDeploy(Rollout):
