@@ -50,6 +50,11 @@ class RecipeRun:
         lock = dataclasses.replace(self.options.lock, takeover=takeover)
         return steps.take_lease(self.jobs[host].ctx.layout, lock)
 
+    def renew_step(self, host: str) -> steps.Step:
+        """Push out the expiry of the run's lease on `host`, as a rollout renews its own:
+        one another run took over, or an operator broke, is lost, not taken again."""
+        return steps.renew_lease(self.jobs[host].ctx.layout, self.options.lock)
+
     def release_step(self, host: str) -> steps.Step:
         return steps.finish(self.jobs[host].ctx.layout, self.options.lock, ())
 

@@ -36,7 +36,7 @@ from fleetdist.runbook.deploying import HostDeploy, RecipeRun
 from fleetdist.runbook.hoststeps import HostSteps, Prior
 from fleetdist.runbook.model import Strategy
 from fleetdist.runbook.outcome import HostResult, RunbookOutcome, StepResult
-from fleetdist.transport.base import Transport, TransportFactory
+from fleetdist.transport.base import Result, Transport, TransportFactory
 
 
 def _never_stale(message: str) -> str | None:
@@ -216,11 +216,7 @@ class Engine:
                 ran = transport.run(run.lease_step(host.name, stale).for_host(host).text)
         except TransportError as exc:
             return "unreachable", "lease", str(exc)
-        if ran.exit_code == LOCK_HELD:
-            return "locked", "lease", f"host {host.name}: {ran.tail()}"
-        if not ran.ok:
-            return "failed", "lease", f"host {host.name}: lease: {ran.tail()}"
-        return None
+        return _lease_problem(host, ran)
 
     def _pause(self, seconds: float) -> None:
         """The pause between batches, renewing the waiting hosts' leases as it goes."""
@@ -239,12 +235,15 @@ class Engine:
         )
 
     def _renew(self, name: str) -> tuple[str, str, str] | None:
-        """Take the host's leases again (same run id: only the expiry moves), so a long
-        run does not outlive them; (status, step, error) if one was lost meanwhile."""
+        """Renew the host's leases (`lease_renew`, as a rollout does), so a long run does
+        not outlive them; (status, step, error) if one was lost meanwhile."""
         host, transport = self.s.hosts[name], self.transports[name]
         for key in self.held[name]:
-            problem = self._lease(host, transport, self.s.recipes[key])
-            if problem:
+            try:
+                ran = transport.run(self.s.recipes[key].renew_step(name).for_host(host).text)
+            except TransportError as exc:
+                return "unreachable", "lease", str(exc)
+            if problem := _lease_problem(host, ran):
                 return problem
         self.taken[name] = time.monotonic()
         return None
@@ -315,3 +314,12 @@ class Engine:
             result.seconds = round(time.monotonic() - started, 3)
             with self._renewing:
                 self.busy.discard(name)  # done: its leases are renewed with the idle ones
+
+
+def _lease_problem(host: Host, ran: Result) -> tuple[str, str, str] | None:
+    """(status, step, error) of a lease script that did not leave the lease ours."""
+    if ran.exit_code == LOCK_HELD:
+        return "locked", "lease", f"host {host.name}: {ran.tail()}"
+    if not ran.ok:
+        return "failed", "lease", f"host {host.name}: lease: {ran.tail()}"
+    return None
